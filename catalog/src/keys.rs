@@ -1,0 +1,297 @@
+//! Names in the object store: content hashes, object keys and module ids.
+//!
+//! Objects are content-addressed (`objects/<h[0..2]>/<h>.<ext>`, `h` the
+//! SHA-256 of the bytes) and therefore immutable: the same bytes are stored
+//! once and a key never changes meaning. Module ids and keys arrive in URLs
+//! and archives, so their parsers are strict and allocation-light.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a SHA-256 hex digest: {0:?}")]
+    Hash(String),
+    #[error("not an object key (want objects/<2 hex>/<64 hex>.<ext>): {0:?}")]
+    ObjectKey(String),
+    #[error(
+        "invalid module id {0:?}: use 1-64 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit"
+    )]
+    ModuleId(String),
+}
+
+/// A SHA-256 digest, shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentHash([u8; 32]);
+
+impl ContentHash {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Hashes a stream of chunks without holding them all.
+    pub fn hasher() -> ContentHasher {
+        ContentHasher(Sha256::new())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// Incremental form of [`ContentHash::of`].
+pub struct ContentHasher(Sha256);
+
+impl ContentHasher {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    pub fn finish(self) -> ContentHash {
+        ContentHash(self.0.finalize().into())
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({})", self.to_hex())
+    }
+}
+
+impl FromStr for ContentHash {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let is_lower_hex = s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if s.len() != 64 || !is_lower_hex {
+            return Err(KeyError::Hash(s.to_owned()));
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| KeyError::Hash(s.to_owned()))?;
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for ContentHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The store key of an immutable object: `objects/<h[0..2]>/<h>.<ext>`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ObjectKey {
+    hash: ContentHash,
+    ext: String,
+}
+
+/// Longest extension accepted in a key; ours are at most `json`, `webm`, `m3u8`.
+const MAX_EXT_LEN: usize = 8;
+
+impl ObjectKey {
+    /// The key the given bytes are stored under.
+    pub fn for_bytes(bytes: &[u8], ext: &str) -> Self {
+        Self::new(ContentHash::of(bytes), ext)
+    }
+
+    /// # Panics
+    /// If `ext` is not 1-8 lowercase ASCII letters or digits: extensions come
+    /// from code, never from input (input goes through [`ObjectKey::parse`]).
+    pub fn new(hash: ContentHash, ext: &str) -> Self {
+        assert!(
+            valid_ext(ext),
+            "object extension {ext:?} is not 1-8 of [a-z0-9]"
+        );
+        Self {
+            hash,
+            ext: ext.to_owned(),
+        }
+    }
+
+    pub fn hash(&self) -> ContentHash {
+        self.hash
+    }
+
+    pub fn ext(&self) -> &str {
+        &self.ext
+    }
+
+    /// Parses a key as written by [`fmt::Display`], refusing anything else.
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        let bad = || KeyError::ObjectKey(s.chars().take(200).collect());
+        let rest = s.strip_prefix("objects/").ok_or_else(bad)?;
+        let (shard, file) = rest.split_once('/').ok_or_else(bad)?;
+        let (hex, ext) = file.split_once('.').ok_or_else(bad)?;
+        if !valid_ext(ext) || shard.len() != 2 || !hex.starts_with(shard) {
+            return Err(bad());
+        }
+        let hash = hex.parse().map_err(|_| bad())?;
+        Ok(Self {
+            hash,
+            ext: ext.to_owned(),
+        })
+    }
+}
+
+fn valid_ext(ext: &str) -> bool {
+    (1..=MAX_EXT_LEN).contains(&ext.len())
+        && ext
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = self.hash.to_hex();
+        write!(f, "objects/{}/{}.{}", &hex[..2], hex, self.ext)
+    }
+}
+
+impl Serialize for ObjectKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A module's id: safe as a URL segment and as a store path segment.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ModuleId(String);
+
+impl ModuleId {
+    pub fn parse(s: &str) -> Result<Self, KeyError> {
+        let ok = (1..=64).contains(&s.len())
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            })
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && !s.contains("..");
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(KeyError::ModuleId(s.chars().take(200).collect()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `modules/<id>/manifest.json`
+    pub fn manifest_key(&self) -> String {
+        format!("modules/{}/manifest.json", self.0)
+    }
+}
+
+impl fmt::Display for ModuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModuleId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The key of the list of published modules.
+pub const MODULE_INDEX_KEY: &str = "modules/index.json";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn key_layout_shards_by_hash_prefix() {
+        let key = ObjectKey::for_bytes(b"hello", "mp4");
+        let text = key.to_string();
+        assert_eq!(
+            text,
+            "objects/2c/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.mp4"
+        );
+        assert_eq!(ObjectKey::parse(&text).unwrap(), key);
+    }
+
+    #[test]
+    fn key_parser_refuses_lookalikes() {
+        let good = ObjectKey::for_bytes(b"x", "webp").to_string();
+        for bad in [
+            "",
+            "objects/",
+            &good.replace("objects/", "object/"),
+            &good.replace(".webp", ""),
+            &good.replace(".webp", ".WEBP"),
+            &good.replace(".webp", ".averyl0ngext"),
+            &format!("{good}/../x"),
+            &good.replacen(&good[8..10], "zz", 1),
+            "objects/2c/../../etc/passwd.txt",
+        ] {
+            assert!(ObjectKey::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn module_ids() {
+        for ok in ["intro", "teaching-questions", "m1.v2", "a_b"] {
+            ModuleId::parse(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "..",
+            "a..b",
+            ".hidden",
+            "-x",
+            "Upper",
+            "a/b",
+            "a b",
+            "ក",
+            &"a".repeat(65),
+        ] {
+            assert!(ModuleId::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,120}") {
+            let _ = ObjectKey::parse(&s);
+            let _ = ModuleId::parse(&s);
+            let _ = s.parse::<ContentHash>();
+        }
+
+        #[test]
+        fn display_parse_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..64), ext in "[a-z0-9]{1,8}") {
+            let key = ObjectKey::for_bytes(&bytes, &ext);
+            prop_assert_eq!(ObjectKey::parse(&key.to_string()).unwrap(), key);
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! Ladder profiles: which tiers exist and what every asset becomes for each.
+//!
+//! A profile is a TOML file (`profiles/<name>.toml`). Loading is strict:
+//! unknown keys, dangling tier references and impossible values are errors
+//! naming the file, the key and the reason, because a silently ignored typo
+//! in a ladder costs teachers real money on every lesson they open.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The built-in default profile, so the binaries work from any directory.
+pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml");
+pub const DEFAULT_PROFILE_NAME: &str = "default";
+
+/// A profile that could not be loaded, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ProfileError {
+    pub file: String,
+    /// Dotted path of the offending key (`video.rungs[1].max_kbps`), or `-` for the whole file.
+    pub key: String,
+    pub reason: String,
+}
+
+/// A bandwidth class of client links, named as the `ECT` client hint names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    pub name: String,
+    /// Upper bound of the link in kbit/s; absent for the fastest tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_kbps: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    H264,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioCodec {
+    Aac,
+    Opus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Webp,
+    Jpeg,
+}
+
+impl ImageFormat {
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Webp => "webp",
+            Self::Jpeg => "jpg",
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Webp => "image/webp",
+            Self::Jpeg => "image/jpeg",
+        }
+    }
+}
+
+/// One video rendition of the ladder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoRung {
+    /// Stable name, used in the manifest and the `Lowband-Variant` header.
+    pub name: String,
+    pub tier: String,
+    /// Output height in pixels; the width follows the source's aspect ratio.
+    pub height: u32,
+    /// Highest frame rate; lower-rate sources keep their own.
+    pub fps: f64,
+    #[serde(default = "default_video_codec")]
+    pub codec: VideoCodec,
+    /// Hard cap on video and audio together, in kbit/s.
+    pub max_kbps: u32,
+    pub audio_kbps: u32,
+    pub audio_sample_rate: u32,
+    /// x264 constant rate factor: quality aimed for, below the cap.
+    pub crf: u8,
+    #[serde(default = "default_preset")]
+    pub preset: String,
+}
+
+fn default_video_codec() -> VideoCodec {
+    VideoCodec::H264
+}
+
+fn default_preset() -> String {
+    "medium".to_owned()
+}
+
+impl VideoRung {
+    /// The part of the cap left for the picture: what audio leaves, less a
+    /// tenth for MP4 framing and encoder overshoot, so the file as a whole
+    /// stays under `max_kbps`.
+    pub fn video_kbps(&self) -> u32 {
+        (self.max_kbps - self.audio_kbps) * 9 / 10
+    }
+}
+
+/// An audio-only rendition of a video or audio source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioRendition {
+    pub name: String,
+    pub tier: String,
+    pub codec: AudioCodec,
+    pub kbps: u32,
+    pub sample_rate: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSettings {
+    /// Seconds between keyframes, identical in every rung.
+    pub keyframe_interval: f64,
+    pub max_duration: f64,
+    pub max_width: u32,
+    pub max_height: u32,
+    pub max_streams: u32,
+    pub rungs: Vec<VideoRung>,
+    pub audio: Vec<AudioRendition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRung {
+    pub tier: String,
+    /// Output width in pixels; never larger than the source.
+    pub width: u32,
+    /// Encoder quality, 1-100.
+    pub quality: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSettings {
+    pub formats: Vec<ImageFormat>,
+    /// Decoding is refused above this many pixels (decompression bombs).
+    pub max_pixels: u64,
+    pub max_bytes: u64,
+    pub rungs: Vec<ImageRung>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageSettings {
+    pub brotli_quality: u32,
+    pub gzip_level: u32,
+    pub max_bytes: u64,
+    /// First-load weight allowed per tier, in KB.
+    pub budget_kb: BTreeMap<String, u32>,
+}
+
+/// A whole ladder: tiers, video, image and page settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub tiers: Vec<Tier>,
+    pub video: VideoSettings,
+    pub image: ImageSettings,
+    pub page: PageSettings,
+}
+
+impl Profile {
+    /// Parses and validates a profile; `file` names it in errors.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, ProfileError> {
+        let de = toml::Deserializer::new(text);
+        let profile: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = match e.path().to_string() {
+                p if p == "." => "-".to_owned(),
+                p => p,
+            };
+            let inner = e.inner();
+            let line = inner
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let reason = match line {
+                Some(line) => format!("{} (line {line})", inner.message().trim()),
+                None => inner.message().trim().to_owned(),
+            };
+            ProfileError {
+                file: file.to_owned(),
+                key,
+                reason,
+            }
+        })?;
+        profile.validate().map_err(|(key, reason)| ProfileError {
+            file: file.to_owned(),
+            key,
+            reason,
+        })?;
+        Ok(profile)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ProfileError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+            file: file.clone(),
+            key: "-".into(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&file, &text)
+    }
+
+    /// The built-in default ladder.
+    pub fn builtin_default() -> Self {
+        Self::from_toml("profiles/default.toml (built in)", DEFAULT_PROFILE_TOML)
+            .unwrap_or_else(|e| unreachable!("the built-in profile is validated by tests: {e}"))
+    }
+
+    /// Resolves `--profile`: a path to a TOML file, or a name looked up in
+    /// `dirs` (`<dir>/<name>.toml`), falling back to the built-in default.
+    pub fn resolve(name_or_file: &str, dirs: &[PathBuf]) -> Result<Self, ProfileError> {
+        let as_path = Path::new(name_or_file);
+        if name_or_file.ends_with(".toml") || as_path.components().count() > 1 {
+            return Self::from_file(as_path);
+        }
+        for dir in dirs {
+            let candidate = dir.join(format!("{name_or_file}.toml"));
+            if candidate.is_file() {
+                return Self::from_file(&candidate);
+            }
+        }
+        if name_or_file == DEFAULT_PROFILE_NAME {
+            return Ok(Self::builtin_default());
+        }
+        Err(ProfileError {
+            file: format!("{name_or_file}.toml"),
+            key: "-".into(),
+            reason: format!(
+                "no profile named {name_or_file:?} in {}",
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+
+    /// Position of a tier, slowest first.
+    pub fn tier_rank(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let err = |key: String, reason: String| Err((key, reason));
+        if self.tiers.is_empty() {
+            return err("tiers".into(), "at least one tier is required".into());
+        }
+        let mut names = HashSet::new();
+        let mut previous_kbps = 0;
+        for (i, tier) in self.tiers.iter().enumerate() {
+            let key = format!("tiers[{i}]");
+            if !valid_name(&tier.name) {
+                return err(
+                    format!("{key}.name"),
+                    format!("{:?} is not a valid tier name", tier.name),
+                );
+            }
+            if !names.insert(tier.name.as_str()) {
+                return err(
+                    format!("{key}.name"),
+                    format!("tier {:?} is defined twice", tier.name),
+                );
+            }
+            match tier.max_kbps {
+                Some(kbps) if kbps <= previous_kbps => {
+                    return err(
+                        format!("{key}.max_kbps"),
+                        format!("{kbps} must be greater than the previous tier's {previous_kbps}: tiers go from slowest to fastest"),
+                    )
+                }
+                Some(kbps) => previous_kbps = kbps,
+                None if i + 1 != self.tiers.len() => {
+                    return err(format!("{key}.max_kbps"), "only the last (fastest) tier may be unbounded".into())
+                }
+                None => {}
+            }
+        }
+        let tier = |key: String, name: &str| {
+            if names.contains(name) {
+                Ok(())
+            } else {
+                Err((
+                    key,
+                    format!("unknown tier {name:?} (profile has {})", self.tier_list()),
+                ))
+            }
+        };
+
+        let v = &self.video;
+        if !(0.5..=20.0).contains(&v.keyframe_interval) {
+            return err(
+                "video.keyframe_interval".into(),
+                format!("{} s is outside 0.5-20 s", v.keyframe_interval),
+            );
+        }
+        if !(v.max_duration > 0.0 && v.max_duration.is_finite()) {
+            return err(
+                "video.max_duration".into(),
+                "must be a positive number of seconds".into(),
+            );
+        }
+        for (key, value) in [
+            ("video.max_width", v.max_width),
+            ("video.max_height", v.max_height),
+        ] {
+            if !(16..=16384).contains(&value) {
+                return err(key.into(), format!("{value} is outside 16-16384"));
+            }
+        }
+        if !(1..=256).contains(&v.max_streams) {
+            return err(
+                "video.max_streams".into(),
+                format!("{} is outside 1-256", v.max_streams),
+            );
+        }
+        if v.rungs.is_empty() {
+            return err(
+                "video.rungs".into(),
+                "at least one video rung is required".into(),
+            );
+        }
+        let mut rung_names = HashSet::new();
+        for (i, r) in v.rungs.iter().enumerate() {
+            let key = |field: &str| format!("video.rungs[{i}].{field}");
+            if !valid_name(&r.name) || !rung_names.insert(r.name.as_str()) {
+                return err(
+                    key("name"),
+                    format!("{:?} must be a unique name of [a-z0-9-]", r.name),
+                );
+            }
+            tier(key("tier"), &r.tier)?;
+            if !(16..=4320).contains(&r.height) || r.height % 2 != 0 {
+                return err(
+                    key("height"),
+                    format!("{} must be even and within 16-4320", r.height),
+                );
+            }
+            if !(r.fps >= 1.0 && r.fps <= 120.0) {
+                return err(key("fps"), format!("{} is outside 1-120", r.fps));
+            }
+            if r.audio_kbps < 8 || r.audio_kbps > 320 {
+                return err(
+                    key("audio_kbps"),
+                    format!("{} is outside 8-320", r.audio_kbps),
+                );
+            }
+            if r.max_kbps < r.audio_kbps + 16 {
+                return err(
+                    key("max_kbps"),
+                    format!(
+                        "{} leaves less than 16 kbit/s for video after {} for audio",
+                        r.max_kbps, r.audio_kbps
+                    ),
+                );
+            }
+            check_sample_rate(key("audio_sample_rate"), r.audio_sample_rate)?;
+            if r.crf > 51 {
+                return err(key("crf"), format!("{} is outside 0-51", r.crf));
+            }
+            const PRESETS: [&str; 10] = [
+                "ultrafast",
+                "superfast",
+                "veryfast",
+                "faster",
+                "fast",
+                "medium",
+                "slow",
+                "slower",
+                "veryslow",
+                "placebo",
+            ];
+            if !PRESETS.contains(&r.preset.as_str()) {
+                return err(
+                    key("preset"),
+                    format!(
+                        "{:?} is not an x264 preset ({})",
+                        r.preset,
+                        PRESETS.join(", ")
+                    ),
+                );
+            }
+        }
+        for (i, a) in v.audio.iter().enumerate() {
+            let key = |field: &str| format!("video.audio[{i}].{field}");
+            if !valid_name(&a.name) || !rung_names.insert(a.name.as_str()) {
+                return err(
+                    key("name"),
+                    format!("{:?} must be a unique name of [a-z0-9-]", a.name),
+                );
+            }
+            tier(key("tier"), &a.tier)?;
+            if !(6..=320).contains(&a.kbps) {
+                return err(key("kbps"), format!("{} is outside 6-320", a.kbps));
+            }
+            check_sample_rate(key("sample_rate"), a.sample_rate)?;
+            if a.codec == AudioCodec::Opus
+                && ![8000, 12000, 16000, 24000, 48000].contains(&a.sample_rate)
+            {
+                return err(
+                    key("sample_rate"),
+                    format!(
+                        "{} is not an Opus rate (8000, 12000, 16000, 24000, 48000)",
+                        a.sample_rate
+                    ),
+                );
+            }
+        }
+
+        let im = &self.image;
+        if im.formats.is_empty() {
+            return err(
+                "image.formats".into(),
+                "at least one format is required".into(),
+            );
+        }
+        if im.max_pixels == 0 || im.max_bytes == 0 {
+            return err("image.max_pixels".into(), "limits must be positive".into());
+        }
+        if im.rungs.is_empty() {
+            return err(
+                "image.rungs".into(),
+                "at least one image rung is required".into(),
+            );
+        }
+        for (i, r) in im.rungs.iter().enumerate() {
+            let key = |field: &str| format!("image.rungs[{i}].{field}");
+            tier(key("tier"), &r.tier)?;
+            if !(16..=8192).contains(&r.width) {
+                return err(key("width"), format!("{} is outside 16-8192", r.width));
+            }
+            if !(1..=100).contains(&r.quality) {
+                return err(key("quality"), format!("{} is outside 1-100", r.quality));
+            }
+        }
+
+        let p = &self.page;
+        if p.brotli_quality > 11 {
+            return err(
+                "page.brotli_quality".into(),
+                format!("{} is outside 0-11", p.brotli_quality),
+            );
+        }
+        if !(1..=9).contains(&p.gzip_level) {
+            return err(
+                "page.gzip_level".into(),
+                format!("{} is outside 1-9", p.gzip_level),
+            );
+        }
+        for name in p.budget_kb.keys() {
+            tier(format!("page.budget_kb.{name}"), name)?;
+        }
+        Ok(())
+    }
+
+    fn tier_list(&self) -> String {
+        self.tiers
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn check_sample_rate(key: String, rate: u32) -> Result<(), (String, String)> {
+    const RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+    if RATES.contains(&rate) {
+        Ok(())
+    } else {
+        Err((key, format!("{rate} Hz is not one of {RATES:?}")))
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(edit: impl FnOnce(&str) -> String) -> Result<Profile, ProfileError> {
+        Profile::from_toml("test.toml", &edit(DEFAULT_PROFILE_TOML))
+    }
+
+    #[test]
+    fn builtin_default_is_valid_and_ordered() {
+        let p = Profile::builtin_default();
+        let names: Vec<_> = p.tiers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["slow-2g", "2g", "3g", "4g"]);
+        let lowest = &p.video.rungs[0];
+        assert_eq!((lowest.height, lowest.tier.as_str()), (144, "2g"));
+        assert!(lowest.max_kbps <= 64 && lowest.fps <= 10.0);
+        assert!(p.video.rungs.iter().any(|r| r.height == 480));
+        assert!(!p.video.audio.is_empty());
+        assert_eq!(p.tier_rank("3g"), Some(2));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = with(|t| t.replacen("crf = 30", "crf = 30\ncolour = 3", 1)).unwrap_err();
+        assert_eq!(e.file, "test.toml");
+        assert_eq!(e.key, "video.rungs[0].colour");
+        assert!(e.reason.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = with(|t| t.replacen("height = 144", "height = \"tall\"", 1)).unwrap_err();
+        assert_eq!(e.key, "video.rungs[0].height");
+    }
+
+    #[test]
+    fn dangling_tier_is_named() {
+        let e = with(|t| t.replacen("tier = \"2g\"", "tier = \"5g\"", 1)).unwrap_err();
+        assert_eq!(e.key, "video.rungs[0].tier");
+        assert!(e.reason.contains("unknown tier \"5g\""), "{e}");
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let cases: [(&str, &str, &str); 6] = [
+            ("max_kbps = 64", "max_kbps = 20", "video.rungs[0].max_kbps"),
+            ("height = 144", "height = 145", "video.rungs[0].height"),
+            ("max_kbps = 150", "max_kbps = 40", "tiers[1].max_kbps"),
+            ("quality = 45", "quality = 0", "image.rungs[0].quality"),
+            (
+                "brotli_quality = 11",
+                "brotli_quality = 12",
+                "page.brotli_quality",
+            ),
+            (
+                "keyframe_interval = 4.0",
+                "keyframe_interval = 0.0",
+                "video.keyframe_interval",
+            ),
+        ];
+        for (from, to, key) in cases {
+            let e = with(|t| t.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(e.key, key, "{from} -> {to}: {e}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_is_one_line() {
+        let e = Profile::from_toml("broken.toml", "name = \"x\n").unwrap_err();
+        assert_eq!(e.file, "broken.toml");
+        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(e.reason.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn resolve_by_name_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let custom = DEFAULT_PROFILE_TOML.replacen("name = \"default\"", "name = \"tiny\"", 1);
+        std::fs::write(dir.path().join("tiny.toml"), custom).unwrap();
+        let dirs = [dir.path().to_path_buf()];
+        assert_eq!(Profile::resolve("tiny", &dirs).unwrap().name, "tiny");
+        assert_eq!(
+            Profile::resolve(dir.path().join("tiny.toml").to_str().unwrap(), &[])
+                .unwrap()
+                .name,
+            "tiny"
+        );
+        assert_eq!(Profile::resolve("default", &dirs).unwrap().name, "default");
+        let e = Profile::resolve("nope", &dirs).unwrap_err();
+        assert!(e.reason.contains("no profile named"), "{e}");
+        let e = Profile::resolve("/no/such/file.toml", &[]).unwrap_err();
+        assert_eq!(e.file, "/no/such/file.toml");
+    }
+}

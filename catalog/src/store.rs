@@ -1,0 +1,284 @@
+//! Store URLs and the typed operations both sides perform on a store.
+//!
+//! `file://<dir>` (the default; a bare path means the same), `memory://` (one
+//! process, for tests) and `s3://<bucket>[/<prefix>]` (endpoint, region and
+//! credentials from the usual `AWS_*` variables; a plain-HTTP endpoint is
+//! allowed, for a local Garage or MinIO) all become an `Arc<dyn ObjectStore>`.
+//! [`Store`] adds what lowband needs on top: content-addressed puts that skip
+//! present objects, and manifests that are published last.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::keys::{ModuleId, ObjectKey, MODULE_INDEX_KEY};
+use crate::manifest::{Manifest, ManifestError, ModuleIndex};
+
+/// The default store of both binaries: a directory beside the working directory.
+pub const DEFAULT_STORE_URL: &str = "file://.lowband/store";
+
+/// Files larger than this are uploaded in parts instead of from one buffer.
+const MULTIPART_THRESHOLD: usize = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("store {store}: {key}: {source}")]
+    Io {
+        store: String,
+        key: String,
+        source: object_store::Error,
+    },
+    #[error("reading {path}: {source}")]
+    LocalFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+impl StoreError {
+    /// True when the store answered that the key does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::Io {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// A store and its URL, with lowband's typed operations.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    url: String,
+}
+
+impl Store {
+    /// Opens a store from its URL (see the module documentation).
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let bad = |reason: &str| StoreError::Url {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let inner: Arc<dyn ObjectStore> = if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket name (want s3://<bucket>[/<prefix>])"));
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let endpoint =
+                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
+            if endpoint.is_ok_and(|e| e.starts_with("http://")) {
+                builder = builder.with_allow_http(true);
+            }
+            let s3 = builder.build().map_err(|e| bad(&e.to_string()))?;
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(PrefixStore::new(s3, prefix))
+            }
+        } else if url == "memory://" {
+            Arc::new(InMemory::new())
+        } else if let Some(scheme_end) = url.find("://").filter(|_| !url.starts_with("file://")) {
+            return Err(bad(&format!(
+                "unknown scheme {:?}: use file://<dir>, s3://<bucket>[/<prefix>] or memory://",
+                &url[..scheme_end]
+            )));
+        } else {
+            let dir = FsPath::new(url.strip_prefix("file://").unwrap_or(url));
+            if dir.as_os_str().is_empty() {
+                return Err(bad("no directory"));
+            }
+            std::fs::create_dir_all(dir)
+                .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
+            let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| bad(&e.to_string()))?;
+            Arc::new(fs.with_fsync(true))
+        };
+        Ok(Self {
+            inner,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Wraps an existing object store (tests, embedding).
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, label: &str) -> Self {
+        Self {
+            inner,
+            url: label.to_owned(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    fn io(&self, key: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
+        let key = key.to_owned();
+        move |source| StoreError::Io {
+            store: self.url.clone(),
+            key,
+            source,
+        }
+    }
+
+    /// Whether an object exists.
+    pub async fn contains(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        let path = Path::from(key.to_string());
+        match self.inner.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.io(path.as_ref())(e)),
+        }
+    }
+
+    /// Stores bytes under their content-addressed key unless already present.
+    /// Returns the key and whether anything was uploaded.
+    pub async fn put_object(
+        &self,
+        bytes: Bytes,
+        ext: &str,
+    ) -> Result<(ObjectKey, bool), StoreError> {
+        let key = ObjectKey::for_bytes(&bytes, ext);
+        if self.contains(&key).await? {
+            return Ok((key, false));
+        }
+        let path = Path::from(key.to_string());
+        self.inner
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(self.io(path.as_ref()))?;
+        Ok((key, true))
+    }
+
+    /// Stores a local file under `key` (which the caller computed from its
+    /// bytes) unless already present, streaming large files in parts so memory
+    /// stays bounded. Returns whether anything was uploaded.
+    pub async fn put_file(&self, key: &ObjectKey, file: &FsPath) -> Result<bool, StoreError> {
+        if self.contains(key).await? {
+            return Ok(false);
+        }
+        let local = |source| StoreError::LocalFile {
+            path: file.to_owned(),
+            source,
+        };
+        let path = Path::from(key.to_string());
+        let mut reader = tokio::fs::File::open(file).await.map_err(local)?;
+        let len = reader.metadata().await.map_err(local)?.len();
+        if len <= MULTIPART_THRESHOLD as u64 {
+            let bytes = tokio::fs::read(file).await.map_err(local)?;
+            self.inner
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(self.io(path.as_ref()))?;
+            return Ok(true);
+        }
+        let mut writer =
+            BufWriter::with_capacity(Arc::clone(&self.inner), path.clone(), MULTIPART_THRESHOLD);
+        let copied = tokio::io::copy(&mut reader, &mut writer).await;
+        let finished = match copied {
+            Ok(_) => tokio::io::AsyncWriteExt::shutdown(&mut writer).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = finished {
+            // Leave no half-written multipart upload behind.
+            let _ = writer.abort().await;
+            return Err(local(e));
+        }
+        Ok(true)
+    }
+
+    /// Reads a whole small object (manifests, indexes); `None` if absent.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let path = Path::from(key);
+        match self.inner.get(&path).await {
+            Ok(result) => Ok(Some(result.bytes().await.map_err(self.io(key))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.io(key)(e)),
+        }
+    }
+
+    pub async fn manifest(&self, id: &ModuleId) -> Result<Option<Manifest>, StoreError> {
+        let key = id.manifest_key();
+        match self.get_bytes(&key).await? {
+            Some(bytes) => Ok(Some(Manifest::from_json(&key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn index(&self) -> Result<ModuleIndex, StoreError> {
+        match self.get_bytes(MODULE_INDEX_KEY).await? {
+            Some(bytes) => Ok(ModuleIndex::from_json(MODULE_INDEX_KEY, &bytes)?),
+            None => Ok(ModuleIndex::default()),
+        }
+    }
+
+    /// Publishes a manifest, then lists it in the module index.
+    ///
+    /// The caller must have stored every object the manifest names: the
+    /// manifest is one atomic put, so a reader sees either the previous
+    /// manifest or this one, never one pointing at a missing object.
+    pub async fn publish(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let key = manifest.module.id.manifest_key();
+        let path = Path::from(key.as_str());
+        self.inner
+            .put(&path, PutPayload::from(manifest.to_json()))
+            .await
+            .map_err(self.io(&key))?;
+        let mut index = self.index().await?;
+        index.upsert(manifest.summary());
+        let path = Path::from(MODULE_INDEX_KEY);
+        self.inner
+            .put(&path, PutPayload::from(index.to_json()))
+            .await
+            .map_err(self.io(MODULE_INDEX_KEY))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        for (url, want) in [
+            ("s3://", "no bucket"),
+            ("ftp://host/x", "unknown scheme \"ftp\""),
+            ("file://", "no directory"),
+        ] {
+            let e = Store::open(url).unwrap_err().to_string();
+            assert!(e.contains(want), "{url}: {e}");
+            assert!(e.contains(url), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn file_url_and_bare_path_create_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a/store");
+        Store::open(&format!("file://{}", a.display())).unwrap();
+        assert!(a.is_dir());
+        let b = dir.path().join("b");
+        Store::open(b.to_str().unwrap()).unwrap();
+        assert!(b.is_dir());
+    }
+}

@@ -1,0 +1,93 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every error has a stable machine-readable code; internal detail (store
+//! paths, backend messages) goes to the log, never to the client.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use lowband_catalog::StoreError;
+
+use crate::body::{self, Body};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("not found")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("range not satisfiable (object is {len} bytes)")]
+    RangeNotSatisfiable { len: u64 },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("object {key} in the store is {found} bytes, the manifest says {expected}")]
+    SizeMismatch {
+        key: String,
+        expected: u64,
+        found: u64,
+    },
+}
+
+impl EdgeError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::RangeNotSatisfiable { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
+            Self::Store(e) if e.is_not_found() => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Store(StoreError::Manifest(_)) => {
+                (StatusCode::BAD_GATEWAY, "manifest_unreadable")
+            }
+            Self::Store(_) => (StatusCode::BAD_GATEWAY, "store_unavailable"),
+            Self::SizeMismatch { .. } => (StatusCode::BAD_GATEWAY, "object_corrupt"),
+        }
+    }
+
+    /// What the client may read: no internal detail.
+    fn public_message(&self) -> String {
+        match self {
+            Self::NotFound => "No such module, asset or object.".into(),
+            Self::BadRequest(why) => format!("Bad request: {why}."),
+            Self::MethodNotAllowed => "Only GET and HEAD are served here.".into(),
+            Self::RangeNotSatisfiable { len } => {
+                format!("The requested range is outside the object ({len} bytes).")
+            }
+            Self::Store(e) if e.is_not_found() => "No such module, asset or object.".into(),
+            Self::Store(_) | Self::SizeMismatch { .. } => {
+                "The content store is unavailable or damaged; try again shortly.".into()
+            }
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+        }
+        let json = serde_json::json!({ "error": code, "message": self.public_message() });
+        let mut response = Response::new(body::full(Bytes::from(json.to_string())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            Self::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            Self::RangeNotSatisfiable { len } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}

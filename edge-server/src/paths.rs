@@ -1,0 +1,167 @@
+//! URL paths to routes: percent-decoded, normalised and checked.
+//!
+//! Asset paths are looked up in the manifest, never on a filesystem, but a
+//! path that tries to leave its module (`..`, encoded slashes, NUL, invalid
+//! UTF-8) is refused outright with 400 so nothing downstream has to care.
+
+use lowband_catalog::{ModuleId, ObjectKey};
+use percent_encoding::percent_decode_str;
+
+use crate::error::EdgeError;
+
+#[derive(Debug, PartialEq)]
+pub enum Route {
+    Catalog,
+    Health,
+    Index,
+    ModuleApi(ModuleId),
+    Object(ObjectKey),
+    /// `path` is `/`-joined, empty for the module's root.
+    Asset {
+        module: ModuleId,
+        path: String,
+    },
+}
+
+/// Longest path accepted, in bytes, before decoding.
+const MAX_PATH: usize = 2048;
+
+pub fn route(raw: &str) -> Result<Route, EdgeError> {
+    if raw.len() > MAX_PATH {
+        return Err(EdgeError::BadRequest("path too long"));
+    }
+    if raw == "/" {
+        return Ok(Route::Catalog);
+    }
+    if raw == "/healthz" {
+        return Ok(Route::Health);
+    }
+    if raw == "/api/v1/modules" || raw == "/api/v1/modules/" {
+        return Ok(Route::Index);
+    }
+    if let Some(rest) = raw.strip_prefix("/api/v1/modules/") {
+        let id = decode_segment(rest)?;
+        return ModuleId::parse(&id)
+            .map(Route::ModuleApi)
+            .map_err(|_| EdgeError::NotFound);
+    }
+    if let Some(rest) = raw.strip_prefix("/o/") {
+        return ObjectKey::parse(rest)
+            .map(Route::Object)
+            .map_err(|_| EdgeError::NotFound);
+    }
+    if let Some(rest) = raw.strip_prefix("/m/") {
+        let (module, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let module = ModuleId::parse(&decode_segment(module)?).map_err(|_| EdgeError::NotFound)?;
+        let trailing = path.ends_with('/') || path.is_empty();
+        let segments = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(decode_segment)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut path = segments.join("/");
+        if trailing && !path.is_empty() {
+            path.push('/');
+        }
+        return Ok(Route::Asset { module, path });
+    }
+    Err(EdgeError::NotFound)
+}
+
+/// Decodes one path segment, refusing anything that could change which
+/// directory the path names.
+fn decode_segment(segment: &str) -> Result<String, EdgeError> {
+    let decoded = percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| EdgeError::BadRequest("path is not valid UTF-8"))?;
+    if decoded == "." || decoded == ".." {
+        return Err(EdgeError::BadRequest("path leaves its directory"));
+    }
+    if decoded
+        .chars()
+        .any(|c| matches!(c, '/' | '\\' | '\0') || c.is_control())
+    {
+        return Err(EdgeError::BadRequest(
+            "path segment holds a separator or control character",
+        ));
+    }
+    Ok(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn asset(raw: &str) -> Option<(String, String)> {
+        match route(raw) {
+            Ok(Route::Asset { module, path }) => Some((module.to_string(), path)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/").unwrap(), Route::Catalog);
+        assert_eq!(route("/healthz").unwrap(), Route::Health);
+        assert_eq!(route("/api/v1/modules").unwrap(), Route::Index);
+        assert!(matches!(
+            route("/api/v1/modules/m1").unwrap(),
+            Route::ModuleApi(_)
+        ));
+        let key = ObjectKey::for_bytes(b"x", "mp4");
+        assert_eq!(route(&format!("/o/{key}")).unwrap(), Route::Object(key));
+        assert_eq!(
+            asset("/m/m1/lessons/intro.mp4"),
+            Some(("m1".into(), "lessons/intro.mp4".into()))
+        );
+        assert_eq!(asset("/m/m1/"), Some(("m1".into(), "".into())));
+        assert_eq!(asset("/m/m1"), Some(("m1".into(), "".into())));
+        assert_eq!(asset("/m/m1/img/"), Some(("m1".into(), "img/".into())));
+        assert_eq!(
+            asset("/m/m1/a%20b.jpg"),
+            Some(("m1".into(), "a b.jpg".into()))
+        );
+        assert_eq!(
+            asset("/m/m1/%E1%9E%80.html"),
+            Some(("m1".into(), "ក.html".into()))
+        );
+        assert_eq!(asset("/m/m1//x.jpg"), Some(("m1".into(), "x.jpg".into())));
+    }
+
+    #[test]
+    fn traversal_corpus_is_refused() {
+        for raw in [
+            "/m/m1/../m2/index.html",
+            "/m/m1/%2e%2e/secret",
+            "/m/m1/%2E%2E/secret",
+            "/m/m1/.%2e/x",
+            "/m/m1/a%2fb",
+            "/m/m1/a%2Fb",
+            "/m/m1/a%5cb",
+            "/m/m1/a%00b",
+            "/m/m1/%c0%ae%c0%ae/x",
+            "/m/m1/%ff",
+            "/m/m1/./x",
+            "/m/%2e%2e/x",
+            "/o/objects/../../etc/passwd",
+            "/m/..",
+        ] {
+            let r = route(raw);
+            assert!(
+                matches!(r, Err(EdgeError::BadRequest(_)) | Err(EdgeError::NotFound)),
+                "{raw} routed to {r:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn routed_asset_paths_never_escape(raw in "/m/m1/[a-z./%0-9A-F]{0,40}") {
+            if let Ok(Route::Asset { path, .. }) = route(&raw) {
+                prop_assert!(path.split('/').all(|s| s != ".." && s != "."));
+                prop_assert!(!path.contains('\0') && !path.contains('\\') && !path.starts_with('/'));
+            }
+        }
+    }
+}

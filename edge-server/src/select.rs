@@ -1,0 +1,286 @@
+//! Choosing the variant of an asset for a client: a pure function.
+//!
+//! A variant *fits* a client when its tier is the client's tier or slower.
+//! Of the fitting variants the best (highest tier, then largest) is served;
+//! if none fits, the smallest variant is, because a slow lesson beats none.
+//! Videos fall back to their audio-only rendition when even the lowest
+//! picture rung is above the client's tier; images pick a format the client
+//! accepts; pages and files pick the best content-coding the client accepts.
+
+use lowband_catalog::manifest::{Asset, AssetKind, Variant, VariantKind};
+use lowband_catalog::Tier;
+
+use crate::signals::Signals;
+
+/// Content-codings in order of preference (smallest first).
+const CODINGS: [&str; 2] = ["br", "gzip"];
+
+/// Picks the variant of `asset` for a client of tier `client_rank`.
+pub fn select<'a>(
+    asset: &'a Asset,
+    tiers: &[Tier],
+    client_rank: usize,
+    signals: &Signals,
+) -> Option<&'a Variant> {
+    let rank = |v: &Variant| {
+        tiers
+            .iter()
+            .position(|t| t.name == v.tier)
+            .unwrap_or(usize::MAX)
+    };
+    let best_fitting = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
+        asset
+            .variants
+            .iter()
+            .filter(|v| v.kind == kind && ok(v) && rank(v) <= client_rank)
+            .max_by_key(|v| (rank(v), v.bytes))
+    };
+    let smallest = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
+        asset
+            .variants
+            .iter()
+            .filter(|v| v.kind == kind && ok(v))
+            .min_by_key(|v| v.bytes)
+    };
+    let any = |_: &Variant| true;
+    match asset.kind {
+        AssetKind::Video => best_fitting(VariantKind::Video, &any)
+            .or_else(|| best_fitting(VariantKind::Audio, &any))
+            .or_else(|| smallest(VariantKind::Video, &any)),
+        AssetKind::Audio => {
+            best_fitting(VariantKind::Audio, &any).or_else(|| smallest(VariantKind::Audio, &any))
+        }
+        AssetKind::Image => {
+            // One format per response: WebP when the client takes it (smaller at equal quality), else the rest.
+            let has_webp = asset.variants.iter().any(|v| v.mime == "image/webp");
+            let want_webp = signals.accept_webp && has_webp;
+            let format_ok = |v: &Variant| (v.mime == "image/webp") == want_webp;
+            best_fitting(VariantKind::Image, &format_ok)
+                .or_else(|| smallest(VariantKind::Image, &format_ok))
+        }
+        AssetKind::Page | AssetKind::File => {
+            let kind = if asset.kind == AssetKind::Page {
+                VariantKind::Page
+            } else {
+                VariantKind::File
+            };
+            let coded = |coding: &str| {
+                asset
+                    .variants
+                    .iter()
+                    .find(|v| v.kind == kind && v.encoding.as_deref() == Some(coding))
+            };
+            CODINGS
+                .iter()
+                .filter(|c| signals.accepts_encoding(c))
+                .find_map(|c| coded(c))
+                .or_else(|| {
+                    asset
+                        .variants
+                        .iter()
+                        .find(|v| v.kind == kind && v.encoding.is_none())
+                })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lowband_catalog::manifest::SourceInfo;
+    use lowband_catalog::{ContentHash, ObjectKey, Profile};
+    use proptest::prelude::*;
+
+    fn variant(
+        name: &str,
+        kind: VariantKind,
+        tier: &str,
+        bytes: u64,
+        mime: &str,
+        encoding: Option<&str>,
+    ) -> Variant {
+        Variant {
+            name: name.into(),
+            kind,
+            tier: tier.into(),
+            key: ObjectKey::for_bytes(name.as_bytes(), "bin"),
+            bytes,
+            mime: mime.into(),
+            codecs: None,
+            width: None,
+            height: None,
+            fps: None,
+            bitrate: None,
+            duration: None,
+            encoding: encoding.map(Into::into),
+        }
+    }
+
+    fn asset(kind: AssetKind, variants: Vec<Variant>) -> Asset {
+        Asset {
+            path: "x".into(),
+            kind,
+            source: SourceInfo {
+                bytes: 1,
+                hash: ContentHash::of(b""),
+                mime: "x".into(),
+            },
+            derivation: ContentHash::of(b""),
+            duration: None,
+            variants,
+        }
+    }
+
+    fn video() -> Asset {
+        asset(
+            AssetKind::Video,
+            vec![
+                variant("144p", VariantKind::Video, "2g", 400, "video/mp4", None),
+                variant("240p", VariantKind::Video, "3g", 900, "video/mp4", None),
+                variant("360p", VariantKind::Video, "3g", 1500, "video/mp4", None),
+                variant("480p", VariantKind::Video, "4g", 3000, "video/mp4", None),
+                variant(
+                    "audio-aac",
+                    VariantKind::Audio,
+                    "slow-2g",
+                    200,
+                    "audio/mp4",
+                    None,
+                ),
+            ],
+        )
+    }
+
+    fn pick(asset: &Asset, rank: usize, signals: &Signals) -> String {
+        let tiers = Profile::builtin_default().tiers;
+        select(asset, &tiers, rank, signals)
+            .map(|v| v.name.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn video_by_tier() {
+        let s = Signals::default();
+        let a = video();
+        assert_eq!(pick(&a, 0, &s), "audio-aac");
+        assert_eq!(pick(&a, 1, &s), "144p");
+        assert_eq!(pick(&a, 2, &s), "360p");
+        assert_eq!(pick(&a, 3, &s), "480p");
+    }
+
+    #[test]
+    fn nothing_fits_gives_smallest() {
+        let a = asset(
+            AssetKind::Video,
+            vec![
+                variant("480p", VariantKind::Video, "4g", 3000, "video/mp4", None),
+                variant("360p", VariantKind::Video, "3g", 1500, "video/mp4", None),
+            ],
+        );
+        assert_eq!(pick(&a, 0, &Signals::default()), "360p");
+    }
+
+    #[test]
+    fn images_respect_accept() {
+        let a = asset(
+            AssetKind::Image,
+            vec![
+                variant(
+                    "w320-webp",
+                    VariantKind::Image,
+                    "slow-2g",
+                    10,
+                    "image/webp",
+                    None,
+                ),
+                variant(
+                    "w320-jpeg",
+                    VariantKind::Image,
+                    "slow-2g",
+                    14,
+                    "image/jpeg",
+                    None,
+                ),
+                variant(
+                    "w800-webp",
+                    VariantKind::Image,
+                    "3g",
+                    40,
+                    "image/webp",
+                    None,
+                ),
+                variant(
+                    "w800-jpeg",
+                    VariantKind::Image,
+                    "3g",
+                    30,
+                    "image/jpeg",
+                    None,
+                ),
+            ],
+        );
+        let webp = Signals {
+            accept_webp: true,
+            ..Default::default()
+        };
+        assert_eq!(pick(&a, 0, &webp), "w320-webp");
+        assert_eq!(pick(&a, 3, &webp), "w800-webp");
+        assert_eq!(pick(&a, 3, &Signals::default()), "w800-jpeg");
+    }
+
+    #[test]
+    fn pages_by_encoding() {
+        let a = asset(
+            AssetKind::Page,
+            vec![
+                variant(
+                    "identity",
+                    VariantKind::Page,
+                    "slow-2g",
+                    100,
+                    "text/html",
+                    None,
+                ),
+                variant(
+                    "br",
+                    VariantKind::Page,
+                    "slow-2g",
+                    20,
+                    "text/html",
+                    Some("br"),
+                ),
+                variant(
+                    "gzip",
+                    VariantKind::Page,
+                    "slow-2g",
+                    30,
+                    "text/html",
+                    Some("gzip"),
+                ),
+            ],
+        );
+        let enc = |list: &[&str]| Signals {
+            encodings: list.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(pick(&a, 1, &enc(&["gzip", "br"])), "br");
+        assert_eq!(pick(&a, 1, &enc(&["gzip"])), "gzip");
+        assert_eq!(pick(&a, 1, &enc(&[])), "identity");
+        assert_eq!(pick(&a, 1, &enc(&["*"])), "br");
+    }
+
+    proptest! {
+        #[test]
+        fn a_faster_client_never_gets_fewer_bytes(lo in 0usize..4, hi in 0usize..4) {
+            let (lo, hi) = (lo.min(hi), lo.max(hi));
+            let a = video();
+            let tiers = Profile::builtin_default().tiers;
+            let s = Signals::default();
+            let slow = select(&a, &tiers, lo, &s).unwrap();
+            let fast = select(&a, &tiers, hi, &s).unwrap();
+            prop_assert!(slow.bytes <= fast.bytes);
+            let fits = tiers.iter().position(|t| t.name == fast.tier).unwrap() <= hi;
+            prop_assert!(fits);
+        }
+    }
+}

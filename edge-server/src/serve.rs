@@ -1,0 +1,365 @@
+//! Request handling: routes, variant negotiation and object responses.
+//!
+//! [`Edge::handle`] takes a plain `http::Request` and returns a response, so
+//! tests drive it without sockets; `server` wires it to hyper.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use lowband_catalog::manifest::{Asset, Manifest};
+use lowband_catalog::{ModuleId, ObjectKey, Store, StoreError};
+use object_store::path::Path as StorePath;
+use object_store::{GetOptions, GetRange, ObjectStoreExt};
+
+use crate::body::{self, Body};
+use crate::error::EdgeError;
+use crate::paths::{self, Route};
+use crate::range::{self, Ranged};
+use crate::select::select;
+use crate::signals::{self, client_tier, Signals};
+
+/// `Cache-Control` of immutable, content-addressed objects.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of negotiated responses, manifests and indexes: short, then revalidate by ETag.
+const REVALIDATE: &str = "public, max-age=60, must-revalidate";
+/// Names the variant served and why it was chosen.
+pub const LOWBAND_VARIANT: HeaderName = HeaderName::from_static("lowband-variant");
+/// Manifests cached at most this many at once (absent modules included).
+const MANIFEST_CACHE_ENTRIES: usize = 4096;
+
+/// Settings an operator gives the edge.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Tier for clients that send no signal at all.
+    pub default_tier: String,
+    /// How long a manifest is used before the store is asked again.
+    pub manifest_ttl: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            default_tier: "3g".into(),
+            manifest_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The edge: a store, a manifest cache and the configuration.
+pub struct Edge {
+    store: Store,
+    config: EdgeConfig,
+    manifests: Mutex<HashMap<ModuleId, (Instant, Option<Arc<Manifest>>)>>,
+}
+
+impl Edge {
+    pub fn new(store: Store, config: EdgeConfig) -> Self {
+        Self {
+            store,
+            config,
+            manifests: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Answers one request; never fails (errors become responses).
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
+        let head = req.method() == Method::HEAD;
+        let result = if req.method() == Method::GET || head {
+            self.route(&req).await
+        } else {
+            Err(EdgeError::MethodNotAllowed)
+        };
+        let response = result.unwrap_or_else(EdgeError::into_response);
+        if head {
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, body::empty());
+        }
+        response
+    }
+
+    async fn route<B>(&self, req: &Request<B>) -> Result<Response<Body>, EdgeError> {
+        match paths::route(req.uri().path())? {
+            Route::Health => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
+            Route::Index => self.module_index(req.headers()).await,
+            Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
+            Route::Object(key) => self.object(req.headers(), &key).await,
+            Route::Asset { module, path } => self.asset(req, &module, &path).await,
+            Route::Catalog => self.catalog().await,
+        }
+    }
+
+    async fn manifest(&self, id: &ModuleId) -> Result<Option<Arc<Manifest>>, EdgeError> {
+        if let Some((at, cached)) = self.manifests.lock().ok().and_then(|m| m.get(id).cloned()) {
+            if at.elapsed() < self.config.manifest_ttl {
+                return Ok(cached);
+            }
+        }
+        let fresh = self.store.manifest(id).await?.map(Arc::new);
+        if let Ok(mut cache) = self.manifests.lock() {
+            if cache.len() >= MANIFEST_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(id.clone(), (Instant::now(), fresh.clone()));
+        }
+        Ok(fresh)
+    }
+
+    async fn asset<B>(
+        &self,
+        req: &Request<B>,
+        module: &ModuleId,
+        path: &str,
+    ) -> Result<Response<Body>, EdgeError> {
+        let manifest = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
+        let asset: &Asset = match manifest.asset(path) {
+            Some(a) => a,
+            // `/m/<module>/` and `/m/<module>/dir/` mean the directory's index page.
+            None if path.is_empty() || path.ends_with('/') => manifest
+                .asset(&format!("{path}index.html"))
+                .ok_or(EdgeError::NotFound)?,
+            None => return Err(EdgeError::NotFound),
+        };
+        let signals = Signals::from_request(req.headers(), req.uri().query());
+        let default_rank = manifest
+            .tier_rank(&self.config.default_tier)
+            .unwrap_or(manifest.tiers.len() / 2);
+        let (rank, reason) = client_tier(&signals, &manifest.tiers, default_rank);
+        let variant = select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
+        let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
+        tracing::debug!(module = %module, asset = path, variant = %variant.name, tier, reason = reason.as_str(), "selected");
+
+        let mut headers = HeaderMap::new();
+        headers.insert(header::VARY, HeaderValue::from_static(signals::VARY));
+        headers.insert(
+            HeaderName::from_static("accept-ch"),
+            HeaderValue::from_static(signals::ACCEPT_CH),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{}; tier={tier}; reason={}",
+            variant.name,
+            reason.as_str()
+        )) {
+            headers.insert(LOWBAND_VARIANT, v);
+        }
+        if let Some(coding) = &variant.encoding {
+            if let Ok(v) = HeaderValue::from_str(coding) {
+                headers.insert(header::CONTENT_ENCODING, v);
+            }
+        }
+        self.send_object(
+            req.headers(),
+            &variant.key,
+            Some(variant.bytes),
+            &variant.mime,
+            REVALIDATE,
+            headers,
+        )
+        .await
+    }
+
+    async fn object(
+        &self,
+        req_headers: &HeaderMap,
+        key: &ObjectKey,
+    ) -> Result<Response<Body>, EdgeError> {
+        let mime = object_mime(key.ext());
+        self.send_object(req_headers, key, None, mime, IMMUTABLE, HeaderMap::new())
+            .await
+    }
+
+    /// Streams (part of) an immutable object with validators and ranges.
+    async fn send_object(
+        &self,
+        req_headers: &HeaderMap,
+        key: &ObjectKey,
+        known_len: Option<u64>,
+        mime: &str,
+        cache_control: &'static str,
+        mut headers: HeaderMap,
+    ) -> Result<Response<Body>, EdgeError> {
+        let etag = format!("\"{}\"", key.hash());
+        let path = StorePath::from(key.to_string());
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            headers.insert(header::ETAG, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("/o/{key}")) {
+            headers.insert(header::CONTENT_LOCATION, v);
+        }
+        if range::not_modified(req_headers, &etag) {
+            return Ok(with_headers(
+                StatusCode::NOT_MODIFIED,
+                headers,
+                body::empty(),
+            ));
+        }
+        let len = match known_len {
+            Some(len) => len,
+            None => {
+                self.store
+                    .inner()
+                    .head(&path)
+                    .await
+                    .map_err(|e| store_error(&self.store, &path, e))?
+                    .size
+            }
+        };
+        if let Ok(v) = HeaderValue::from_str(mime) {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+        let (status, range) = match range::evaluate(req_headers, len, &etag) {
+            Ranged::Full => (StatusCode::OK, None),
+            Ranged::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, Some((start, end))),
+            Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
+        };
+        let (start, end) = range.unwrap_or((0, len.saturating_sub(1)));
+        let body_len = if len == 0 { 0 } else { end - start + 1 };
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+        if range.is_some() {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+        }
+        if body_len == 0 {
+            return Ok(with_headers(status, headers, body::empty()));
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(start..end + 1)),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .inner()
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| store_error(&self.store, &path, e))?;
+        if result.meta.size != len {
+            return Err(EdgeError::SizeMismatch {
+                key: key.to_string(),
+                expected: len,
+                found: result.meta.size,
+            });
+        }
+        Ok(with_headers(
+            status,
+            headers,
+            body::stream(result.into_stream()),
+        ))
+    }
+
+    async fn module_index(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
+        let index = self.store.index().await?;
+        Ok(json_response(req_headers, index.to_json()))
+    }
+
+    async fn module_manifest(
+        &self,
+        req_headers: &HeaderMap,
+        id: &ModuleId,
+    ) -> Result<Response<Body>, EdgeError> {
+        let manifest = self.manifest(id).await?.ok_or(EdgeError::NotFound)?;
+        Ok(json_response(req_headers, manifest.to_json()))
+    }
+
+    /// A plain list of modules, until the teacher-facing catalog exists.
+    async fn catalog(&self) -> Result<Response<Body>, EdgeError> {
+        let index = self.store.index().await?;
+        let mut html = String::from(
+            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+             <title>lowband</title><h1>Modules</h1><ul>",
+        );
+        for m in &index.modules {
+            html.push_str(&format!(
+                "<li><a href=\"/m/{id}/\">{title}</a> ({assets} assets) · <a href=\"/api/v1/modules/{id}\">manifest</a></li>",
+                id = m.id,
+                title = escape(&m.title),
+                assets = m.assets
+            ));
+        }
+        html.push_str("</ul></html>");
+        let mut response = text(StatusCode::OK, "text/html; charset=utf-8", html);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+        Ok(response)
+    }
+}
+
+fn store_error(store: &Store, path: &StorePath, source: object_store::Error) -> EdgeError {
+    EdgeError::Store(StoreError::Io {
+        store: store.url().to_owned(),
+        key: path.to_string(),
+        source,
+    })
+}
+
+fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+fn text(status: StatusCode, mime: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(body::full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    response
+}
+
+/// JSON with a content-hash ETag, answering `If-None-Match`.
+fn json_response(req_headers: &HeaderMap, json: Vec<u8>) -> Response<Body> {
+    let etag = format!("\"{}\"", lowband_catalog::ContentHash::of(&json));
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if range::not_modified(req_headers, &etag) {
+        return with_headers(StatusCode::NOT_MODIFIED, headers, body::empty());
+    }
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
+    with_headers(StatusCode::OK, headers, body::full(json))
+}
+
+/// MIME type of an object from its key's extension.
+pub fn object_mime(ext: &str) -> &'static str {
+    match ext {
+        "mp4" => "video/mp4",
+        "m4a" => "audio/mp4",
+        "webm" => "video/webm",
+        "jpg" => "image/jpeg",
+        "webp" => "image/webp",
+        "png" => "image/png",
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "vtt" => "text/vtt; charset=utf-8",
+        "json" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

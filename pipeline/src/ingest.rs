@@ -1,0 +1,470 @@
+//! Ingest: a module directory in, a published manifest out.
+//!
+//! discover → for each asset: hash the source, reuse the previous variants if
+//! nothing they derive from changed, otherwise render on the rayon pool and
+//! upload content-addressed → publish the manifest last, in one put.
+//!
+//! Any failure stops the run before the manifest is written, so readers keep
+//! seeing the previous manifest; objects already uploaded are immutable and
+//! harmless, and a re-run finds them present and skips them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use lowband_catalog::manifest::{
+    Asset, AssetKind, Manifest, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
+};
+use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store, StoreError};
+use serde::Serialize;
+
+use crate::discover::{self, DiscoverError, Skipped, SourceAsset};
+use crate::rendition::{Payload, Rendition};
+use crate::{image, page, video};
+
+/// Bumped whenever a change to the pipeline changes the bytes it produces,
+/// so stored variants made by an older build are not reused.
+const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r1");
+
+/// Uploads in flight at once for one asset.
+const UPLOAD_CONCURRENCY: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error("{file}: {reason}")]
+    Source { file: PathBuf, reason: String },
+    #[error(transparent)]
+    Video(#[from] video::VideoError),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{file}: the worker rendering it stopped: {reason}")]
+    Worker { file: PathBuf, reason: String },
+}
+
+/// What to ingest.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub dir: PathBuf,
+    pub profile: Profile,
+    /// Overrides the id from `module.toml` or the directory name.
+    pub module_id: Option<String>,
+}
+
+/// Hooks for showing progress; the library itself never prints.
+pub trait Progress: Send + Sync {
+    fn start(&self, _module: &ModuleId, _assets: usize) {}
+    fn asset_started(&self, _path: &str, _kind: AssetKind) {}
+    /// Fraction (0-1) of the current asset done.
+    fn asset_progress(&self, _path: &str, _fraction: f64) {}
+    fn asset_finished(&self, _path: &str, _reused: bool) {}
+}
+
+/// Progress that goes nowhere (tests, `--json`).
+pub struct Silent;
+impl Progress for Silent {}
+
+/// What a run did, for the summary line and `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub module: ModuleId,
+    pub title: String,
+    pub manifest_key: String,
+    /// False when the module was unchanged and the manifest left as it was.
+    pub published: bool,
+    pub assets: usize,
+    pub assets_reused: usize,
+    pub variants: usize,
+    pub bytes_in: u64,
+    /// Bytes of all variants made for each tier, slowest tier first.
+    pub bytes_out_by_tier: Vec<TierBytes>,
+    pub objects_uploaded: usize,
+    pub bytes_uploaded: u64,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Runs a whole ingest. Blocking work goes to the rayon pool through
+/// `spawn_blocking`; the caller's runtime only waits on it and on the store.
+pub async fn ingest(
+    options: &IngestOptions,
+    store: &Store,
+    progress: Arc<dyn Progress>,
+) -> Result<IngestReport, IngestError> {
+    let (dir, module_id) = (options.dir.clone(), options.module_id.clone());
+    let source = blocking(&options.dir, move || {
+        discover::discover(&dir, module_id.as_deref()).map_err(IngestError::from)
+    })
+    .await?;
+    let module = source.info.id.clone();
+    progress.start(&module, source.assets.len());
+
+    // A damaged previous manifest must not block publishing a good one.
+    let previous = match store.manifest(&module).await {
+        Ok(m) => m,
+        Err(StoreError::Manifest(e)) => {
+            tracing::warn!(module = %module, error = %e, "previous manifest unreadable; rebuilding every asset");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let mut uploads = UploadTally::default();
+    let mut assets = Vec::with_capacity(source.assets.len());
+    let mut reused = 0;
+    for src in &source.assets {
+        progress.asset_started(&src.path, src.kind);
+        let (asset, was_reused) = ingest_asset(
+            src,
+            &options.profile,
+            store,
+            previous.as_ref(),
+            &mut uploads,
+            &progress,
+        )
+        .await?;
+        progress.asset_finished(&src.path, was_reused);
+        reused += usize::from(was_reused);
+        assets.push(asset);
+    }
+
+    let published_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        module: source.info.clone(),
+        profile: options.profile.name.clone(),
+        tiers: options.profile.tiers.clone(),
+        published_at,
+        assets,
+    };
+    let unchanged = previous.as_ref().is_some_and(|p| {
+        p.module == manifest.module
+            && p.profile == manifest.profile
+            && p.tiers == manifest.tiers
+            && p.assets == manifest.assets
+    });
+    if !unchanged {
+        store.publish(&manifest).await?;
+    }
+
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for asset in &manifest.assets {
+        for (tier, bytes) in asset.bytes_by_tier() {
+            *totals.entry(tier).or_default() += bytes;
+        }
+    }
+    let bytes_out_by_tier = manifest
+        .tiers
+        .iter()
+        .map(|t| TierBytes {
+            tier: t.name.clone(),
+            bytes: totals.get(t.name.as_str()).copied().unwrap_or(0),
+        })
+        .collect();
+    Ok(IngestReport {
+        manifest_key: module.manifest_key(),
+        module,
+        title: manifest.module.title.clone(),
+        published: !unchanged,
+        assets: manifest.assets.len(),
+        assets_reused: reused,
+        variants: manifest.assets.iter().map(|a| a.variants.len()).sum(),
+        bytes_in: source.assets.iter().map(|a| a.bytes).sum(),
+        bytes_out_by_tier,
+        objects_uploaded: uploads.objects,
+        bytes_uploaded: uploads.bytes,
+        skipped: source.skipped,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TierBytes {
+    pub tier: String,
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct UploadTally {
+    objects: usize,
+    bytes: u64,
+}
+
+async fn ingest_asset(
+    src: &SourceAsset,
+    profile: &Profile,
+    store: &Store,
+    previous: Option<&Manifest>,
+    uploads: &mut UploadTally,
+    progress: &Arc<dyn Progress>,
+) -> Result<(Asset, bool), IngestError> {
+    let (hash, bytes) = read_source(src, profile).await?;
+    let derivation = derivation(src.kind, &hash, profile);
+    if let Some(old) = previous
+        .and_then(|m| m.asset(&src.path))
+        .filter(|a| a.derivation == derivation)
+    {
+        let mut all_present = true;
+        for v in &old.variants {
+            all_present &= store.contains(&v.key).await?;
+        }
+        if all_present {
+            return Ok((old.clone(), true));
+        }
+    }
+
+    let rendered = render(src, profile, bytes, progress).await?;
+    let source = SourceInfo {
+        bytes: src.bytes,
+        hash,
+        mime: src.mime.to_owned(),
+    };
+    let duration = rendered.duration;
+    let variants: Vec<Variant> = futures::stream::iter(rendered.renditions)
+        .map(|r| upload(store, src, r))
+        .buffered(UPLOAD_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .map(|(variant, uploaded)| {
+            if uploaded {
+                uploads.objects += 1;
+                uploads.bytes += variant.bytes;
+            }
+            variant
+        })
+        .collect();
+    if variants.is_empty() {
+        return Err(IngestError::Source {
+            file: src.file.clone(),
+            reason: "produced no renditions".into(),
+        });
+    }
+    let asset = Asset {
+        path: src.path.clone(),
+        kind: src.kind,
+        source,
+        derivation,
+        duration,
+        variants,
+    };
+    Ok((asset, false))
+}
+
+/// Hashes the source; returns its bytes too when the renderer needs them in memory.
+async fn read_source(
+    src: &SourceAsset,
+    profile: &Profile,
+) -> Result<(ContentHash, Option<Bytes>), IngestError> {
+    let file = src.file.clone();
+    let kind = src.kind;
+    let limit = match kind {
+        AssetKind::Image => profile.image.max_bytes,
+        AssetKind::Page | AssetKind::File => profile.page.max_bytes,
+        AssetKind::Video | AssetKind::Audio => u64::MAX,
+    };
+    blocking(&src.file, move || {
+        let fail = |reason: String| IngestError::Source {
+            file: file.clone(),
+            reason,
+        };
+        let meta = std::fs::metadata(&file).map_err(|e| fail(e.to_string()))?;
+        if meta.len() == 0 {
+            return Err(fail("the file is empty".into()));
+        }
+        if meta.len() > limit {
+            return Err(fail(format!(
+                "{} bytes, more than the {limit} allowed for this kind of file",
+                meta.len()
+            )));
+        }
+        if matches!(kind, AssetKind::Video | AssetKind::Audio) {
+            Ok((hash_file(&file)?.0, None))
+        } else {
+            let bytes = Bytes::from(std::fs::read(&file).map_err(|e| fail(e.to_string()))?);
+            Ok((ContentHash::of(&bytes), Some(bytes)))
+        }
+    })
+    .await
+}
+
+/// Digest of everything an asset's variants depend on.
+fn derivation(kind: AssetKind, source: &ContentHash, profile: &Profile) -> ContentHash {
+    let settings = match kind {
+        AssetKind::Video | AssetKind::Audio => serde_json::to_string(&profile.video),
+        AssetKind::Image => serde_json::to_string(&profile.image),
+        AssetKind::Page | AssetKind::File => serde_json::to_string(&profile.page),
+    }
+    .unwrap_or_default();
+    let tiers = serde_json::to_string(&profile.tiers).unwrap_or_default();
+    let text = format!("{RENDERER_VERSION}\n{kind:?}\n{source}\n{tiers}\n{settings}");
+    ContentHash::of(text.as_bytes())
+}
+
+struct Rendered {
+    renditions: Vec<Rendition>,
+    duration: Option<f64>,
+    /// Keeps the work directory of encoded files alive until they are uploaded.
+    _workdir: Option<tempfile::TempDir>,
+}
+
+async fn render(
+    src: &SourceAsset,
+    profile: &Profile,
+    bytes: Option<Bytes>,
+    progress: &Arc<dyn Progress>,
+) -> Result<Rendered, IngestError> {
+    let src = src.clone();
+    let profile = profile.clone();
+    let progress = Arc::clone(progress);
+    let file = src.file.clone();
+    blocking(&file, move || {
+        let lowest_tier = profile.tiers[0].name.clone();
+        match src.kind {
+            AssetKind::Video | AssetKind::Audio => {
+                let workdir = tempfile::Builder::new()
+                    .prefix("lowband-render-")
+                    .tempdir()
+                    .map_err(|e| IngestError::Source {
+                        file: src.file.clone(),
+                        reason: format!("cannot create a work directory: {e}"),
+                    })?;
+                let report = |f: f64| progress.asset_progress(&src.path, f);
+                let out = video::render(&src.file, &profile.video, workdir.path(), &report)?;
+                Ok(Rendered {
+                    renditions: out.renditions,
+                    duration: out.duration,
+                    _workdir: Some(workdir),
+                })
+            }
+            AssetKind::Image => {
+                let bytes = bytes.unwrap_or_default();
+                let renditions = image::render(&src.file, &bytes, &profile.image)?;
+                Ok(Rendered {
+                    renditions,
+                    duration: None,
+                    _workdir: None,
+                })
+            }
+            AssetKind::Page | AssetKind::File => {
+                let bytes = bytes.unwrap_or_default();
+                let kind = if src.kind == AssetKind::Page {
+                    VariantKind::Page
+                } else {
+                    VariantKind::File
+                };
+                if src.kind == AssetKind::Page && std::str::from_utf8(&bytes).is_err() {
+                    return Err(IngestError::Source {
+                        file: src.file.clone(),
+                        reason: "the page is not valid UTF-8".into(),
+                    });
+                }
+                let renditions = if discover::is_text(src.mime) {
+                    page::render(bytes, src.mime, src.ext, kind, &lowest_tier, &profile.page)
+                } else {
+                    vec![Rendition::bytes(
+                        "identity",
+                        kind,
+                        &lowest_tier,
+                        src.ext,
+                        src.mime,
+                        bytes,
+                    )]
+                };
+                Ok(Rendered {
+                    renditions,
+                    duration: None,
+                    _workdir: None,
+                })
+            }
+        }
+    })
+    .await
+}
+
+/// Stores one rendition and describes it as a manifest variant.
+async fn upload(
+    store: &Store,
+    src: &SourceAsset,
+    r: Rendition,
+) -> Result<(Variant, bool), IngestError> {
+    let (key, bytes, uploaded) = match r.payload {
+        Payload::Bytes(b) => {
+            let len = b.len() as u64;
+            let (key, uploaded) = store.put_object(b, r.ext).await?;
+            (key, len, uploaded)
+        }
+        Payload::File(path) => {
+            let ext = r.ext;
+            let hashed_path = path.clone();
+            let (hash, len) = blocking(&src.file, move || hash_file(&hashed_path)).await?;
+            let key = ObjectKey::new(hash, ext);
+            let uploaded = store.put_file(&key, &path).await?;
+            (key, len, uploaded)
+        }
+    };
+    let bitrate = r
+        .duration
+        .filter(|d| *d > 0.0)
+        .map(|d| (bytes as f64 * 8.0 / d).round() as u64);
+    let variant = Variant {
+        name: r.name,
+        kind: r.kind,
+        tier: r.tier,
+        key,
+        bytes,
+        mime: r.mime,
+        codecs: r.codecs,
+        width: r.width,
+        height: r.height,
+        fps: r.fps,
+        bitrate,
+        duration: r.duration,
+        encoding: r.encoding,
+    };
+    Ok((variant, uploaded))
+}
+
+fn hash_file(path: &Path) -> Result<(ContentHash, u64), IngestError> {
+    let fail = |e: std::io::Error| IngestError::Source {
+        file: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut reader = std::fs::File::open(path).map_err(fail)?;
+    let mut hasher = ContentHash::hasher();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            return Ok((hasher.finish(), total));
+        }
+        total += n as u64;
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Runs CPU or filesystem work off the async runtime. Work that fans out
+/// further (rendering) does so on the rayon pool from inside.
+async fn blocking<T: Send + 'static>(
+    file: &Path,
+    work: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(IngestError::Worker {
+            file: file.to_owned(),
+            reason: if e.is_panic() {
+                "it panicked".into()
+            } else {
+                e.to_string()
+            },
+        })
+    })
+}

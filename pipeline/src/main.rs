@@ -1,0 +1,272 @@
+//! `lowband-pipeline`: argument parsing, progress and exit codes over the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use lowband_catalog::manifest::AssetKind;
+use lowband_catalog::profile::Profile;
+use lowband_catalog::store::DEFAULT_STORE_URL;
+use lowband_catalog::{ModuleId, Store};
+use lowband_pipeline::{IngestOptions, IngestReport, Progress, Silent};
+
+#[derive(Parser)]
+#[command(
+    name = "lowband-pipeline",
+    version,
+    about = "Turn course modules into tiered low-bandwidth renditions in an object store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `lowband_pipeline=debug`.
+    #[arg(long, global = true, env = "LOWBAND_LOG", default_value = "warn")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render every asset of a module directory and publish its manifest.
+    Ingest {
+        /// The module directory (videos, audio, images, pages; optional module.toml with id, title, language).
+        module_dir: PathBuf,
+        /// Where renditions go: file://<dir> (or a bare path), s3://<bucket>[/<prefix>] (AWS_* variables), memory://.
+        #[arg(long, env = "LOWBAND_STORE", default_value = DEFAULT_STORE_URL)]
+        store: String,
+        /// Ladder profile: a name looked up in --profiles-dir, or a path to a TOML file.
+        #[arg(long, env = "LOWBAND_PROFILE", default_value = "default")]
+        profile: String,
+        /// Directory of named profiles (<name>.toml).
+        #[arg(long, env = "LOWBAND_PROFILES_DIR", default_value = "profiles")]
+        profiles_dir: PathBuf,
+        /// Module id, overriding module.toml and the directory name.
+        #[arg(long)]
+        module_id: Option<String>,
+        /// Print the summary as JSON on stdout and no progress.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the available profiles, or check one profile file.
+    Profiles {
+        /// Validate this profile file and print its ladder; exit 1 if invalid.
+        #[arg(long)]
+        check: Option<PathBuf>,
+        /// Directory of named profiles (<name>.toml).
+        #[arg(long, env = "LOWBAND_PROFILES_DIR", default_value = "profiles")]
+        profiles_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Ingest {
+            module_dir,
+            store,
+            profile,
+            profiles_dir,
+            module_id,
+            json,
+        } => ingest(module_dir, &store, &profile, profiles_dir, module_id, json),
+        Command::Profiles {
+            check,
+            profiles_dir,
+        } => profiles(check, profiles_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lowband-pipeline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn ingest(
+    dir: PathBuf,
+    store: &str,
+    profile: &str,
+    profiles_dir: PathBuf,
+    module_id: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let profile = Profile::resolve(profile, &[profiles_dir])?;
+    let store = Store::open(store)?;
+    let progress: Arc<dyn Progress> = if !json && std::io::stderr().is_terminal() {
+        Arc::new(Bars::new())
+    } else {
+        Arc::new(Silent)
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let options = IngestOptions {
+        dir,
+        profile,
+        module_id,
+    };
+    let report = runtime.block_on(lowband_pipeline::ingest(
+        &options,
+        &store,
+        Arc::clone(&progress),
+    ));
+    drop(progress);
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report, store.url());
+    }
+    Ok(())
+}
+
+fn profiles(check: Option<PathBuf>, profiles_dir: PathBuf) -> anyhow::Result<()> {
+    if let Some(file) = check {
+        let p = Profile::from_file(&file)?;
+        println!("{}: valid profile {:?}", file.display(), p.name);
+        print_ladder(&p);
+        return Ok(());
+    }
+    let mut found = vec![("default (built in)".to_owned(), Profile::builtin_default())];
+    if let Ok(entries) = std::fs::read_dir(&profiles_dir) {
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
+            match Profile::from_file(&path) {
+                Ok(p) => found.push((path.display().to_string(), p)),
+                Err(e) => eprintln!("lowband-pipeline: {e}"),
+            }
+        }
+    }
+    for (source, p) in found {
+        println!("{} — {} [{}]", p.name, p.description, source);
+        print_ladder(&p);
+    }
+    Ok(())
+}
+
+fn print_ladder(p: &Profile) {
+    let tiers: Vec<_> = p
+        .tiers
+        .iter()
+        .map(|t| match t.max_kbps {
+            Some(k) => format!("{} ≤{k} kbit/s", t.name),
+            None => t.name.clone(),
+        })
+        .collect();
+    println!("  tiers: {}", tiers.join(", "));
+    for r in &p.video.rungs {
+        println!(
+            "  video {:>6}  {:<8} {}p ≤{} fps ≤{} kbit/s (audio {} kbit/s)",
+            r.name, r.tier, r.height, r.fps, r.max_kbps, r.audio_kbps
+        );
+    }
+    for a in &p.video.audio {
+        println!(
+            "  audio {:>6}  {:<8} {:?} {} kbit/s",
+            a.name, a.tier, a.codec, a.kbps
+        );
+    }
+    let widths: Vec<_> = p
+        .image
+        .rungs
+        .iter()
+        .map(|r| format!("{} {}px q{}", r.tier, r.width, r.quality))
+        .collect();
+    println!("  images: {} as {:?}", widths.join(", "), p.image.formats);
+}
+
+fn print_summary(r: &IngestReport, store: &str) {
+    let verb = if r.published {
+        "Published"
+    } else {
+        "Unchanged"
+    };
+    println!(
+        "{verb} {} ({}) → {store} {}",
+        r.module, r.title, r.manifest_key
+    );
+    println!(
+        "  {} assets ({} reused), {} variants, {} objects uploaded ({})",
+        r.assets,
+        r.assets_reused,
+        r.variants,
+        r.objects_uploaded,
+        human(r.bytes_uploaded)
+    );
+    let tiers: Vec<_> = r
+        .bytes_out_by_tier
+        .iter()
+        .map(|t| format!("{} {}", t.tier, human(t.bytes)))
+        .collect();
+    println!(
+        "  bytes in {} · bytes out per tier: {}",
+        human(r.bytes_in),
+        tiers.join(" · ")
+    );
+    for s in &r.skipped {
+        println!("  skipped {}: {}", s.path, s.reason);
+    }
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.0} KB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// A terminal progress bar: one step per asset, the current one named.
+struct Bars {
+    bar: ProgressBar,
+}
+
+impl Bars {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} assets {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Self { bar }
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, module: &ModuleId, assets: usize) {
+        self.bar.set_length(assets as u64);
+        self.bar.println(format!("Ingesting {module}"));
+    }
+    fn asset_started(&self, path: &str, kind: AssetKind) {
+        self.bar
+            .set_message(format!("{kind:?} {path}").to_lowercase());
+    }
+    fn asset_progress(&self, path: &str, fraction: f64) {
+        self.bar
+            .set_message(format!("video {path} {:.0}%", fraction * 100.0));
+    }
+    fn asset_finished(&self, path: &str, reused: bool) {
+        if reused {
+            self.bar.println(format!("  {path}: unchanged, reused"));
+        }
+        self.bar.inc(1);
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,442 @@
+//! Video and audio sources: one decode, every rung of the ladder.
+//!
+//! A source is opened under whitelists (`source`), the profile's ladder is
+//! fitted to it (`plan`), and then it is decoded exactly once: decoded frames
+//! travel in small chunks over a bounded channel to the encoder side, where
+//! every output (`output`) filters and encodes the same chunk in parallel on
+//! the rayon pool. Memory stays bounded by the chunk size, whatever the
+//! length of the source, and decoding overlaps encoding.
+
+pub mod codecs;
+mod output;
+pub mod plan;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::sync::Once;
+
+use ffmpeg::{codec, decoder, frame};
+use ffmpeg_next as ffmpeg;
+use lowband_catalog::manifest::VariantKind;
+use lowband_catalog::profile::VideoSettings;
+use rayon::prelude::*;
+
+use crate::rendition::{Payload, Rendition};
+use output::{AudioInput, Finished, InputFormat, Output, VideoInput};
+use plan::OutputPlan;
+
+/// Video frames per chunk handed to the encoders (audio frames ride along).
+const CHUNK_VIDEO_FRAMES: usize = 12;
+/// Audio frames per chunk when a source has no picture.
+const CHUNK_AUDIO_FRAMES: usize = 96;
+/// Corrupt packets tolerated before a source is called broken.
+const MAX_DECODE_ERRORS: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    #[error("{file}: {reason}")]
+    Refused { file: PathBuf, reason: String },
+    #[error("{file}: {op}: {source}")]
+    Ffmpeg {
+        file: PathBuf,
+        op: String,
+        source: ffmpeg::Error,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl VideoError {
+    fn ffmpeg(file: &Path, op: String, source: ffmpeg::Error) -> Self {
+        Self::Ffmpeg {
+            file: file.to_owned(),
+            op,
+            source,
+        }
+    }
+
+    /// Attaches the source file to errors raised deep inside an output.
+    fn in_file(self, file: &Path) -> Self {
+        match self {
+            Self::Internal(reason) => Self::Refused {
+                file: file.to_owned(),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+/// A decoded frame on its way to every output.
+pub(crate) enum Decoded {
+    Video(frame::Video),
+    Audio(frame::Audio),
+}
+
+pub(crate) fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // Registration cannot fail on the FFmpeg versions we build against;
+        // errors surface through our own messages, so FFmpeg's log stays quiet.
+        let _ = ffmpeg::init();
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+    });
+}
+
+/// What rendering one source produced.
+#[derive(Debug)]
+pub struct Rendered {
+    pub renditions: Vec<Rendition>,
+    pub duration: Option<f64>,
+}
+
+/// Decodes `path` once and writes every rendition the profile asks for into
+/// `workdir`. `progress` receives the fraction of the source decoded so far.
+pub fn render(
+    path: &Path,
+    settings: &VideoSettings,
+    workdir: &Path,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<Rendered, VideoError> {
+    let (mut ictx, info) = source::open(path, settings)?;
+    let plans = plan::plan(&info, settings);
+
+    let mut video_decoder = match &info.video {
+        Some(v) => Some((v.index, open_video_decoder(path, &ictx, v.index)?)),
+        None => None,
+    };
+    let mut audio_decoder = match &info.audio {
+        Some(a) => Some((a.index, open_audio_decoder(path, &ictx, a.index)?)),
+        None => None,
+    };
+    let input = InputFormat {
+        video: match (&info.video, &video_decoder) {
+            (Some(v), Some((_, d))) => {
+                if d.format() == ffmpeg::format::Pixel::None {
+                    return Err(VideoError::Refused {
+                        file: path.to_owned(),
+                        reason: "the video's pixel format is unknown".into(),
+                    });
+                }
+                Some(VideoInput {
+                    width: d.width(),
+                    height: d.height(),
+                    pixel: d.format(),
+                    time_base: v.time_base,
+                    sample_aspect: v.sample_aspect,
+                })
+            }
+            _ => None,
+        },
+        audio: match (&info.audio, &audio_decoder) {
+            (Some(a), Some((_, d))) => {
+                if d.rate() == 0 || d.channels() == 0 {
+                    return Err(VideoError::Refused {
+                        file: path.to_owned(),
+                        reason: "the audio has no sample rate or channels".into(),
+                    });
+                }
+                Some(AudioInput {
+                    rate: d.rate(),
+                    sample: d.format(),
+                    layout_bits: d.channel_layout().bits(),
+                    channels: d.channels(),
+                    time_base: a.time_base,
+                })
+            }
+            _ => None,
+        },
+    };
+
+    let outputs = plans
+        .into_iter()
+        .map(|plan| {
+            let file = workdir.join(format!("{}.mp4", plan.name()));
+            Output::new(path, plan, &input, file, settings.keyframe_interval)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let (tx, rx) = sync_channel::<Vec<Decoded>>(1);
+    let (decoded, finished) = std::thread::scope(|scope| {
+        let encoders = scope.spawn(move || -> Result<Vec<Finished>, VideoError> {
+            let mut outputs = outputs;
+            for chunk in rx {
+                outputs.par_iter_mut().try_for_each(|o| {
+                    o.push(&chunk).map_err(|e| match e {
+                        VideoError::Internal(reason) => {
+                            VideoError::Internal(format!("rendition {}: {reason}", o.name()))
+                        }
+                        other => other,
+                    })
+                })?;
+            }
+            outputs.into_par_iter().map(Output::finish).collect()
+        });
+        let limits = DecodeLimits {
+            max_duration: settings.max_duration,
+            expected: info.duration,
+        };
+        let decoded = decode_all(
+            path,
+            &mut ictx,
+            video_decoder.as_mut(),
+            audio_decoder.as_mut(),
+            &limits,
+            progress,
+            |chunk| tx.send(chunk).is_ok(),
+        );
+        drop(tx);
+        let finished = encoders
+            .join()
+            .unwrap_or_else(|_| Err(VideoError::Internal("an encoder thread panicked".into())));
+        (decoded, finished)
+    });
+    let decoded_seconds = decoded?;
+    let finished = finished.map_err(|e| e.in_file(path))?;
+    progress(1.0);
+
+    let duration = info
+        .duration
+        .or((decoded_seconds > 0.0).then_some(decoded_seconds));
+    let renditions = finished
+        .into_iter()
+        .map(|f| rendition(f, duration))
+        .collect();
+    Ok(Rendered {
+        renditions,
+        duration,
+    })
+}
+
+fn rendition(f: Finished, duration: Option<f64>) -> Rendition {
+    let duration = duration.or((f.duration > 0.0).then_some(f.duration));
+    let (kind, ext, mime, width, height, fps) = match &f.plan {
+        OutputPlan::Video(v) => (
+            VariantKind::Video,
+            "mp4",
+            "video/mp4",
+            Some(v.width),
+            Some(v.height),
+            Some(f64::from(v.fps)),
+        ),
+        OutputPlan::Audio { .. } => (VariantKind::Audio, "m4a", "audio/mp4", None, None, None),
+    };
+    Rendition {
+        name: f.plan.name().to_owned(),
+        kind,
+        tier: f.plan.tier().to_owned(),
+        ext,
+        mime: mime.to_owned(),
+        payload: Payload::File(f.path),
+        codecs: Some(f.codecs),
+        width,
+        height,
+        fps,
+        duration,
+        encoding: None,
+    }
+}
+
+fn open_video_decoder(
+    path: &Path,
+    ictx: &ffmpeg::format::context::Input,
+    index: usize,
+) -> Result<decoder::Video, VideoError> {
+    let stream = ictx
+        .stream(index)
+        .ok_or_else(|| VideoError::Internal(format!("stream {index} vanished")))?;
+    let fail = |e| {
+        VideoError::ffmpeg(
+            path,
+            format!("opening the decoder of video stream {index}"),
+            e,
+        )
+    };
+    let mut ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(fail)?;
+    ctx.set_threading(codec::threading::Config::kind(
+        codec::threading::Type::Frame,
+    ));
+    let mut dec = ctx.decoder().video().map_err(fail)?;
+    dec.set_packet_time_base(stream.time_base());
+    Ok(dec)
+}
+
+fn open_audio_decoder(
+    path: &Path,
+    ictx: &ffmpeg::format::context::Input,
+    index: usize,
+) -> Result<decoder::Audio, VideoError> {
+    let stream = ictx
+        .stream(index)
+        .ok_or_else(|| VideoError::Internal(format!("stream {index} vanished")))?;
+    let fail = |e| {
+        VideoError::ffmpeg(
+            path,
+            format!("opening the decoder of audio stream {index}"),
+            e,
+        )
+    };
+    let ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(fail)?;
+    let mut dec = ctx.decoder().audio().map_err(fail)?;
+    dec.set_packet_time_base(stream.time_base());
+    Ok(dec)
+}
+
+struct DecodeLimits {
+    max_duration: f64,
+    expected: Option<f64>,
+}
+
+/// Demuxes and decodes the whole source, handing chunks of frames to `send`
+/// (which returns false once the encoders have given up). Returns the
+/// timestamp of the last frame, in seconds.
+fn decode_all(
+    path: &Path,
+    ictx: &mut ffmpeg::format::context::Input,
+    mut video: Option<&mut (usize, decoder::Video)>,
+    mut audio: Option<&mut (usize, decoder::Audio)>,
+    limits: &DecodeLimits,
+    progress: &(dyn Fn(f64) + Sync),
+    mut send: impl FnMut(Vec<Decoded>) -> bool,
+) -> Result<f64, VideoError> {
+    let time_base = |index: usize| {
+        ictx.stream(index)
+            .map(|s| f64::from(s.time_base()))
+            .unwrap_or(0.0)
+    };
+    let video_tb = video.as_ref().map_or(0.0, |(i, _)| time_base(*i));
+    let audio_tb = audio.as_ref().map_or(0.0, |(i, _)| time_base(*i));
+    let mut state = DecodeState {
+        chunk: Vec::new(),
+        video_frames: 0,
+        audio_frames: 0,
+        errors: 0,
+        last_time: 0.0,
+    };
+    let chunk_target = if video.is_some() {
+        CHUNK_VIDEO_FRAMES
+    } else {
+        CHUNK_AUDIO_FRAMES
+    };
+
+    for (stream, packet) in ictx.packets() {
+        let index = stream.index();
+        let sent = match (&mut video, &mut audio) {
+            (Some((vi, dec)), _) if *vi == index => dec.send_packet(&packet).map(|_| {
+                state.receive_video(dec, video_tb);
+            }),
+            (_, Some((ai, dec))) if *ai == index => dec.send_packet(&packet).map(|_| {
+                state.receive_audio(dec, audio_tb);
+            }),
+            _ => continue,
+        };
+        if sent.is_err() {
+            state.errors += 1;
+            if state.errors > MAX_DECODE_ERRORS {
+                return Err(VideoError::Refused {
+                    file: path.to_owned(),
+                    reason: format!(
+                        "more than {MAX_DECODE_ERRORS} corrupt packets; the file is damaged"
+                    ),
+                });
+            }
+        }
+        if state.last_time > limits.max_duration {
+            return Err(VideoError::Refused {
+                file: path.to_owned(),
+                reason: format!(
+                    "plays for more than the {:.0} s allowed",
+                    limits.max_duration
+                ),
+            });
+        }
+        let pending = if video.is_some() {
+            state.pending_video()
+        } else {
+            state.chunk.len()
+        };
+        if pending >= chunk_target {
+            if let Some(total) = limits.expected {
+                progress((state.last_time / total).clamp(0.0, 0.99));
+            }
+            if !send(std::mem::take(&mut state.chunk)) {
+                return Ok(state.last_time);
+            }
+        }
+    }
+    if let Some((_, dec)) = video.as_mut() {
+        if dec.send_eof().is_ok() {
+            state.receive_video(dec, video_tb);
+        }
+    }
+    if let Some((_, dec)) = audio.as_mut() {
+        if dec.send_eof().is_ok() {
+            state.receive_audio(dec, audio_tb);
+        }
+    }
+    let last_time = state.last_time;
+    if state.video_frames == 0 && state.audio_frames == 0 {
+        return Err(VideoError::Refused {
+            file: path.to_owned(),
+            reason: "no frame could be decoded; the file is damaged or empty".into(),
+        });
+    }
+    if video.is_some() && state.video_frames == 0 {
+        return Err(VideoError::Refused {
+            file: path.to_owned(),
+            reason: "no video frame could be decoded".into(),
+        });
+    }
+    send(state.chunk);
+    Ok(last_time)
+}
+
+struct DecodeState {
+    chunk: Vec<Decoded>,
+    video_frames: usize,
+    audio_frames: usize,
+    errors: usize,
+    last_time: f64,
+}
+
+impl DecodeState {
+    fn pending_video(&self) -> usize {
+        self.chunk
+            .iter()
+            .filter(|d| matches!(d, Decoded::Video(_)))
+            .count()
+    }
+
+    fn receive_video(&mut self, dec: &mut decoder::Video, tb: f64) {
+        let mut frame = frame::Video::empty();
+        while dec.receive_frame(&mut frame).is_ok() {
+            let ts = frame.timestamp();
+            frame.set_pts(ts);
+            if let Some(ts) = ts {
+                self.last_time = self.last_time.max(ts as f64 * tb);
+            }
+            self.video_frames += 1;
+            self.chunk.push(Decoded::Video(std::mem::replace(
+                &mut frame,
+                frame::Video::empty(),
+            )));
+        }
+    }
+
+    fn receive_audio(&mut self, dec: &mut decoder::Audio, tb: f64) {
+        let mut frame = frame::Audio::empty();
+        while dec.receive_frame(&mut frame).is_ok() {
+            let ts = frame.timestamp();
+            frame.set_pts(ts);
+            if let Some(ts) = ts {
+                self.last_time = self.last_time.max(ts as f64 * tb);
+            }
+            self.audio_frames += 1;
+            self.chunk.push(Decoded::Audio(std::mem::replace(
+                &mut frame,
+                frame::Audio::empty(),
+            )));
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! One rendition being written: filter graphs, encoders and a muxer.
+//!
+//! Every output receives the same decoded frames. Each has its own filter
+//! graph (scale, frame rate, pixel format; resample and downmix for sound),
+//! its own encoder and its own MP4 muxer writing to a local file, so the
+//! outputs share nothing mutable and can run on different rayon threads.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg::{
+    codec, encoder, filter, format, frame, picture, ChannelLayout, Dictionary, Packet, Rational,
+};
+use ffmpeg_next as ffmpeg;
+use lowband_catalog::profile::AudioCodec;
+
+use super::plan::{AudioPlan, OutputPlan, VideoPlan};
+use super::{Decoded, VideoError};
+
+/// How decoded frames look, for the filter graph sources.
+#[derive(Debug, Clone)]
+pub(super) struct InputFormat {
+    pub video: Option<VideoInput>,
+    pub audio: Option<AudioInput>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct VideoInput {
+    pub width: u32,
+    pub height: u32,
+    pub pixel: ffmpeg::format::Pixel,
+    pub time_base: Rational,
+    pub sample_aspect: Rational,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct AudioInput {
+    pub rate: u32,
+    pub sample: ffmpeg::format::Sample,
+    pub layout_bits: u64,
+    pub channels: u16,
+    pub time_base: Rational,
+}
+
+/// What a finished output measured.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub plan: OutputPlan,
+    pub path: PathBuf,
+    pub duration: f64,
+    pub codecs: String,
+}
+
+pub(super) struct Output {
+    plan: OutputPlan,
+    source: PathBuf,
+    path: PathBuf,
+    octx: format::context::Output,
+    video: Option<Lane<encoder::Video>>,
+    audio: Option<Lane<encoder::Audio>>,
+    codecs: Vec<String>,
+}
+
+/// A filter graph feeding an encoder feeding one muxer stream.
+struct Lane<E> {
+    graph: filter::Graph,
+    encoder: E,
+    encoder_tb: Rational,
+    stream: usize,
+    stream_tb: Rational,
+    /// Next instant (s) at which a keyframe is forced; video only.
+    next_keyframe: f64,
+    keyframe_interval: f64,
+    last_time: f64,
+}
+
+impl Output {
+    pub fn new(
+        source: &Path,
+        plan: OutputPlan,
+        input: &InputFormat,
+        path: PathBuf,
+        keyframe_interval: f64,
+    ) -> Result<Self, VideoError> {
+        let fail = |op: String| move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e);
+        let name = plan.name().to_owned();
+        let mut octx = format::output_as(&path, "mp4")
+            .map_err(fail(format!("creating the MP4 muxer for {name}")))?;
+        let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
+        let mut codecs = Vec::new();
+
+        let video = match (&plan, &input.video) {
+            (OutputPlan::Video(v), Some(vin)) => {
+                let lane = video_lane(source, v, vin, global_header, &mut octx, keyframe_interval)?;
+                codecs.push(avc_codecs_string(&lane.encoder));
+                Some(lane)
+            }
+            _ => None,
+        };
+        let audio_plan = match &plan {
+            OutputPlan::Video(v) => v.audio.as_ref(),
+            OutputPlan::Audio { audio, .. } => Some(audio),
+        };
+        let audio = match (audio_plan, &input.audio) {
+            (Some(a), Some(ain)) => {
+                codecs.push(match a.codec {
+                    AudioCodec::Aac => "mp4a.40.2".to_owned(),
+                    AudioCodec::Opus => "opus".to_owned(),
+                });
+                Some(audio_lane(source, &name, a, ain, global_header, &mut octx)?)
+            }
+            _ => None,
+        };
+
+        let mut options = Dictionary::new();
+        // moov first, so playback starts before the whole file has arrived.
+        options.set("movflags", "+faststart");
+        octx.write_header_with(options)
+            .map_err(fail(format!("writing the MP4 header for {name}")))?;
+        let mut out = Self {
+            plan,
+            source: source.to_owned(),
+            path,
+            octx,
+            video,
+            audio,
+            codecs,
+        };
+        out.read_stream_time_bases();
+        Ok(out)
+    }
+
+    fn read_stream_time_bases(&mut self) {
+        // The muxer picks its stream time bases in write_header.
+        if let Some(lane) = self.video.as_mut() {
+            lane.stream_tb = self
+                .octx
+                .stream(lane.stream)
+                .map(|s| s.time_base())
+                .unwrap_or(lane.encoder_tb);
+        }
+        if let Some(lane) = self.audio.as_mut() {
+            lane.stream_tb = self
+                .octx
+                .stream(lane.stream)
+                .map(|s| s.time_base())
+                .unwrap_or(lane.encoder_tb);
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.plan.name()
+    }
+
+    /// Feeds one chunk of decoded frames through this output.
+    pub fn push(&mut self, chunk: &[Decoded]) -> Result<(), VideoError> {
+        for decoded in chunk {
+            match decoded {
+                Decoded::Video(f) => {
+                    if let Some(lane) = self.video.as_mut() {
+                        lane.feed(f)?;
+                        lane.drain_video(&mut self.octx)?;
+                    }
+                }
+                Decoded::Audio(f) => {
+                    if let Some(lane) = self.audio.as_mut() {
+                        lane.feed(f)?;
+                        lane.drain_audio(&mut self.octx)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes graphs and encoders and closes the file.
+    pub fn finish(mut self) -> Result<Finished, VideoError> {
+        let name = self.plan.name().to_owned();
+        let fail = |op: &str| {
+            let source = self.source.clone();
+            let op = format!("{op} for {name}");
+            move |e: ffmpeg::Error| VideoError::ffmpeg(&source, op, e)
+        };
+        let mut duration: f64 = 0.0;
+        if let Some(lane) = self.video.as_mut() {
+            lane.flush_graph()
+                .map_err(fail("flushing the video filters"))?;
+            lane.drain_video(&mut self.octx)?;
+            lane.encoder
+                .base()
+                .send_eof()
+                .map_err(fail("flushing the video encoder"))?;
+            lane.write_packets(&mut self.octx)?;
+            duration = duration.max(lane.last_time);
+        }
+        if let Some(lane) = self.audio.as_mut() {
+            lane.flush_graph()
+                .map_err(fail("flushing the audio filters"))?;
+            lane.drain_audio(&mut self.octx)?;
+            lane.encoder
+                .base()
+                .send_eof()
+                .map_err(fail("flushing the audio encoder"))?;
+            lane.write_packets(&mut self.octx)?;
+            duration = duration.max(lane.last_time);
+        }
+        self.octx
+            .write_trailer()
+            .map_err(fail("finishing the MP4 file"))?;
+        Ok(Finished {
+            plan: self.plan,
+            path: self.path,
+            duration,
+            codecs: self.codecs.join(", "),
+        })
+    }
+}
+
+fn video_lane(
+    source: &Path,
+    plan: &VideoPlan,
+    input: &VideoInput,
+    global_header: bool,
+    octx: &mut format::context::Output,
+    keyframe_interval: f64,
+) -> Result<Lane<encoder::Video>, VideoError> {
+    let fail = |op: &str| {
+        let op = format!("{op} for rung {}", plan.name);
+        move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e)
+    };
+    let sar = if input.sample_aspect.numerator() > 0 {
+        input.sample_aspect
+    } else {
+        Rational(1, 1)
+    };
+    let args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+        input.width,
+        input.height,
+        ffmpeg::ffi::AVPixelFormat::from(input.pixel) as i32,
+        input.time_base.numerator(),
+        input.time_base.denominator(),
+        sar.numerator(),
+        sar.denominator(),
+    );
+    let fps = plan.fps;
+    let spec = format!(
+        "scale=w={}:h={}:flags=lanczos,setsar=1,fps=fps={}/{},format=yuv420p",
+        plan.width,
+        plan.height,
+        fps.numerator(),
+        fps.denominator()
+    );
+    let graph = build_graph(source, "buffer", "buffersink", &args, &spec, |_| {})
+        .map_err(fail("building the video filter graph"))?;
+
+    let codec = encoder::find_by_name("libx264").ok_or_else(|| VideoError::Refused {
+        file: source.to_owned(),
+        reason: "this FFmpeg has no libx264 encoder".into(),
+    })?;
+    let mut enc = codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .map_err(fail("creating the libx264 encoder"))?;
+    let time_base = Rational(fps.denominator(), fps.numerator());
+    enc.set_width(plan.width);
+    enc.set_height(plan.height);
+    enc.set_format(ffmpeg::format::Pixel::YUV420P);
+    enc.set_time_base(time_base);
+    enc.set_frame_rate(Some(fps));
+    enc.set_aspect_ratio(Rational(1, 1));
+    if global_header {
+        enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    }
+    let maxrate = plan.video_kbps * 1000;
+    let mut options = Dictionary::new();
+    options.set("preset", &plan.preset);
+    options.set("profile", "main");
+    options.set("crf", &plan.crf.to_string());
+    options.set("maxrate", &maxrate.to_string());
+    // A two-second buffer keeps the cap meaningful on a link that carries no more.
+    options.set("bufsize", &(maxrate * 2).to_string());
+    options.set("forced-idr", "1");
+    // Only forced keyframes at the shared instants start a GOP; scene cuts still get I-frames.
+    options.set(
+        "g",
+        &((f64::from(fps) * keyframe_interval * 2.0).ceil() as u32).to_string(),
+    );
+    options.set("threads", "1");
+    let encoder = enc.open_with(options).map_err(fail("opening libx264"))?;
+    let mut stream = octx
+        .add_stream(codec)
+        .map_err(fail("adding the video stream"))?;
+    stream.set_parameters(&encoder);
+    stream.set_time_base(time_base);
+    let index = stream.index();
+    Ok(Lane {
+        graph,
+        encoder,
+        encoder_tb: time_base,
+        stream: index,
+        stream_tb: time_base,
+        next_keyframe: 0.0,
+        keyframe_interval,
+        last_time: 0.0,
+    })
+}
+
+fn audio_lane(
+    source: &Path,
+    name: &str,
+    plan: &AudioPlan,
+    input: &AudioInput,
+    global_header: bool,
+    octx: &mut format::context::Output,
+) -> Result<Lane<encoder::Audio>, VideoError> {
+    let fail = |op: &str| {
+        let op = format!("{op} for {name}");
+        move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e)
+    };
+    let (codec_name, sample) = match plan.codec {
+        AudioCodec::Aac => (
+            "aac",
+            ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Planar),
+        ),
+        AudioCodec::Opus => (
+            "libopus",
+            ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Packed),
+        ),
+    };
+    let codec = encoder::find_by_name(codec_name).ok_or_else(|| VideoError::Refused {
+        file: source.to_owned(),
+        reason: format!("this FFmpeg has no {codec_name} encoder"),
+    })?;
+    let mut enc = codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .audio()
+        .map_err(fail(&format!("creating the {codec_name} encoder")))?;
+    let time_base = Rational(1, plan.sample_rate as i32);
+    enc.set_rate(plan.sample_rate as i32);
+    enc.set_channel_layout(ChannelLayout::MONO);
+    enc.set_format(sample);
+    enc.set_bit_rate(plan.kbps as usize * 1000);
+    enc.set_time_base(time_base);
+    if global_header {
+        enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    }
+    let mut options = Dictionary::new();
+    if plan.codec == AudioCodec::Opus {
+        options.set("application", "voip");
+    }
+    let encoder = enc
+        .open_with(options)
+        .map_err(fail(&format!("opening {codec_name}")))?;
+    let frame_size = encoder.frame_size();
+
+    let layout = if input.layout_bits != 0 {
+        format!(":channel_layout=0x{:x}", input.layout_bits)
+    } else {
+        String::new()
+    };
+    let args = format!(
+        "time_base={}/{}:sample_rate={}:sample_fmt={}:channels={}{layout}",
+        input.time_base.numerator(),
+        input.time_base.denominator(),
+        input.rate,
+        input.sample.name(),
+        input.channels,
+    );
+    let spec = format!(
+        "aformat=sample_fmts={}:sample_rates={}:channel_layouts=mono",
+        sample.name(),
+        plan.sample_rate
+    );
+    let graph = build_graph(source, "abuffer", "abuffersink", &args, &spec, |graph| {
+        if frame_size > 0 {
+            if let Some(mut out) = graph.get("out") {
+                out.sink().set_frame_size(frame_size);
+            }
+        }
+    })
+    .map_err(fail("building the audio filter graph"))?;
+
+    let mut stream = octx
+        .add_stream(codec)
+        .map_err(fail("adding the audio stream"))?;
+    stream.set_parameters(&encoder);
+    stream.set_time_base(time_base);
+    let index = stream.index();
+    Ok(Lane {
+        graph,
+        encoder,
+        encoder_tb: time_base,
+        stream: index,
+        stream_tb: time_base,
+        next_keyframe: f64::INFINITY,
+        keyframe_interval: 0.0,
+        last_time: 0.0,
+    })
+}
+
+fn build_graph(
+    _source: &Path,
+    src: &str,
+    sink: &str,
+    args: &str,
+    spec: &str,
+    after: impl FnOnce(&mut filter::Graph),
+) -> Result<filter::Graph, ffmpeg::Error> {
+    let mut graph = filter::Graph::new();
+    let find = |name: &str| filter::find(name).ok_or(ffmpeg::Error::FilterNotFound);
+    graph.add(&find(src)?, "in", args)?;
+    graph.add(&find(sink)?, "out", "")?;
+    graph.output("in", 0)?.input("out", 0)?.parse(spec)?;
+    graph.validate()?;
+    after(&mut graph);
+    Ok(graph)
+}
+
+/// Errors that only mean "no output available yet".
+fn is_again(e: &ffmpeg::Error) -> bool {
+    matches!(e, ffmpeg::Error::Eof)
+        || matches!(e, ffmpeg::Error::Other { errno } if *errno == ffmpeg::util::error::EAGAIN)
+}
+
+/// The part of an opened audio or video encoder a lane drives.
+trait LaneEncoder {
+    fn base(&mut self) -> &mut encoder::Encoder;
+}
+
+impl LaneEncoder for encoder::Video {
+    fn base(&mut self) -> &mut encoder::Encoder {
+        self
+    }
+}
+
+impl LaneEncoder for encoder::Audio {
+    fn base(&mut self) -> &mut encoder::Encoder {
+        self
+    }
+}
+
+impl<E: LaneEncoder> Lane<E> {
+    /// Hands a frame to the graph without taking it: the same decoded frame
+    /// goes to every output, so the graph gets a new reference, not the frame.
+    fn feed(&mut self, frame: &frame::Frame) -> Result<(), VideoError> {
+        let mut src = self
+            .graph
+            .get("in")
+            .ok_or_else(|| VideoError::Internal("filter graph lost its source".into()))?;
+        // SAFETY: both pointers are live for the call; av_buffersrc_write_frame
+        // only reads `frame` and adds its own reference to the buffers.
+        let ret =
+            unsafe { ffmpeg::ffi::av_buffersrc_write_frame(src.as_mut_ptr(), frame.as_ptr()) };
+        if ret < 0 {
+            return Err(VideoError::Internal(format!(
+                "filter graph refused a frame: {}",
+                ffmpeg::Error::from(ret)
+            )));
+        }
+        Ok(())
+    }
+
+    fn flush_graph(&mut self) -> Result<(), ffmpeg::Error> {
+        match self.graph.get("in") {
+            Some(mut src) => src.source().flush(),
+            None => Ok(()),
+        }
+    }
+
+    fn drain_video(&mut self, octx: &mut format::context::Output) -> Result<(), VideoError> {
+        loop {
+            let mut filtered = frame::Video::empty();
+            let got = match self.graph.get("out") {
+                Some(mut sink) => sink.sink().frame(&mut filtered),
+                None => return Err(VideoError::Internal("filter graph lost its sink".into())),
+            };
+            match got {
+                Ok(()) => {}
+                Err(e) if is_again(&e) => return Ok(()),
+                Err(e) => return Err(VideoError::Internal(format!("video filter: {e}"))),
+            }
+            let time = filtered
+                .pts()
+                .map_or(self.last_time, |p| p as f64 * f64::from(self.encoder_tb));
+            if time + 1e-6 >= self.next_keyframe {
+                filtered.set_kind(picture::Type::I);
+                while self.next_keyframe <= time + 1e-6 {
+                    self.next_keyframe += self.keyframe_interval;
+                }
+            } else {
+                filtered.set_kind(picture::Type::None);
+            }
+            self.last_time = time
+                + 1.0
+                    / f64::from(Rational(
+                        self.encoder_tb.denominator(),
+                        self.encoder_tb.numerator(),
+                    ));
+            self.encoder
+                .base()
+                .send_frame(&filtered)
+                .map_err(|e| VideoError::Internal(format!("libx264: {e}")))?;
+            self.write_packets(octx)?;
+        }
+    }
+
+    fn drain_audio(&mut self, octx: &mut format::context::Output) -> Result<(), VideoError> {
+        loop {
+            let mut filtered = frame::Audio::empty();
+            let got = match self.graph.get("out") {
+                Some(mut sink) => sink.sink().frame(&mut filtered),
+                None => return Err(VideoError::Internal("filter graph lost its sink".into())),
+            };
+            match got {
+                Ok(()) => {}
+                Err(e) if is_again(&e) => return Ok(()),
+                Err(e) => return Err(VideoError::Internal(format!("audio filter: {e}"))),
+            }
+            if let Some(pts) = filtered.pts() {
+                self.last_time =
+                    (pts as f64 + filtered.samples() as f64) * f64::from(self.encoder_tb);
+            }
+            self.encoder
+                .base()
+                .send_frame(&filtered)
+                .map_err(|e| VideoError::Internal(format!("audio encoder: {e}")))?;
+            self.write_packets(octx)?;
+        }
+    }
+
+    fn write_packets(&mut self, octx: &mut format::context::Output) -> Result<(), VideoError> {
+        let mut packet = Packet::empty();
+        loop {
+            match self.encoder.base().receive_packet(&mut packet) {
+                Ok(()) => {}
+                Err(e) if is_again(&e) => return Ok(()),
+                Err(e) => return Err(VideoError::Internal(format!("encoder: {e}"))),
+            }
+            packet.set_stream(self.stream);
+            packet.rescale_ts(self.encoder_tb, self.stream_tb);
+            packet
+                .write_interleaved(octx)
+                .map_err(|e| VideoError::Internal(format!("MP4 muxer: {e}")))?;
+        }
+    }
+}
+
+/// RFC 6381 `avc1.PPCCLL` from the encoder's SPS.
+fn avc_codecs_string(encoder: &encoder::Video) -> String {
+    // SAFETY: extradata/extradata_size describe a buffer owned by the open encoder.
+    let extradata = unsafe {
+        let ctx = &*encoder.as_ptr();
+        if ctx.extradata.is_null() || ctx.extradata_size <= 0 {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(ctx.extradata, ctx.extradata_size as usize)
+        }
+    };
+    super::codecs::avc1_from_extradata(extradata).unwrap_or_else(|| "avc1.4d401e".to_owned())
+}

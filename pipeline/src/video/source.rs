@@ -1,0 +1,173 @@
+//! Opening untrusted media safely and describing what is inside.
+//!
+//! A source file is opened with the `file` protocol only and an allow-list
+//! of demuxers, so a crafted file cannot make FFmpeg read another file, a
+//! URL or a playlist. Its streams, size and duration are checked against the
+//! profile's bounds before a single frame is decoded.
+
+use std::path::Path;
+
+use ffmpeg::format::context::Input;
+use ffmpeg::{media, Dictionary, Rational};
+use ffmpeg_next as ffmpeg;
+use lowband_catalog::profile::VideoSettings;
+
+use super::VideoError;
+
+/// Demuxers a source may be read with. Everything that can reference other
+/// files or URLs (hls, concat, playlists, image sequences, …) is absent.
+const ALLOWED_DEMUXERS: &[&str] = &[
+    "mov", "mp4", "m4a", "matroska", "webm", "mp3", "wav", "ogg", "flac", "aac", "avi",
+];
+
+/// What a source holds, as far as the ladder cares.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub duration: Option<f64>,
+    pub video: Option<VideoStreamInfo>,
+    pub audio: Option<AudioStreamInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VideoStreamInfo {
+    pub index: usize,
+    pub width: u32,
+    pub height: u32,
+    /// Pixel aspect ratio (1 for square pixels).
+    pub sample_aspect: Rational,
+    pub frame_rate: Option<f64>,
+    pub time_base: Rational,
+}
+
+impl VideoStreamInfo {
+    /// Width as displayed, after the pixel aspect ratio.
+    pub fn display_width(&self) -> f64 {
+        let sar = self.sample_aspect;
+        let ratio = if sar.numerator() > 0 && sar.denominator() > 0 {
+            f64::from(sar)
+        } else {
+            1.0
+        };
+        f64::from(self.width) * ratio
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AudioStreamInfo {
+    pub index: usize,
+    pub time_base: Rational,
+}
+
+/// Opens `path` under the whitelists and checks it against the bounds.
+pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), VideoError> {
+    crate::video::init();
+    let refused = |reason: String| VideoError::Refused {
+        file: path.to_owned(),
+        reason,
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
+    if metadata.len() == 0 {
+        return Err(refused("the file is empty".into()));
+    }
+    let mut options = Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    options.set("format_whitelist", &ALLOWED_DEMUXERS.join(","));
+    let ictx = ffmpeg::format::input_with_dictionary(path, options).map_err(|e| {
+        refused(format!("not a readable audio or video file ({e}); accepted containers: MP4/MOV, MKV/WebM, MP3, WAV, Ogg, FLAC, AAC, AVI"))
+    })?;
+    let demuxer = ictx.format().name().to_owned();
+    if !demuxer
+        .split(',')
+        .any(|name| ALLOWED_DEMUXERS.contains(&name))
+    {
+        return Err(refused(format!("container {demuxer:?} is not accepted")));
+    }
+    if ictx.nb_streams() > limits.max_streams {
+        return Err(refused(format!(
+            "{} streams, more than the {} allowed",
+            ictx.nb_streams(),
+            limits.max_streams
+        )));
+    }
+
+    let video = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Video)
+        .filter(|s| {
+            !s.disposition()
+                .contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC)
+        })
+        .max_by_key(|s| {
+            let p = s.parameters();
+            // SAFETY: `p` points at the stream's live codec parameters.
+            unsafe { i64::from((*p.as_ptr()).width) * i64::from((*p.as_ptr()).height) }
+        })
+        .map(|s| {
+            let p = s.parameters();
+            // SAFETY: as above; the fields are plain integers and a rational.
+            let (width, height, sar) = unsafe {
+                let raw = &*p.as_ptr();
+                (
+                    raw.width,
+                    raw.height,
+                    Rational::from(raw.sample_aspect_ratio),
+                )
+            };
+            let rate = [s.avg_frame_rate(), s.rate()]
+                .into_iter()
+                .find(|r| r.numerator() > 0 && r.denominator() > 0)
+                .map(f64::from)
+                .filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 1000.0);
+            (s.index(), width, height, sar, rate, s.time_base())
+        });
+    let video = match video {
+        Some((index, width, height, sample_aspect, frame_rate, time_base)) => {
+            if width <= 0 || height <= 0 {
+                return Err(refused(format!("video stream {index} has no picture size")));
+            }
+            let (width, height) = (width as u32, height as u32);
+            if width > limits.max_width || height > limits.max_height {
+                return Err(refused(format!(
+                    "video stream {index} is {width}x{height}, larger than the {}x{} allowed",
+                    limits.max_width, limits.max_height
+                )));
+            }
+            Some(VideoStreamInfo {
+                index,
+                width,
+                height,
+                sample_aspect,
+                frame_rate,
+                time_base,
+            })
+        }
+        None => None,
+    };
+    let audio = ictx
+        .streams()
+        .best(media::Type::Audio)
+        .map(|s| AudioStreamInfo {
+            index: s.index(),
+            time_base: s.time_base(),
+        });
+    if video.is_none() && audio.is_none() {
+        return Err(refused("no audio or video stream".into()));
+    }
+
+    let duration = (ictx.duration() > 0)
+        .then(|| ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE));
+    if let Some(d) = duration.filter(|d| *d > limits.max_duration) {
+        return Err(refused(format!(
+            "{d:.0} s long, more than the {:.0} s allowed",
+            limits.max_duration
+        )));
+    }
+    Ok((
+        ictx,
+        SourceInfo {
+            duration,
+            video,
+            audio,
+        },
+    ))
+}
