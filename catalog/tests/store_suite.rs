@@ -1,0 +1,256 @@
+//! One store suite, run against every backend: memory://, file:// and a real
+//! S3-compatible server (s3s-fs) started on loopback for the test.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lowband_catalog::manifest::ModuleInfo;
+use lowband_catalog::manifest::{
+    Asset, AssetKind, Manifest, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
+};
+use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store, StoreError};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+
+fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
+    Manifest {
+        schema: MANIFEST_SCHEMA,
+        module: ModuleInfo {
+            id: ModuleId::parse(id).unwrap(),
+            title: format!("Module {id}"),
+            language: Some("km".into()),
+        },
+        profile: "default".into(),
+        tiers: Profile::builtin_default().tiers,
+        published_at: 1,
+        assets: vec![Asset {
+            path: "index.html".into(),
+            kind: AssetKind::Page,
+            source: SourceInfo {
+                bytes,
+                hash: key.hash(),
+                mime: "text/html".into(),
+            },
+            derivation: ContentHash::of(b"d"),
+            duration: None,
+            variants: vec![Variant {
+                name: "identity".into(),
+                kind: VariantKind::Page,
+                tier: "slow-2g".into(),
+                key,
+                bytes,
+                mime: "text/html".into(),
+                codecs: None,
+                width: None,
+                height: None,
+                fps: None,
+                bitrate: None,
+                duration: None,
+                encoding: None,
+            }],
+        }],
+    }
+}
+
+async fn suite(store: &Store) {
+    // Content-addressed puts store once.
+    let page = Bytes::from_static("<p lang=\"km\">សួស្តី</p>".as_bytes());
+    let (key, uploaded) = store.put_object(page.clone(), "html").await.unwrap();
+    assert!(uploaded);
+    assert_eq!(key, ObjectKey::for_bytes(&page, "html"));
+    let (again, uploaded) = store.put_object(page.clone(), "html").await.unwrap();
+    assert_eq!(
+        (again.clone(), uploaded),
+        (key.clone(), false),
+        "second put of the same bytes uploads nothing"
+    );
+    assert!(store.contains(&key).await.unwrap());
+    assert_eq!(
+        store.get_bytes(&key.to_string()).await.unwrap().unwrap(),
+        page
+    );
+    assert!(!store
+        .contains(&ObjectKey::for_bytes(b"absent", "bin"))
+        .await
+        .unwrap());
+    assert!(store
+        .get_bytes("modules/none/manifest.json")
+        .await
+        .unwrap()
+        .is_none());
+
+    // A file larger than the multipart threshold goes up in parts, intact.
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..9 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let big_path = dir.path().join("big.mp4");
+    std::fs::write(&big_path, &big).unwrap();
+    let big_key = ObjectKey::for_bytes(&big, "mp4");
+    assert!(store.put_file(&big_key, &big_path).await.unwrap());
+    assert!(!store.put_file(&big_key, &big_path).await.unwrap());
+    let path = Path::from(big_key.to_string());
+    assert_eq!(
+        store.inner().head(&path).await.unwrap().size,
+        big.len() as u64
+    );
+    let middle = store
+        .inner()
+        .get_range(&path, 5_000_000..5_000_100)
+        .await
+        .unwrap();
+    assert_eq!(&middle[..], &big[5_000_000..5_000_100]);
+
+    // Manifests: absent, published, listed, replaced.
+    let id = ModuleId::parse("m-two").unwrap();
+    assert!(store.manifest(&id).await.unwrap().is_none());
+    assert!(store.index().await.unwrap().modules.is_empty());
+    let m2 = manifest("m-two", key.clone(), page.len() as u64);
+    store.publish(&m2).await.unwrap();
+    assert_eq!(store.manifest(&id).await.unwrap().unwrap(), m2);
+    let m1 = manifest("m-one", key.clone(), page.len() as u64);
+    store.publish(&m1).await.unwrap();
+    let mut m2b = m2.clone();
+    m2b.module.title = "Renamed".into();
+    store.publish(&m2b).await.unwrap();
+    let index = store.index().await.unwrap();
+    let listed: Vec<_> = index
+        .modules
+        .iter()
+        .map(|m| (m.id.as_str(), m.title.as_str()))
+        .collect();
+    assert_eq!(listed, [("m-one", "Module m-one"), ("m-two", "Renamed")]);
+
+    // A damaged manifest is reported as such, naming its key.
+    store
+        .inner()
+        .put(
+            &Path::from("modules/m-bad/manifest.json"),
+            PutPayload::from_static(b"{\"schema\": 1, \"mod"),
+        )
+        .await
+        .unwrap();
+    let err = store
+        .manifest(&ModuleId::parse("m-bad").unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Manifest(_)), "{err}");
+    assert!(
+        err.to_string().contains("modules/m-bad/manifest.json"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn memory_store() {
+    suite(&Store::open("memory://").unwrap()).await;
+}
+
+#[tokio::test]
+async fn file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("file://{}", dir.path().join("store").display())).unwrap();
+    suite(&store).await;
+    // Objects are plain files under the content-addressed layout.
+    let any_object = walk(dir.path())
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("/objects/"));
+    assert!(any_object.is_some());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// An s3s-fs process on a free loopback port, killed on drop.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+    _root: tempfile::TempDir,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_s3s(bucket: &str) -> Option<S3Server> {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join(bucket)).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("s3s-fs")
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            "lowband",
+            "--secret-key",
+            "lowband-secret",
+        ])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("LOWBAND_REQUIRE_S3").is_some() => {
+            panic!("s3s-fs is required (LOWBAND_REQUIRE_S3 is set) but could not start: {e}; run scripts/install-deps.sh --test")
+        }
+        Err(e) => {
+            eprintln!("skipping the S3 store suite: s3s-fs not available ({e}); scripts/test.sh installs it");
+            return None;
+        }
+    };
+    let server = S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+        _root: root,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "s3s-fs did not start listening on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(server)
+}
+
+#[tokio::test]
+async fn s3_store() {
+    let Some(server) = start_s3s("lowband") else {
+        return;
+    };
+    // This is the only test in this binary that reads AWS_* variables.
+    std::env::set_var("AWS_ENDPOINT_URL", &server.endpoint);
+    std::env::set_var("AWS_ACCESS_KEY_ID", "lowband");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "lowband-secret");
+    std::env::set_var("AWS_REGION", "us-east-1");
+    let store = Store::open("s3://lowband/national/origin").unwrap();
+    suite(&store).await;
+
+    // Wrong credentials are an error, not an empty store.
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "wrong");
+    let denied = Store::open("s3://lowband/national/origin").unwrap();
+    assert!(denied.index().await.is_err());
+}

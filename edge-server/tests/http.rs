@@ -1,0 +1,504 @@
+//! The edge's HTTP behaviour, driven through `Edge::handle` without sockets
+//! (and once over a real loopback socket), on a memory store holding a
+//! hand-made module.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use lowband_catalog::manifest::{
+    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
+};
+use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
+use lowband_edge::{Edge, EdgeConfig};
+
+struct Fixture {
+    edge: Edge,
+    /// Bytes of each variant, by name.
+    bodies: std::collections::HashMap<String, Bytes>,
+}
+
+fn bytes_for(name: &str, len: usize) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(name.len() as u8))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn fixture() -> Fixture {
+    let store = Store::open("memory://").unwrap();
+    let mut bodies = std::collections::HashMap::new();
+    let mut assets = Vec::new();
+    let specs: [(
+        &str,
+        AssetKind,
+        &[(&str, VariantKind, &str, usize, &str, Option<&str>)],
+    ); 3] = [
+        (
+            "lessons/lecture.mp4",
+            AssetKind::Video,
+            &[
+                ("144p", VariantKind::Video, "2g", 4_000, "video/mp4", None),
+                ("360p", VariantKind::Video, "3g", 12_000, "video/mp4", None),
+                ("480p", VariantKind::Video, "4g", 30_000, "video/mp4", None),
+                (
+                    "audio-aac",
+                    VariantKind::Audio,
+                    "slow-2g",
+                    2_000,
+                    "audio/mp4",
+                    None,
+                ),
+            ],
+        ),
+        (
+            "img/photo.jpg",
+            AssetKind::Image,
+            &[
+                (
+                    "w320-webp",
+                    VariantKind::Image,
+                    "slow-2g",
+                    900,
+                    "image/webp",
+                    None,
+                ),
+                (
+                    "w320-jpeg",
+                    VariantKind::Image,
+                    "slow-2g",
+                    1_300,
+                    "image/jpeg",
+                    None,
+                ),
+                (
+                    "w1280-webp",
+                    VariantKind::Image,
+                    "4g",
+                    9_000,
+                    "image/webp",
+                    None,
+                ),
+                (
+                    "w1280-jpeg",
+                    VariantKind::Image,
+                    "4g",
+                    13_000,
+                    "image/jpeg",
+                    None,
+                ),
+            ],
+        ),
+        (
+            "index.html",
+            AssetKind::Page,
+            &[
+                (
+                    "identity",
+                    VariantKind::Page,
+                    "slow-2g",
+                    5_000,
+                    "text/html; charset=utf-8",
+                    None,
+                ),
+                (
+                    "br",
+                    VariantKind::Page,
+                    "slow-2g",
+                    1_100,
+                    "text/html; charset=utf-8",
+                    Some("br"),
+                ),
+                (
+                    "gzip",
+                    VariantKind::Page,
+                    "slow-2g",
+                    1_500,
+                    "text/html; charset=utf-8",
+                    Some("gzip"),
+                ),
+            ],
+        ),
+    ];
+    for (path, kind, variants) in specs {
+        let mut vs = Vec::new();
+        for &(name, vkind, tier, len, mime, encoding) in variants {
+            let body = bytes_for(name, len);
+            let (key, _) = store.put_object(body.clone(), "bin").await.unwrap();
+            bodies.insert(format!("{path}#{name}"), body);
+            vs.push(Variant {
+                name: name.into(),
+                kind: vkind,
+                tier: tier.into(),
+                key,
+                bytes: len as u64,
+                mime: mime.into(),
+                codecs: None,
+                width: None,
+                height: None,
+                fps: None,
+                bitrate: None,
+                duration: None,
+                encoding: encoding.map(Into::into),
+            });
+        }
+        assets.push(Asset {
+            path: path.into(),
+            kind,
+            source: SourceInfo {
+                bytes: 99_999,
+                hash: ContentHash::of(path.as_bytes()),
+                mime: "x".into(),
+            },
+            derivation: ContentHash::of(b"d"),
+            duration: None,
+            variants: vs,
+        });
+    }
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        module: ModuleInfo {
+            id: ModuleId::parse("m1").unwrap(),
+            title: "Module <one>".into(),
+            language: Some("km".into()),
+        },
+        profile: "default".into(),
+        tiers: Profile::builtin_default().tiers,
+        published_at: 1,
+        assets,
+    };
+    store.publish(&manifest).await.unwrap();
+    Fixture {
+        edge: Edge::new(store, EdgeConfig::default()),
+        bodies,
+    }
+}
+
+struct Got {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn variant(&self) -> &str {
+        self.header("lowband-variant")
+            .split(';')
+            .next()
+            .unwrap_or("")
+    }
+}
+
+async fn get(f: &Fixture, uri: &str, headers: &[(&str, &str)]) -> Got {
+    request(f, Method::GET, uri, headers).await
+}
+
+async fn request(f: &Fixture, method: Method, uri: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = f.edge.handle(req.body(()).unwrap()).await;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+const LECTURE: &str = "/m/m1/lessons/lecture.mp4";
+
+#[tokio::test]
+async fn every_signal_selects_a_tier() {
+    let f = fixture().await;
+    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        (&[], "", "360p; tier=3g; reason=default"),
+        (&[("ect", "2g")], "", "144p; tier=2g; reason=ect"),
+        (&[("ect", "4g")], "", "480p; tier=4g; reason=ect"),
+        (
+            &[("ect", "slow-2g")],
+            "",
+            "audio-aac; tier=slow-2g; reason=ect",
+        ),
+        (&[("downlink", "0.1")], "", "144p; tier=2g; reason=downlink"),
+        (&[("downlink", "20")], "", "480p; tier=4g; reason=downlink"),
+        (&[("rtt", "1600")], "", "144p; tier=2g; reason=rtt"),
+        (
+            &[("save-data", "on")],
+            "",
+            "144p; tier=2g; reason=save-data",
+        ),
+        (
+            &[("save-data", "on"), ("ect", "4g")],
+            "",
+            "144p; tier=2g; reason=save-data",
+        ),
+        (&[("ect", "2g")], "?tier=4g", "480p; tier=4g; reason=chosen"),
+        (
+            &[("cookie", "lowband_tier=slow-2g")],
+            "",
+            "audio-aac; tier=slow-2g; reason=chosen",
+        ),
+    ];
+    for (headers, query, want) in cases {
+        let got = get(&f, &format!("{LECTURE}{query}"), headers).await;
+        assert_eq!(got.status, StatusCode::OK, "{headers:?}");
+        assert_eq!(got.header("lowband-variant"), *want, "{headers:?} {query}");
+        let body_key = format!("lessons/lecture.mp4#{}", got.variant());
+        assert_eq!(got.body, f.bodies[&body_key], "body of {want}");
+    }
+    let two_g = get(&f, LECTURE, &[("ect", "2g")]).await;
+    let four_g = get(&f, LECTURE, &[("ect", "4g")]).await;
+    assert!(two_g.body.len() * 5 < four_g.body.len());
+}
+
+#[tokio::test]
+async fn negotiated_responses_carry_their_headers() {
+    let f = fixture().await;
+    let got = get(&f, LECTURE, &[("ect", "2g")]).await;
+    assert!(got.header("vary").contains("ECT") && got.header("vary").contains("Save-Data"));
+    assert!(
+        got.header("accept-ch").contains("ECT") && got.header("accept-ch").contains("Downlink")
+    );
+    let key = ContentHash::of(&got.body).to_hex();
+    assert_eq!(got.header("etag"), format!("\"{key}\""));
+    assert!(got.header("content-location").starts_with("/o/objects/"));
+    assert!(got.header("content-location").contains(&key));
+    assert_eq!(got.header("content-type"), "video/mp4");
+    assert_eq!(got.header("content-length"), got.body.len().to_string());
+    assert_eq!(got.header("accept-ranges"), "bytes");
+    assert!(got.header("cache-control").contains("must-revalidate"));
+
+    // The immutable object behind Content-Location serves the same bytes.
+    let object = get(&f, got.header("content-location"), &[]).await;
+    assert_eq!(object.status, StatusCode::OK);
+    assert_eq!(object.body, got.body);
+    assert_eq!(
+        object.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+}
+
+#[tokio::test]
+async fn images_and_pages_negotiate_format_and_coding() {
+    let f = fixture().await;
+    let webp = get(
+        &f,
+        "/m/m1/img/photo.jpg",
+        &[("accept", "image/avif,image/webp,*/*"), ("ect", "slow-2g")],
+    )
+    .await;
+    assert_eq!(webp.variant(), "w320-webp");
+    assert_eq!(webp.header("content-type"), "image/webp");
+    let jpeg = get(
+        &f,
+        "/m/m1/img/photo.jpg",
+        &[("accept", "image/*"), ("ect", "4g")],
+    )
+    .await;
+    assert_eq!(jpeg.variant(), "w1280-jpeg");
+
+    let br = get(
+        &f,
+        "/m/m1/index.html",
+        &[("accept-encoding", "gzip, deflate, br")],
+    )
+    .await;
+    assert_eq!((br.variant(), br.header("content-encoding")), ("br", "br"));
+    let gz = get(&f, "/m/m1/index.html", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(
+        (gz.variant(), gz.header("content-encoding")),
+        ("gzip", "gzip")
+    );
+    let plain = get(&f, "/m/m1/index.html", &[]).await;
+    assert_eq!(
+        (plain.variant(), plain.header("content-encoding")),
+        ("identity", "")
+    );
+    assert_eq!(plain.body, f.bodies["index.html#identity"]);
+    // The module root serves its index page.
+    assert_eq!(
+        get(&f, "/m/m1/", &[]).await.body,
+        f.bodies["index.html#identity"]
+    );
+}
+
+#[tokio::test]
+async fn ranges_and_conditionals() {
+    let f = fixture().await;
+    let full = get(&f, LECTURE, &[("ect", "2g")]).await;
+    let etag = full.header("etag").to_owned();
+
+    let part = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=100-199")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.header("content-range"),
+        format!("bytes 100-199/{}", full.body.len())
+    );
+    assert_eq!(part.body, full.body.slice(100..200));
+
+    let suffix = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=-10")]).await;
+    assert_eq!(suffix.body, full.body.slice(full.body.len() - 10..));
+
+    let open = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=3990-")]).await;
+    assert_eq!(open.body, full.body.slice(3990..));
+
+    let beyond = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=999999-")]).await;
+    assert_eq!(beyond.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        beyond.header("content-range"),
+        format!("bytes */{}", full.body.len())
+    );
+
+    let stale = get(
+        &f,
+        LECTURE,
+        &[
+            ("ect", "2g"),
+            ("range", "bytes=0-9"),
+            ("if-range", "\"old\""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (stale.status, stale.body.len()),
+        (StatusCode::OK, full.body.len())
+    );
+    let fresh = get(
+        &f,
+        LECTURE,
+        &[("ect", "2g"), ("range", "bytes=0-9"), ("if-range", &etag)],
+    )
+    .await;
+    assert_eq!(
+        (fresh.status, fresh.body.len()),
+        (StatusCode::PARTIAL_CONTENT, 10)
+    );
+
+    let cached = get(&f, LECTURE, &[("ect", "2g"), ("if-none-match", &etag)]).await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+    assert!(cached.body.is_empty());
+    assert_eq!(cached.header("etag"), etag);
+    assert!(cached.header("vary").contains("ECT"));
+    // A different variant does not match the 2G client's validator.
+    let other = get(&f, LECTURE, &[("ect", "4g"), ("if-none-match", &etag)]).await;
+    assert_eq!(other.status, StatusCode::OK);
+
+    let head = request(&f, Method::HEAD, LECTURE, &[("ect", "2g")]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), full.body.len().to_string());
+}
+
+#[tokio::test]
+async fn errors_are_clear_and_contained() {
+    let f = fixture().await;
+    for (uri, status, code) in [
+        ("/m/m1/missing.mp4", StatusCode::NOT_FOUND, "not_found"),
+        ("/m/nope/index.html", StatusCode::NOT_FOUND, "not_found"),
+        (
+            "/m/m1/%2e%2e/m2/index.html",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/m/m1/lessons%2flecture.mp4",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        ("/m/m1/a%00b", StatusCode::BAD_REQUEST, "bad_request"),
+        (
+            "/o/objects/00/short.mp4",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        ("/nothing-here", StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let got = get(&f, uri, &[]).await;
+        assert_eq!(got.status, status, "{uri}");
+        let json: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(json["error"], code, "{uri}");
+        assert_eq!(got.header("content-type"), "application/json");
+    }
+    let post = request(&f, Method::POST, LECTURE, &[]).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.header("allow"), "GET, HEAD");
+}
+
+#[tokio::test]
+async fn api_and_health() {
+    let f = fixture().await;
+    let index = get(&f, "/api/v1/modules", &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&index.body).unwrap();
+    assert_eq!(json["modules"][0]["id"], "m1");
+    assert!(json["modules"][0]["bytes_by_tier"]["2g"].as_u64().unwrap() > 0);
+    let manifest = get(&f, "/api/v1/modules/m1", &[]).await;
+    let m = Manifest::from_json("api", &manifest.body).unwrap();
+    assert_eq!(m.assets.len(), 3);
+    let again = get(
+        &f,
+        "/api/v1/modules/m1",
+        &[("if-none-match", manifest.header("etag"))],
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(get(&f, "/healthz", &[]).await.body, "ok\n");
+    let catalog = get(&f, "/", &[]).await;
+    let html = String::from_utf8(catalog.body.to_vec()).unwrap();
+    assert!(
+        html.contains("Module &lt;one&gt;") && html.contains("/m/m1/"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn serves_over_a_real_socket_with_keep_alive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = fixture().await;
+    let expected = f.bodies["lessons/lecture.mp4#144p"].clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let edge = Arc::new(f.edge);
+    let server = tokio::spawn(lowband_edge::serve(
+        edge,
+        listener,
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {LECTURE} HTTP/1.1\r\nHost: x\r\nECT: 2g\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK"),
+        "{}",
+        &text[..80.min(text.len())]
+    );
+    assert!(text.contains("lowband-variant: 144p"));
+    let body_start = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(&raw[body_start..body_start + expected.len()], &expected[..]);
+    assert!(
+        text.ends_with("ok\n"),
+        "second request on the same connection answered"
+    );
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

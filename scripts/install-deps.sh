@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing lowband needs on Debian 12, skipping
+# what is already there:
+#   build: FFmpeg 5.1 development libraries, clang/libclang (bindgen), pkg-config, nasm (mozjpeg)
+#   tests: the ffmpeg CLI (ffprobe checks outputs), s3s-fs (an S3-compatible server on loopback)
+# Usage: scripts/install-deps.sh [--test]
+set -euo pipefail
+
+packages=(
+  libavcodec-dev libavformat-dev libavfilter-dev libavdevice-dev libavutil-dev
+  libswscale-dev libswresample-dev pkg-config clang libclang-dev nasm ca-certificates
+)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(ffmpeg)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=()
+  [[ "$(id -u)" -ne 0 ]] && sudo=(sudo)
+  echo "installing: ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v s3s-fs >/dev/null; then
+    echo "installing s3s-fs (S3 test server, a few minutes once)" >&2
+    cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+  fi
+fi

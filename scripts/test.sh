@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every test: unit, property and
+# integration tests of all crates, against memory://, file:// and a real
+# S3-compatible server (s3s-fs) that the store suite starts on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+export PATH="$HOME/.cargo/bin:$PATH"
+export LOWBAND_REQUIRE_S3=1
+cargo build --workspace --all-targets --locked
+cargo test --workspace --all-targets --locked
