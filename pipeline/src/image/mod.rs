@@ -109,7 +109,11 @@ fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<DynamicImage, String
             .with_guessed_format()
             .map_err(|e| format!("cannot read the image header: {e}"))
     };
-    let (w, h) = reader()?
+    let header = reader()?;
+    if header.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err("truncated JPEG: the last scan has no end-of-image marker".into());
+    }
+    let (w, h) = header
         .into_dimensions()
         .map_err(|e| format!("not a readable image: {e}"))?;
     let pixels = u64::from(w) * u64::from(h);
@@ -136,6 +140,17 @@ fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<DynamicImage, String
         DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode the image: {e}"))?;
     image.apply_orientation(orientation);
     Ok(image)
+}
+
+/// Decoders fill a cut-off JPEG with grey and report success; a complete
+/// file has an end-of-image marker after its last start-of-scan. Neither
+/// marker can occur inside entropy-coded data (0xFF is stuffed there).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 fn resize(src: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, String> {
