@@ -1,0 +1,169 @@
+//! The sample module from directory to a 2G phone: ingest `samples/` into a
+//! file:// store, serve it with the edge on loopback, fetch the lecture as a
+//! 2G and a 4G client, and check with ffprobe/ffmpeg that both decode and
+//! that the 2G one is several times smaller.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use lowband_catalog::manifest::VariantKind;
+use lowband_catalog::{ModuleId, Store};
+use lowband_edge::{Edge, EdgeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A minimal HTTP/1.1 GET over loopback; returns (head, body).
+async fn fetch(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (String, Vec<u8>) {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).await.unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    (head, raw[split..].to_vec())
+}
+
+/// Decodes every frame with the ffmpeg CLI; returns ffprobe's stream summary.
+fn decodes(file: &Path) -> String {
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output();
+    let decode = decode.expect("ffmpeg CLI (scripts/install-deps.sh --test installs it)");
+    assert!(
+        decode.status.success(),
+        "{} does not decode: {}",
+        file.display(),
+        String::from_utf8_lossy(&decode.stderr)
+    );
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "compact",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&probe.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sample_module_reaches_a_2g_client_several_times_smaller() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store_dir = tmp.path().join("store");
+    let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
+    let report = common::ingest(&common::samples().join("teaching-questions"), &store)
+        .await
+        .unwrap();
+    assert!(report.published);
+
+    let manifest = store
+        .manifest(&ModuleId::parse("teaching-questions").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let lecture = manifest
+        .asset("lessons/lecture.mp4")
+        .expect("the lecture is in the manifest");
+    let heights: Vec<_> = lecture
+        .variants_of(VariantKind::Video)
+        .filter_map(|v| v.height)
+        .collect();
+    assert_eq!(heights, [144, 240, 360, 480]);
+    let rung_144 = lecture.variants_of(VariantKind::Video).next().unwrap();
+    let kbps = rung_144.bitrate.unwrap() as f64 / 1000.0;
+    assert!(
+        kbps <= 64.0,
+        "the 2G rung averages {kbps:.1} kbit/s, over its 64 kbit/s cap"
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lowband_edge::serve(
+        edge,
+        listener,
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let url = "/m/teaching-questions/lessons/lecture.mp4";
+    let (head_2g, body_2g) = fetch(addr, url, &[("ECT", "2g")]).await;
+    let (head_4g, body_4g) = fetch(addr, url, &[("ECT", "4g")]).await;
+    assert!(head_2g.starts_with("http/1.1 200"), "{head_2g}");
+    assert!(
+        head_2g.contains("lowband-variant: 144p; tier=2g; reason=ect"),
+        "{head_2g}"
+    );
+    assert!(
+        head_4g.contains("lowband-variant: 480p; tier=4g; reason=ect"),
+        "{head_4g}"
+    );
+    assert!(
+        body_2g.len() * 3 <= body_4g.len(),
+        "2G lecture {} bytes is not several times smaller than 4G {} bytes",
+        body_2g.len(),
+        body_4g.len()
+    );
+    // moov before mdat: playback can start before the whole file arrives.
+    let moov = body_2g.windows(4).position(|w| w == b"moov").unwrap();
+    let mdat = body_2g.windows(4).position(|w| w == b"mdat").unwrap();
+    assert!(moov < mdat, "moov at {moov}, mdat at {mdat}");
+
+    let f2 = tmp.path().join("lecture-2g.mp4");
+    let f4 = tmp.path().join("lecture-4g.mp4");
+    std::fs::write(&f2, &body_2g).unwrap();
+    std::fs::write(&f4, &body_4g).unwrap();
+    let p2 = decodes(&f2);
+    let p4 = decodes(&f4);
+    assert!(
+        p2.contains("codec_name=h264|width=256|height=144") && p2.contains("codec_name=aac"),
+        "{p2}"
+    );
+    assert!(p4.contains("codec_name=h264|width=852|height=480"), "{p4}");
+
+    // The course page arrives brotli-compressed, its photo as WebP for a browser that takes it.
+    let (page_head, _) = fetch(
+        addr,
+        "/m/teaching-questions/index.html",
+        &[("Accept-Encoding", "br, gzip")],
+    )
+    .await;
+    assert!(page_head.contains("content-encoding: br"), "{page_head}");
+    let (img_head, img) = fetch(
+        addr,
+        "/m/teaching-questions/img/classroom.jpg",
+        &[("Accept", "image/webp,*/*"), ("ECT", "2g")],
+    )
+    .await;
+    assert!(img_head.contains("content-type: image/webp"), "{img_head}");
+    let img_file = tmp.path().join("classroom.webp");
+    std::fs::write(&img_file, &img).unwrap();
+    assert!(decodes(&img_file).contains("codec_name=webp"));
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
