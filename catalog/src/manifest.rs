@@ -102,6 +102,12 @@ pub struct Variant {
     /// HTTP content-coding of the object (`br`, `gzip`); absent for identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// HLS media playlist addressing this variant's fragments by byte range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlist: Option<ObjectKey>,
+    /// Highest bitrate of any segment, bits/s (HLS `BANDWIDTH`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_bitrate: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -300,6 +306,8 @@ pub(crate) mod tests {
             bitrate: Some(60_000),
             duration: Some(61.5),
             encoding: None,
+            playlist: None,
+            peak_bitrate: None,
         };
         Manifest {
             schema: MANIFEST_SCHEMA,

@@ -49,6 +49,8 @@ fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
                 bitrate: None,
                 duration: None,
                 encoding: None,
+                playlist: None,
+                peak_bitrate: None,
             }],
         }],
     }

@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod error;
+pub mod hls;
 pub mod paths;
 pub mod range;
 pub mod select;

@@ -113,6 +113,8 @@ mod tests {
             bitrate: None,
             duration: None,
             encoding: encoding.map(Into::into),
+            playlist: None,
+            peak_bitrate: None,
         }
     }
 

@@ -17,6 +17,7 @@ use object_store::{GetOptions, GetRange, ObjectStoreExt};
 
 use crate::body::{self, Body};
 use crate::error::EdgeError;
+use crate::hls;
 use crate::paths::{self, Route};
 use crate::range::{self, Ranged};
 use crate::select::select;
@@ -49,11 +50,14 @@ impl Default for EdgeConfig {
     }
 }
 
+/// When a manifest was read, and what was read (`None`: the module does not exist).
+type CachedManifest = (Instant, Option<Arc<Manifest>>);
+
 /// The edge: a store, a manifest cache and the configuration.
 pub struct Edge {
     store: Store,
     config: EdgeConfig,
-    manifests: Mutex<HashMap<ModuleId, (Instant, Option<Arc<Manifest>>)>>,
+    manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
 }
 
 impl Edge {
@@ -115,7 +119,10 @@ impl Edge {
         path: &str,
     ) -> Result<Response<Body>, EdgeError> {
         let manifest = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
-        let asset: &Asset = match manifest.asset(path) {
+        let master = path
+            .strip_suffix("/master.m3u8")
+            .filter(|video| manifest.asset(video).is_some());
+        let asset: &Asset = match manifest.asset(master.unwrap_or(path)) {
             Some(a) => a,
             // `/m/<module>/` and `/m/<module>/dir/` mean the directory's index page.
             None if path.is_empty() || path.ends_with('/') => manifest
@@ -144,6 +151,16 @@ impl Edge {
             reason.as_str()
         )) {
             headers.insert(LOWBAND_VARIANT, v);
+        }
+        if master.is_some() {
+            let playlist = hls::master_playlist(asset, &manifest.tiers, rank, Some(variant))
+                .ok_or(EdgeError::NotFound)?;
+            return Ok(small_response(
+                req.headers(),
+                playlist.into_bytes(),
+                "application/vnd.apple.mpegurl",
+                headers,
+            ));
         }
         if let Some(coding) = &variant.encoding {
             if let Ok(v) = HeaderValue::from_str(coding) {
@@ -317,10 +334,18 @@ fn text(status: StatusCode, mime: &'static str, body: impl Into<Bytes>) -> Respo
     response
 }
 
-/// JSON with a content-hash ETag, answering `If-None-Match`.
+/// JSON (and other small generated bodies): a content-hash ETag, answering `If-None-Match`.
 fn json_response(req_headers: &HeaderMap, json: Vec<u8>) -> Response<Body> {
-    let etag = format!("\"{}\"", lowband_catalog::ContentHash::of(&json));
-    let mut headers = HeaderMap::new();
+    small_response(req_headers, json, "application/json", HeaderMap::new())
+}
+
+fn small_response(
+    req_headers: &HeaderMap,
+    bytes: Vec<u8>,
+    mime: &'static str,
+    mut headers: HeaderMap,
+) -> Response<Body> {
+    let etag = format!("\"{}\"", lowband_catalog::ContentHash::of(&bytes));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
@@ -328,12 +353,9 @@ fn json_response(req_headers: &HeaderMap, json: Vec<u8>) -> Response<Body> {
     if range::not_modified(req_headers, &etag) {
         return with_headers(StatusCode::NOT_MODIFIED, headers, body::empty());
     }
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
-    with_headers(StatusCode::OK, headers, body::full(json))
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    with_headers(StatusCode::OK, headers, body::full(bytes))
 }
 
 /// MIME type of an object from its key's extension.
@@ -350,6 +372,7 @@ pub fn object_mime(ext: &str) -> &'static str {
         "js" => "text/javascript; charset=utf-8",
         "vtt" => "text/vtt; charset=utf-8",
         "json" => "application/json",
+        "m3u8" => "application/vnd.apple.mpegurl",
         "txt" => "text/plain; charset=utf-8",
         "svg" => "image/svg+xml",
         "pdf" => "application/pdf",

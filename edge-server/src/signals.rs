@@ -145,10 +145,7 @@ pub fn client_tier(signals: &Signals, tiers: &[Tier], default_tier: usize) -> (u
         Reason::Downlink,
     );
     consider(
-        signals
-            .rtt_ms
-            .and_then(|rtt| ect_for_rtt(rtt))
-            .and_then(rank),
+        signals.rtt_ms.and_then(ect_for_rtt).and_then(rank),
         Reason::Rtt,
     );
     let (mut tier, mut reason) = best.unwrap_or((default_tier.min(last), Reason::Default));

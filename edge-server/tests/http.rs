@@ -13,6 +13,22 @@ use lowband_catalog::manifest::{
 use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
 use lowband_edge::{Edge, EdgeConfig};
 
+/// name, kind, tier, bytes, mime, content-coding
+type VariantSpec = (
+    &'static str,
+    VariantKind,
+    &'static str,
+    usize,
+    &'static str,
+    Option<&'static str>,
+);
+/// request headers, query, expected Lowband-Variant
+type SignalCase = (
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
 struct Fixture {
     edge: Edge,
     /// Bytes of each variant, by name.
@@ -31,11 +47,7 @@ async fn fixture() -> Fixture {
     let store = Store::open("memory://").unwrap();
     let mut bodies = std::collections::HashMap::new();
     let mut assets = Vec::new();
-    let specs: [(
-        &str,
-        AssetKind,
-        &[(&str, VariantKind, &str, usize, &str, Option<&str>)],
-    ); 3] = [
+    let specs: [(&str, AssetKind, &[VariantSpec]); 3] = [
         (
             "lessons/lecture.mp4",
             AssetKind::Video,
@@ -142,6 +154,8 @@ async fn fixture() -> Fixture {
                 bitrate: None,
                 duration: None,
                 encoding: encoding.map(Into::into),
+                playlist: None,
+                peak_bitrate: None,
             });
         }
         assets.push(Asset {
@@ -222,7 +236,7 @@ const LECTURE: &str = "/m/m1/lessons/lecture.mp4";
 #[tokio::test]
 async fn every_signal_selects_a_tier() {
     let f = fixture().await;
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    let cases: &[SignalCase] = &[
         (&[], "", "360p; tier=3g; reason=default"),
         (&[("ect", "2g")], "", "144p; tier=2g; reason=ect"),
         (&[("ect", "4g")], "", "480p; tier=4g; reason=ect"),

@@ -28,7 +28,7 @@ use crate::{image, page, video};
 
 /// Bumped whenever a change to the pipeline changes the bytes it produces,
 /// so stored variants made by an older build are not reused.
-const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r1");
+const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r2");
 
 /// Uploads in flight at once for one asset.
 const UPLOAD_CONCURRENCY: usize = 4;
@@ -233,11 +233,9 @@ async fn ingest_asset(
         .try_collect::<Vec<_>>()
         .await?
         .into_iter()
-        .map(|(variant, uploaded)| {
-            if uploaded {
-                uploads.objects += 1;
-                uploads.bytes += variant.bytes;
-            }
+        .map(|(variant, tally)| {
+            uploads.objects += tally.objects;
+            uploads.bytes += tally.bytes;
             variant
         })
         .collect();
@@ -394,7 +392,8 @@ async fn upload(
     store: &Store,
     src: &SourceAsset,
     r: Rendition,
-) -> Result<(Variant, bool), IngestError> {
+) -> Result<(Variant, UploadTally), IngestError> {
+    let mut tally = UploadTally::default();
     let (key, bytes, uploaded) = match r.payload {
         Payload::Bytes(b) => {
             let len = b.len() as u64;
@@ -409,6 +408,24 @@ async fn upload(
             let uploaded = store.put_file(&key, &path).await?;
             (key, len, uploaded)
         }
+    };
+    if uploaded {
+        tally.objects += 1;
+        tally.bytes += bytes;
+    }
+    // The HLS media playlist names the rendition's own object by byte ranges.
+    let playlist = match &r.fragments {
+        Some(fragments) => {
+            let text = fragments.media_playlist(&format!("/o/{key}"));
+            let len = text.len() as u64;
+            let (playlist, uploaded) = store.put_object(bytes::Bytes::from(text), "m3u8").await?;
+            if uploaded {
+                tally.objects += 1;
+                tally.bytes += len;
+            }
+            Some(playlist)
+        }
+        None => None,
     };
     let bitrate = r
         .duration
@@ -428,8 +445,10 @@ async fn upload(
         bitrate,
         duration: r.duration,
         encoding: r.encoding,
+        peak_bitrate: r.fragments.as_ref().map(|f| f.peak_bitrate()),
+        playlist,
     };
-    Ok((variant, uploaded))
+    Ok((variant, tally))
 }
 
 fn hash_file(path: &Path) -> Result<(ContentHash, u64), IngestError> {

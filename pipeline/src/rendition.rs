@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use lowband_catalog::manifest::VariantKind;
 
+use crate::video::fmp4::FragmentIndex;
+
 /// Where a rendition's bytes are: small outputs in memory, encoded media in
 /// a local work file (streamed to the store, never read whole).
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Rendition {
     pub duration: Option<f64>,
     /// HTTP content-coding (`br`, `gzip`), if the bytes are compressed.
     pub encoding: Option<String>,
+    /// Fragment byte ranges, for renditions that HLS also addresses.
+    pub fragments: Option<FragmentIndex>,
 }
 
 impl Rendition {
@@ -55,6 +59,7 @@ impl Rendition {
             fps: None,
             duration: None,
             encoding: None,
+            fragments: None,
         }
     }
 }

@@ -96,6 +96,17 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         kbps <= 64.0,
         "the 2G rung averages {kbps:.1} kbit/s, over its 64 kbit/s cap"
     );
+    for v in lecture
+        .variants
+        .iter()
+        .filter(|v| v.kind == VariantKind::Video)
+    {
+        assert!(
+            v.playlist.is_some() && v.peak_bitrate.is_some(),
+            "{} has no HLS playlist",
+            v.name
+        );
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -163,6 +174,45 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
     let img_file = tmp.path().join("classroom.webp");
     std::fs::write(&img_file, &img).unwrap();
     assert!(decodes(&img_file).contains("codec_name=webp"));
+
+    // HLS: the master playlist for a 2G client lists what 2G carries, and ffmpeg plays it.
+    let master = "/m/teaching-questions/lessons/lecture.mp4/master.m3u8";
+    let (m_head, m_body) = fetch(addr, master, &[("ECT", "2g")]).await;
+    let m_text = String::from_utf8(m_body).unwrap();
+    assert!(
+        m_head.contains("content-type: application/vnd.apple.mpegurl"),
+        "{m_head}"
+    );
+    assert!(
+        m_text.contains("RESOLUTION=256x144") && !m_text.contains("RESOLUTION=852x480"),
+        "{m_text}"
+    );
+    assert!(
+        m_text.contains("AVERAGE-BANDWIDTH=") && m_text.contains("CODECS=\"avc1.4d"),
+        "{m_text}"
+    );
+    let play = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-xerror",
+            "-i",
+            &format!("http://{addr}{master}"),
+            "-map",
+            "0",
+            "-t",
+            "12",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        play.status.success(),
+        "ffmpeg cannot play the master playlist: {}",
+        String::from_utf8_lossy(&play.stderr)
+    );
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();

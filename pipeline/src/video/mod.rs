@@ -8,6 +8,7 @@
 //! length of the source, and decoding overlaps encoding.
 
 pub mod codecs;
+pub mod fmp4;
 mod output;
 pub mod plan;
 pub mod source;
@@ -201,15 +202,23 @@ pub fn render(
         .or((decoded_seconds > 0.0).then_some(decoded_seconds));
     let renditions = finished
         .into_iter()
-        .map(|f| rendition(f, duration))
-        .collect();
+        .map(|f| rendition(path, f, duration))
+        .collect::<Result<_, _>>()?;
     Ok(Rendered {
         renditions,
         duration,
     })
 }
 
-fn rendition(f: Finished, duration: Option<f64>) -> Rendition {
+fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendition, VideoError> {
+    let fragments = std::fs::File::open(&f.path)
+        .and_then(|file| Ok((file.metadata()?.len(), file)))
+        .map_err(fmp4::Fmp4Error::from)
+        .and_then(|(len, file)| fmp4::index(std::io::BufReader::new(file), len))
+        .map_err(|e| VideoError::Refused {
+            file: source.to_owned(),
+            reason: format!("rendition {}: {e}", f.plan.name()),
+        })?;
     let duration = duration.or((f.duration > 0.0).then_some(f.duration));
     let (kind, ext, mime, width, height, fps) = match &f.plan {
         OutputPlan::Video(v) => (
@@ -222,7 +231,7 @@ fn rendition(f: Finished, duration: Option<f64>) -> Rendition {
         ),
         OutputPlan::Audio { .. } => (VariantKind::Audio, "m4a", "audio/mp4", None, None, None),
     };
-    Rendition {
+    Ok(Rendition {
         name: f.plan.name().to_owned(),
         kind,
         tier: f.plan.tier().to_owned(),
@@ -235,7 +244,8 @@ fn rendition(f: Finished, duration: Option<f64>) -> Rendition {
         fps,
         duration,
         encoding: None,
-    }
+        fragments: Some(fragments),
+    })
 }
 
 fn open_video_decoder(

@@ -112,8 +112,21 @@ impl Output {
         };
 
         let mut options = Dictionary::new();
-        // moov first, so playback starts before the whole file has arrived.
-        options.set("movflags", "+faststart");
+        // Fragmented, moov first, with a global sidx: plays progressively in a
+        // <video> element, seeks by range, and HLS addresses the same bytes.
+        if video.is_some() {
+            // Fragments start at the forced keyframes, so segments line up across rungs.
+            options.set(
+                "movflags",
+                "frag_keyframe+empty_moov+default_base_moof+global_sidx",
+            );
+        } else {
+            options.set("movflags", "empty_moov+default_base_moof+global_sidx");
+            options.set(
+                "frag_duration",
+                &((keyframe_interval * 1_000_000.0) as u64).to_string(),
+            );
+        }
         octx.write_header_with(options)
             .map_err(fail(format!("writing the MP4 header for {name}")))?;
         let mut out = Self {
@@ -280,7 +293,9 @@ fn video_lane(
     // A two-second buffer keeps the cap meaningful on a link that carries no more.
     options.set("bufsize", &(maxrate * 2).to_string());
     options.set("forced-idr", "1");
-    // Only forced keyframes at the shared instants start a GOP; scene cuts still get I-frames.
+    // Keyframes only at the shared instants: every rung's fragments (and HLS
+    // segments) then start at the same times, so players can switch rungs.
+    options.set("x264-params", "scenecut=0");
     options.set(
         "g",
         &((f64::from(fps) * keyframe_interval * 2.0).ceil() as u32).to_string(),

@@ -146,7 +146,7 @@ mod tests {
                 frame_rate: fps,
                 time_base: Rational(1, 12800),
             }),
-            audio: audio.then(|| AudioStreamInfo {
+            audio: audio.then_some(AudioStreamInfo {
                 index: 1,
                 time_base: Rational(1, 48000),
             }),
