@@ -108,6 +108,10 @@ pub struct Variant {
     /// Highest bitrate of any segment, bits/s (HLS `BANDWIDTH`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_bitrate: Option<u64>,
+    /// `slides`: a picture only when it changes, keyframes far apart; such
+    /// a rung is played on its own, not switched to mid-stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -308,6 +312,7 @@ pub(crate) mod tests {
             encoding: None,
             playlist: None,
             peak_bitrate: None,
+            mode: None,
         };
         Manifest {
             schema: MANIFEST_SCHEMA,

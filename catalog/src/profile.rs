@@ -91,6 +91,22 @@ pub struct VideoRung {
     pub crf: u8,
     #[serde(default = "default_preset")]
     pub preset: String,
+    /// `motion` (every frame up to `fps`) or `slides` (a picture only when it
+    /// changes, at most `fps` per second: lectures over slides).
+    #[serde(default)]
+    pub mode: RungMode,
+    /// Seconds between keyframes, if not `video.keyframe_interval`. Rungs
+    /// with their own interval are left out of HLS switching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RungMode {
+    #[default]
+    Motion,
+    Slides,
 }
 
 fn default_video_codec() -> VideoCodec {
@@ -372,6 +388,21 @@ impl Profile {
                 );
             }
             check_sample_rate(key("audio_sample_rate"), r.audio_sample_rate)?;
+            if r.mode == RungMode::Slides && r.fps > 1.0 {
+                return err(
+                    key("fps"),
+                    format!(
+                        "{} is above 1: a slides rung shows at most one picture a second",
+                        r.fps
+                    ),
+                );
+            }
+            if let Some(k) = r.keyframe_interval.filter(|k| !(0.5..=300.0).contains(k)) {
+                return err(
+                    key("keyframe_interval"),
+                    format!("{k} s is outside 0.5-300 s"),
+                );
+            }
             if r.crf > 51 {
                 return err(key("crf"), format!("{} is outside 0-51", r.crf));
             }
@@ -507,7 +538,12 @@ mod tests {
         let p = Profile::builtin_default();
         let names: Vec<_> = p.tiers.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["slow-2g", "2g", "3g", "4g"]);
-        let lowest = &p.video.rungs[0];
+        let slides = &p.video.rungs[0];
+        assert_eq!(
+            (slides.mode, slides.tier.as_str(), slides.max_kbps),
+            (RungMode::Slides, "slow-2g", 32)
+        );
+        let lowest = &p.video.rungs[1];
         assert_eq!((lowest.height, lowest.tier.as_str()), (144, "2g"));
         assert!(lowest.max_kbps <= 64 && lowest.fps <= 10.0);
         assert!(p.video.rungs.iter().any(|r| r.height == 480));
@@ -526,21 +562,22 @@ mod tests {
     #[test]
     fn wrong_type_is_named() {
         let e = with(|t| t.replacen("height = 144", "height = \"tall\"", 1)).unwrap_err();
-        assert_eq!(e.key, "video.rungs[0].height");
+        assert_eq!(e.key, "video.rungs[1].height");
     }
 
     #[test]
     fn dangling_tier_is_named() {
         let e = with(|t| t.replacen("tier = \"2g\"", "tier = \"5g\"", 1)).unwrap_err();
-        assert_eq!(e.key, "video.rungs[0].tier");
+        assert_eq!(e.key, "video.rungs[1].tier");
         assert!(e.reason.contains("unknown tier \"5g\""), "{e}");
     }
 
     #[test]
     fn impossible_values_are_named() {
-        let cases: [(&str, &str, &str); 6] = [
-            ("max_kbps = 64", "max_kbps = 20", "video.rungs[0].max_kbps"),
-            ("height = 144", "height = 145", "video.rungs[0].height"),
+        let cases: [(&str, &str, &str); 7] = [
+            ("max_kbps = 64", "max_kbps = 20", "video.rungs[1].max_kbps"),
+            ("height = 144", "height = 145", "video.rungs[1].height"),
+            ("fps = 1.0", "fps = 2.0", "video.rungs[0].fps"),
             ("max_kbps = 150", "max_kbps = 40", "tiers[1].max_kbps"),
             ("quality = 45", "quality = 0", "image.rungs[0].quality"),
             (

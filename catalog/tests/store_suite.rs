@@ -51,6 +51,7 @@ fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
                 encoding: None,
                 playlist: None,
                 peak_bitrate: None,
+                mode: None,
             }],
         }],
     }

@@ -22,8 +22,11 @@ pub fn master_playlist(
             .position(|t| t.name == v.tier)
             .unwrap_or(usize::MAX)
     };
+    // Slides rungs keep keyframes far apart: they play alone, never switched to.
     let streamable = |v: &&Variant| {
-        v.playlist.is_some() && matches!(v.kind, VariantKind::Video | VariantKind::Audio)
+        v.playlist.is_some()
+            && v.mode.is_none()
+            && matches!(v.kind, VariantKind::Video | VariantKind::Audio)
     };
     let mut listed: Vec<&Variant> = asset
         .variants
@@ -110,6 +113,7 @@ mod tests {
                 "m3u8",
             )),
             peak_bitrate: Some(peak),
+            mode: None,
         }
     }
 

@@ -115,6 +115,7 @@ mod tests {
             encoding: encoding.map(Into::into),
             playlist: None,
             peak_bitrate: None,
+            mode: None,
         }
     }
 

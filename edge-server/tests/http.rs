@@ -156,6 +156,7 @@ async fn fixture() -> Fixture {
                 encoding: encoding.map(Into::into),
                 playlist: None,
                 peak_bitrate: None,
+                mode: None,
             });
         }
         assets.push(Asset {

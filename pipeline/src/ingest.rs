@@ -447,6 +447,7 @@ async fn upload(
         encoding: r.encoding,
         peak_bitrate: r.fragments.as_ref().map(|f| f.peak_bitrate()),
         playlist,
+        mode: r.mode,
     };
     Ok((variant, tally))
 }

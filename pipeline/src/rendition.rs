@@ -34,6 +34,8 @@ pub struct Rendition {
     pub encoding: Option<String>,
     /// Fragment byte ranges, for renditions that HLS also addresses.
     pub fragments: Option<FragmentIndex>,
+    /// `slides` for a rung that shows a picture only when it changes.
+    pub mode: Option<String>,
 }
 
 impl Rendition {
@@ -60,6 +62,7 @@ impl Rendition {
             duration: None,
             encoding: None,
             fragments: None,
+            mode: None,
         }
     }
 }

@@ -87,10 +87,25 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         .expect("the lecture is in the manifest");
     let heights: Vec<_> = lecture
         .variants_of(VariantKind::Video)
+        .filter(|v| v.mode.is_none())
         .filter_map(|v| v.height)
         .collect();
     assert_eq!(heights, [144, 240, 360, 480]);
-    let rung_144 = lecture.variants_of(VariantKind::Video).next().unwrap();
+    let slides = lecture
+        .variants
+        .iter()
+        .find(|v| v.mode.as_deref() == Some("slides"))
+        .expect("a slides rung");
+    let slides_kbps = slides.bitrate.unwrap() as f64 / 1000.0;
+    assert!(
+        slides_kbps <= 32.0,
+        "slides rung averages {slides_kbps:.1} kbit/s, over its 32 kbit/s cap"
+    );
+    assert!(lecture
+        .variants
+        .iter()
+        .any(|v| v.mime == "audio/webm" && v.codecs.as_deref() == Some("opus")));
+    let rung_144 = lecture.variants.iter().find(|v| v.name == "144p").unwrap();
     let kbps = rung_144.bitrate.unwrap() as f64 / 1000.0;
     assert!(
         kbps <= 64.0,

@@ -20,7 +20,7 @@ use std::sync::Once;
 use ffmpeg::{codec, decoder, frame};
 use ffmpeg_next as ffmpeg;
 use lowband_catalog::manifest::VariantKind;
-use lowband_catalog::profile::VideoSettings;
+use lowband_catalog::profile::{RungMode, VideoSettings};
 use rayon::prelude::*;
 
 use crate::rendition::{Payload, Rendition};
@@ -126,6 +126,7 @@ pub fn render(
                     pixel: d.format(),
                     time_base: v.time_base,
                     sample_aspect: v.sample_aspect,
+                    rotation: v.rotation,
                 })
             }
             _ => None,
@@ -153,7 +154,11 @@ pub fn render(
     let outputs = plans
         .into_iter()
         .map(|plan| {
-            let file = workdir.join(format!("{}.mp4", plan.name()));
+            let ext = match plan.container() {
+                plan::Container::Mp4 => "mp4",
+                plan::Container::Webm => "webm",
+            };
+            let file = workdir.join(format!("{}.{ext}", plan.name()));
             Output::new(path, plan, &input, file, settings.keyframe_interval)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -211,25 +216,52 @@ pub fn render(
 }
 
 fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendition, VideoError> {
-    let fragments = std::fs::File::open(&f.path)
-        .and_then(|file| Ok((file.metadata()?.len(), file)))
-        .map_err(fmp4::Fmp4Error::from)
-        .and_then(|(len, file)| fmp4::index(std::io::BufReader::new(file), len))
-        .map_err(|e| VideoError::Refused {
-            file: source.to_owned(),
-            reason: format!("rendition {}: {e}", f.plan.name()),
-        })?;
-    let duration = duration.or((f.duration > 0.0).then_some(f.duration));
-    let (kind, ext, mime, width, height, fps) = match &f.plan {
-        OutputPlan::Video(v) => (
-            VariantKind::Video,
-            "mp4",
-            "video/mp4",
-            Some(v.width),
-            Some(v.height),
-            Some(f64::from(v.fps)),
+    let fragments = match f.plan.container() {
+        plan::Container::Mp4 => Some(
+            std::fs::File::open(&f.path)
+                .and_then(|file| Ok((file.metadata()?.len(), file)))
+                .map_err(fmp4::Fmp4Error::from)
+                .and_then(|(len, file)| fmp4::index(std::io::BufReader::new(file), len))
+                .map_err(|e| VideoError::Refused {
+                    file: source.to_owned(),
+                    reason: format!("rendition {}: {e}", f.plan.name()),
+                })?,
         ),
-        OutputPlan::Audio { .. } => (VariantKind::Audio, "m4a", "audio/mp4", None, None, None),
+        plan::Container::Webm => None,
+    };
+    let duration = duration.or((f.duration > 0.0).then_some(f.duration));
+    let (kind, ext, mime, width, height, fps, mode) = match &f.plan {
+        OutputPlan::Video(v) => {
+            let mode = (v.mode == RungMode::Slides).then(|| "slides".to_owned());
+            // A slides rung has a variable frame rate: its rate is a ceiling, not a cadence.
+            (
+                VariantKind::Video,
+                "mp4",
+                "video/mp4",
+                Some(v.width),
+                Some(v.height),
+                Some(f64::from(v.fps)),
+                mode,
+            )
+        }
+        OutputPlan::Audio { .. } if f.plan.container() == plan::Container::Webm => (
+            VariantKind::Audio,
+            "webm",
+            "audio/webm",
+            None,
+            None,
+            None,
+            None,
+        ),
+        OutputPlan::Audio { .. } => (
+            VariantKind::Audio,
+            "m4a",
+            "audio/mp4",
+            None,
+            None,
+            None,
+            None,
+        ),
     };
     Ok(Rendition {
         name: f.plan.name().to_owned(),
@@ -244,7 +276,8 @@ fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendit
         fps,
         duration,
         encoding: None,
-        fragments: Some(fragments),
+        fragments,
+        mode,
     })
 }
 

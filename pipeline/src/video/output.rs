@@ -13,8 +13,9 @@ use ffmpeg::{
 use ffmpeg_next as ffmpeg;
 use lowband_catalog::profile::AudioCodec;
 
-use super::plan::{AudioPlan, OutputPlan, VideoPlan};
+use super::plan::{AudioPlan, Container, OutputPlan, VideoPlan};
 use super::{Decoded, VideoError};
+use lowband_catalog::profile::RungMode;
 
 /// How decoded frames look, for the filter graph sources.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub(super) struct VideoInput {
     pub pixel: ffmpeg::format::Pixel,
     pub time_base: Rational,
     pub sample_aspect: Rational,
+    /// Clockwise quarter turns to apply, in degrees.
+    pub rotation: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -83,14 +86,19 @@ impl Output {
     ) -> Result<Self, VideoError> {
         let fail = |op: String| move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e);
         let name = plan.name().to_owned();
-        let mut octx = format::output_as(&path, "mp4")
-            .map_err(fail(format!("creating the MP4 muxer for {name}")))?;
+        let container = plan.container();
+        let muxer = match container {
+            Container::Mp4 => "mp4",
+            Container::Webm => "webm",
+        };
+        let mut octx = format::output_as(&path, muxer)
+            .map_err(fail(format!("creating the {muxer} muxer for {name}")))?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
         let mut codecs = Vec::new();
 
         let video = match (&plan, &input.video) {
             (OutputPlan::Video(v), Some(vin)) => {
-                let lane = video_lane(source, v, vin, global_header, &mut octx, keyframe_interval)?;
+                let lane = video_lane(source, v, vin, global_header, &mut octx)?;
                 codecs.push(avc_codecs_string(&lane.encoder));
                 Some(lane)
             }
@@ -114,7 +122,10 @@ impl Output {
         let mut options = Dictionary::new();
         // Fragmented, moov first, with a global sidx: plays progressively in a
         // <video> element, seeks by range, and HLS addresses the same bytes.
-        if video.is_some() {
+        if container == Container::Webm {
+            // Cues first, so a player can seek before it has the whole file.
+            options.set("cues_to_front", "1");
+        } else if video.is_some() {
             // Fragments start at the forced keyframes, so segments line up across rungs.
             options.set(
                 "movflags",
@@ -234,7 +245,6 @@ fn video_lane(
     input: &VideoInput,
     global_header: bool,
     octx: &mut format::context::Output,
-    keyframe_interval: f64,
 ) -> Result<Lane<encoder::Video>, VideoError> {
     let fail = |op: &str| {
         let op = format!("{op} for rung {}", plan.name);
@@ -256,13 +266,24 @@ fn video_lane(
         sar.denominator(),
     );
     let fps = plan.fps;
-    let spec = format!(
-        "scale=w={}:h={}:flags=lanczos,setsar=1,fps=fps={}/{},format=yuv420p",
-        plan.width,
-        plan.height,
-        fps.numerator(),
-        fps.denominator()
-    );
+    let rotate = match input.rotation {
+        90 => "transpose=clock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=cclock,",
+        _ => "",
+    };
+    let (w, h, num, den) = (plan.width, plan.height, fps.numerator(), fps.denominator());
+    let spec = match plan.mode {
+        RungMode::Motion => format!(
+            "{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,fps=fps={num}/{den},format=yuv420p"
+        ),
+        // Sample at most `fps` pictures a second, then keep only those that
+        // differ visibly from the last one kept: a new slide, a drawing.
+        RungMode::Slides => format!(
+            "fps=fps={num}/{den},{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,\
+             mpdecimate=hi=768:lo=320:frac=0.33,format=yuv420p"
+        ),
+    };
     let graph = build_graph(source, "buffer", "buffersink", &args, &spec, |_| {})
         .map_err(fail("building the video filter graph"))?;
 
@@ -298,7 +319,7 @@ fn video_lane(
     options.set("x264-params", "scenecut=0");
     options.set(
         "g",
-        &((f64::from(fps) * keyframe_interval * 2.0).ceil() as u32).to_string(),
+        &((f64::from(fps) * plan.keyframe_interval * 2.0).ceil() as u32).to_string(),
     );
     options.set("threads", "1");
     let encoder = enc.open_with(options).map_err(fail("opening libx264"))?;
@@ -315,7 +336,7 @@ fn video_lane(
         stream: index,
         stream_tb: time_base,
         next_keyframe: 0.0,
-        keyframe_interval,
+        keyframe_interval: plan.keyframe_interval,
         last_time: 0.0,
     })
 }

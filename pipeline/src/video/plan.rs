@@ -5,7 +5,7 @@
 //! never exceed the source's, and sound is planned only if there is sound.
 
 use ffmpeg_next::Rational;
-use lowband_catalog::profile::{AudioCodec, AudioRendition, VideoSettings};
+use lowband_catalog::profile::{AudioCodec, AudioRendition, RungMode, VideoSettings};
 
 use super::source::SourceInfo;
 
@@ -26,7 +26,16 @@ pub struct VideoPlan {
     pub video_kbps: u32,
     pub crf: u8,
     pub preset: String,
+    pub mode: RungMode,
+    /// Seconds between the keyframes forced in this rung.
+    pub keyframe_interval: f64,
     pub audio: Option<AudioPlan>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    Mp4,
+    Webm,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +56,14 @@ impl OutputPlan {
         }
     }
 
+    /// The container written: Opus goes in WebM, everything else in MP4.
+    pub fn container(&self) -> Container {
+        match self {
+            Self::Audio { audio, .. } if audio.codec == AudioCodec::Opus => Container::Webm,
+            _ => Container::Mp4,
+        }
+    }
+
     pub fn tier(&self) -> &str {
         match self {
             Self::Video(v) => &v.tier,
@@ -59,8 +76,8 @@ impl OutputPlan {
 pub fn plan(source: &SourceInfo, settings: &VideoSettings) -> Vec<OutputPlan> {
     let mut plans = Vec::new();
     if let Some(video) = &source.video {
-        let display_height = video.height;
-        let aspect = video.display_width() / f64::from(video.height);
+        let (display_width, display_height) = video.display_size();
+        let aspect = display_width / f64::from(display_height);
         let mut rungs: Vec<_> = settings
             .rungs
             .iter()
@@ -86,6 +103,8 @@ pub fn plan(source: &SourceInfo, settings: &VideoSettings) -> Vec<OutputPlan> {
                 video_kbps: rung.video_kbps(),
                 crf: rung.crf,
                 preset: rung.preset.clone(),
+                mode: rung.mode,
+                keyframe_interval: rung.keyframe_interval.unwrap_or(settings.keyframe_interval),
                 audio: source.audio.as_ref().map(|_| AudioPlan {
                     codec: AudioCodec::Aac,
                     kbps: rung.audio_kbps,
@@ -145,6 +164,7 @@ mod tests {
                 sample_aspect: Rational(1, 1),
                 frame_rate: fps,
                 time_base: Rational(1, 12800),
+                rotation: 0,
             }),
             audio: audio.then_some(AudioStreamInfo {
                 index: 1,
@@ -164,7 +184,11 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(videos, [(256, 144), (426, 240), (640, 360)]);
+        assert_eq!(
+            videos,
+            [(640, 360), (256, 144), (426, 240), (640, 360)],
+            "slides, then the motion rungs"
+        );
         assert!(matches!(plans.last(), Some(OutputPlan::Audio { .. })));
     }
 
@@ -172,16 +196,23 @@ mod tests {
     fn frame_rate_capped_by_source() {
         let settings = Profile::builtin_default().video;
         let plans = plan(&source(1280, 720, Some(12.0), false), &settings);
-        let OutputPlan::Video(low) = &plans[0] else {
+        let OutputPlan::Video(slides) = &plans[0] else {
+            panic!("first plan is video")
+        };
+        assert_eq!(
+            (slides.mode, slides.fps, slides.keyframe_interval),
+            (RungMode::Slides, Rational(1, 1), 60.0)
+        );
+        let OutputPlan::Video(low) = &plans[1] else {
             panic!("first plan is video")
         };
         assert_eq!(low.fps, Rational(10, 1));
-        let OutputPlan::Video(high) = &plans[3] else {
+        let OutputPlan::Video(high) = &plans[4] else {
             panic!("fourth plan is video")
         };
         assert_eq!(high.fps, Rational(12, 1));
         assert!(high.audio.is_none(), "no sound planned for a silent source");
-        assert_eq!(plans.len(), 4, "no audio-only rendition without sound");
+        assert_eq!(plans.len(), 5, "no audio-only rendition without sound");
     }
 
     #[test]
@@ -192,7 +223,11 @@ mod tests {
             panic!("first plan is video")
         };
         assert_eq!((v.width, v.height), (98, 70));
-        assert_eq!(plans.len(), 2);
+        assert_eq!(
+            plans.len(),
+            3,
+            "one picture rung and the two audio-only renditions"
+        );
     }
 
     #[test]

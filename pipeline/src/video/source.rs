@@ -37,19 +37,50 @@ pub struct VideoStreamInfo {
     pub sample_aspect: Rational,
     pub frame_rate: Option<f64>,
     pub time_base: Rational,
+    /// Clockwise rotation (0, 90, 180, 270) the display matrix asks for:
+    /// phones record portrait video as rotated landscape frames.
+    pub rotation: u32,
 }
 
 impl VideoStreamInfo {
-    /// Width as displayed, after the pixel aspect ratio.
-    pub fn display_width(&self) -> f64 {
+    /// Width (after the pixel aspect ratio) and height as displayed, after rotation.
+    pub fn display_size(&self) -> (f64, u32) {
         let sar = self.sample_aspect;
         let ratio = if sar.numerator() > 0 && sar.denominator() > 0 {
             f64::from(sar)
         } else {
             1.0
         };
-        f64::from(self.width) * ratio
+        let width = f64::from(self.width) * ratio;
+        if self.rotation % 180 == 90 {
+            (f64::from(self.height), width.round() as u32)
+        } else {
+            (width, self.height)
+        }
     }
+}
+
+/// Clockwise degrees from a stream's display matrix, snapped to quarter turns.
+fn rotation(stream: &ffmpeg::format::stream::Stream) -> u32 {
+    use ffmpeg::codec::packet::side_data::Type;
+    for side in stream.side_data() {
+        let data = side.data();
+        if side.kind() != Type::DisplayMatrix || data.len() < 36 {
+            continue;
+        }
+        let mut matrix = [0i32; 9];
+        for (cell, bytes) in matrix.iter_mut().zip(data.chunks_exact(4)) {
+            *cell = i32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+        // SAFETY: `matrix` holds the 9 int32 values the function reads.
+        let counter_clockwise = unsafe { ffmpeg::ffi::av_display_rotation_get(matrix.as_ptr()) };
+        if !counter_clockwise.is_finite() {
+            return 0;
+        }
+        let quarter_turns = ((-counter_clockwise).rem_euclid(360.0) / 90.0).round() as u32 % 4;
+        return quarter_turns * 90;
+    }
+    0
 }
 
 #[derive(Debug, Clone)]
@@ -118,10 +149,18 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
                 .find(|r| r.numerator() > 0 && r.denominator() > 0)
                 .map(f64::from)
                 .filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 1000.0);
-            (s.index(), width, height, sar, rate, s.time_base())
+            (
+                s.index(),
+                width,
+                height,
+                sar,
+                rate,
+                s.time_base(),
+                rotation(&s),
+            )
         });
     let video = match video {
-        Some((index, width, height, sample_aspect, frame_rate, time_base)) => {
+        Some((index, width, height, sample_aspect, frame_rate, time_base, rotation)) => {
             if width <= 0 || height <= 0 {
                 return Err(refused(format!("video stream {index} has no picture size")));
             }
@@ -139,6 +178,7 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
                 sample_aspect,
                 frame_rate,
                 time_base,
+                rotation,
             })
         }
         None => None,
