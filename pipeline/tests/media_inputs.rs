@@ -1,0 +1,191 @@
+//! Real-world and hostile media through the video renderer: phone rotation,
+//! odd sizes, 10-bit, variable frame rate, no audio, audio-only sources,
+//! 5.1, very short clips, WebM/MKV/MOV; and files crafted to make FFmpeg
+//! read something else. Outputs are checked with ffprobe.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lowband_catalog::manifest::VariantKind;
+use lowband_catalog::Profile;
+use lowband_pipeline::rendition::{Payload, Rendition};
+use lowband_pipeline::video::{self, VideoError};
+
+fn media(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/media")
+        .join(name)
+}
+
+fn render(name: &str) -> Result<(Vec<Rendition>, tempfile::TempDir), VideoError> {
+    let work = tempfile::tempdir().unwrap();
+    let out = video::render(
+        &media(name),
+        &Profile::builtin_default().video,
+        work.path(),
+        &|_| {},
+    )?;
+    Ok((out.renditions, work))
+}
+
+/// `ffprobe` of the first stream of `kind` (`v` or `a`): sorted key=value pairs.
+fn probe(r: &Rendition, kind: &str, entries: &str) -> String {
+    let Payload::File(path) = &r.payload else {
+        panic!("{} is not a file", r.name)
+    };
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            kind,
+            "-show_entries",
+            &format!("stream={entries}"),
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe (scripts/install-deps.sh --test installs it)");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        r.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pairs: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    pairs.sort();
+    pairs.join(" ")
+}
+
+fn names(renditions: &[Rendition]) -> Vec<&str> {
+    renditions.iter().map(|r| r.name.as_str()).collect()
+}
+
+fn rung<'a>(renditions: &'a [Rendition], name: &str) -> &'a Rendition {
+    renditions
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", names(renditions)))
+}
+
+#[test]
+fn portrait_phone_video_is_turned_upright() {
+    let (out, _w) = render("rotated.mp4").unwrap();
+    // 320x180 frames shown 90° turned: a 180x320 picture gets the rungs up to 240p, portrait.
+    assert_eq!(names(&out), ["144p", "240p", "audio-opus", "audio-aac"]);
+    assert_eq!(
+        probe(rung(&out, "144p"), "v", "width,height"),
+        "height=144 width=80"
+    );
+    assert_eq!(
+        probe(rung(&out, "240p"), "v", "width,height"),
+        "height=240 width=134"
+    );
+}
+
+#[test]
+fn odd_sizes_and_ten_bit_become_even_eight_bit_main() {
+    let (out, _w) = render("odd.mp4").unwrap();
+    assert_eq!(
+        probe(rung(&out, "144p"), "v", "width,height,pix_fmt,profile"),
+        "height=144 pix_fmt=yuv420p profile=Main width=260"
+    );
+    let (out, _w) = render("tenbit.mp4").unwrap();
+    assert_eq!(
+        probe(rung(&out, "144p"), "v", "pix_fmt,profile"),
+        "pix_fmt=yuv420p profile=Main"
+    );
+}
+
+#[test]
+fn variable_frame_rate_becomes_the_rung_rate() {
+    let (out, _w) = render("vfr.mkv").unwrap();
+    assert_eq!(
+        probe(rung(&out, "144p"), "v", "r_frame_rate"),
+        "r_frame_rate=10/1"
+    );
+    let d = rung(&out, "144p").duration.unwrap();
+    assert!((d - 3.0).abs() < 0.2, "duration {d}");
+}
+
+#[test]
+fn silent_video_gets_no_sound() {
+    let (out, _w) = render("silent.mp4").unwrap();
+    assert_eq!(names(&out), ["144p"]);
+    assert_eq!(probe(&out[0], "a", "codec_name"), "");
+    assert_eq!(
+        out[0]
+            .codecs
+            .as_deref()
+            .map(|c| c.starts_with("avc1.") && !c.contains("mp4a")),
+        Some(true)
+    );
+}
+
+#[test]
+fn audio_only_sources_become_audio_renditions() {
+    for name in ["speech.mp3", "speech.wav", "speech.m4a", "cover.mp3"] {
+        let (out, _w) = render(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(names(&out), ["audio-opus", "audio-aac"], "{name}");
+        assert!(out.iter().all(|r| r.kind == VariantKind::Audio), "{name}");
+        assert_eq!(
+            probe(rung(&out, "audio-aac"), "a", "codec_name,channels"),
+            "channels=1 codec_name=aac",
+            "{name}"
+        );
+        assert_eq!(
+            probe(rung(&out, "audio-opus"), "a", "codec_name"),
+            "codec_name=opus",
+            "{name}"
+        );
+        assert_eq!(
+            probe(rung(&out, "audio-aac"), "v", "codec_name"),
+            "",
+            "{name}: no picture (not even the cover)"
+        );
+    }
+}
+
+#[test]
+fn surround_sound_is_downmixed_to_mono() {
+    let (out, _w) = render("surround.mp4").unwrap();
+    assert_eq!(probe(rung(&out, "144p"), "a", "channels"), "channels=1");
+}
+
+#[test]
+fn clips_under_a_second_and_other_containers_work() {
+    let (out, _w) = render("short.mp4").unwrap();
+    let d = rung(&out, "144p").duration.unwrap();
+    assert!(d > 0.2 && d < 0.7, "duration {d}");
+    for name in ["clip.webm", "clip.mov"] {
+        let (out, _w) = render(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            probe(rung(&out, "144p"), "v", "codec_name"),
+            "codec_name=h264",
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn hostile_files_are_refused_by_name() {
+    for (name, reason) in [
+        ("playlist.mp4", "not a readable audio or video file"),
+        ("concat.mp4", "not a readable audio or video file"),
+        ("sequence.mp4", "not a readable audio or video file"),
+        ("truncated.mp4", "not a readable audio or video file"),
+        ("zero-dims.mkv", "no picture size"),
+    ] {
+        let err = render(name).expect_err(name);
+        let text = err.to_string();
+        assert!(matches!(err, VideoError::Refused { .. }), "{name}: {text}");
+        assert!(
+            text.contains(&media(name).display().to_string()) && text.contains(reason),
+            "{name}: {text}"
+        );
+    }
+}
