@@ -335,7 +335,13 @@ async fn render(
                         reason: format!("cannot create a work directory: {e}"),
                     })?;
                 let report = |f: f64| progress.asset_progress(&src.path, f);
-                let out = video::render(&src.file, &profile.video, workdir.path(), &report)?;
+                let out = video::render(
+                    &src.file,
+                    &profile.video,
+                    workdir.path(),
+                    &lowest_tier,
+                    &report,
+                )?;
                 Ok(Rendered {
                     renditions: out.renditions,
                     duration: out.duration,

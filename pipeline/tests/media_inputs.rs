@@ -23,6 +23,7 @@ fn render(name: &str) -> Result<(Vec<Rendition>, tempfile::TempDir), VideoError>
         &media(name),
         &Profile::builtin_default().video,
         work.path(),
+        "slow-2g",
         &|_| {},
     )?;
     Ok((out.renditions, work))
@@ -61,8 +62,13 @@ fn probe(r: &Rendition, kind: &str, entries: &str) -> String {
     pairs.join(" ")
 }
 
+/// The audio and video renditions (posters aside).
 fn names(renditions: &[Rendition]) -> Vec<&str> {
-    renditions.iter().map(|r| r.name.as_str()).collect()
+    renditions
+        .iter()
+        .filter(|r| r.kind != VariantKind::Image)
+        .map(|r| r.name.as_str())
+        .collect()
 }
 
 fn rung<'a>(renditions: &'a [Rendition], name: &str) -> &'a Rendition {
@@ -85,6 +91,18 @@ fn portrait_phone_video_is_turned_upright() {
         probe(rung(&out, "240p"), "v", "width,height"),
         "height=240 width=134"
     );
+    // The poster and placeholder are upright too, and the placeholder is inlinable.
+    let poster = rung(&out, "poster-jpeg");
+    assert_eq!((poster.width, poster.height), (Some(180), Some(320)));
+    let placeholder = rung(&out, "placeholder");
+    assert_eq!(
+        (placeholder.width, placeholder.mime.as_str()),
+        (Some(32), "image/webp")
+    );
+    let Payload::Bytes(tiny) = &placeholder.payload else {
+        panic!("placeholder in memory")
+    };
+    assert!(tiny.len() <= 1024, "placeholder is {} bytes", tiny.len());
 }
 
 #[test]

@@ -176,7 +176,12 @@ fn resize(src: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, S
     out.ok_or_else(|| format!("resizing to {width}x{height}: buffer size mismatch"))
 }
 
-fn encode(image: &DynamicImage, format: ImageFormat, quality: u8) -> Result<Bytes, String> {
+/// Encodes RGB or RGBA pixels as lossy WebP or progressive JPEG.
+pub(crate) fn encode(
+    image: &DynamicImage,
+    format: ImageFormat,
+    quality: u8,
+) -> Result<Bytes, String> {
     let (w, h) = (image.width(), image.height());
     match format {
         ImageFormat::Webp => {

@@ -11,6 +11,7 @@ pub mod codecs;
 pub mod fmp4;
 mod output;
 pub mod plan;
+mod poster;
 pub mod source;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ const CHUNK_VIDEO_FRAMES: usize = 12;
 const CHUNK_AUDIO_FRAMES: usize = 96;
 /// Corrupt packets tolerated before a source is called broken.
 const MAX_DECODE_ERRORS: usize = 50;
+/// The poster is taken this far in (or at a tenth of a shorter source):
+/// past fades from black, usually on the title slide.
+const POSTER_AT: f64 = 5.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
@@ -93,11 +97,13 @@ pub struct Rendered {
 }
 
 /// Decodes `path` once and writes every rendition the profile asks for into
-/// `workdir`. `progress` receives the fraction of the source decoded so far.
+/// `workdir`. Posters go to `lowest_tier`; `progress` receives the fraction
+/// of the source decoded so far.
 pub fn render(
     path: &Path,
     settings: &VideoSettings,
     workdir: &Path,
+    lowest_tier: &str,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<Rendered, VideoError> {
     let (mut ictx, info) = source::open(path, settings)?;
@@ -198,17 +204,37 @@ pub fn render(
             .unwrap_or_else(|_| Err(VideoError::Internal("an encoder thread panicked".into())));
         (decoded, finished)
     });
-    let decoded_seconds = decoded?;
+    let (decoded_seconds, poster_frame) = decoded?;
     let finished = finished.map_err(|e| e.in_file(path))?;
     progress(1.0);
 
     let duration = info
         .duration
         .or((decoded_seconds > 0.0).then_some(decoded_seconds));
-    let renditions = finished
+    let mut renditions: Vec<Rendition> = finished
         .into_iter()
         .map(|f| rendition(path, f, duration))
         .collect::<Result<_, _>>()?;
+    if let (Some(frame), Some(v)) = (poster_frame, &info.video) {
+        let (w, h) = (v.display_size().0.round() as u32, v.display_size().1);
+        // display_size is after rotation; the frame is not rotated yet.
+        let display = if v.rotation % 180 == 90 {
+            (h, w)
+        } else {
+            (w, h)
+        };
+        let stills = poster::renditions(
+            &frame,
+            (display.0.max(2), display.1.max(2)),
+            v.rotation,
+            lowest_tier,
+        )
+        .map_err(|reason| VideoError::Refused {
+            file: path.to_owned(),
+            reason,
+        })?;
+        renditions.extend(stills);
+    }
     Ok(Rendered {
         renditions,
         duration,
@@ -342,7 +368,7 @@ fn decode_all(
     limits: &DecodeLimits,
     progress: &(dyn Fn(f64) + Sync),
     mut send: impl FnMut(Vec<Decoded>) -> bool,
-) -> Result<f64, VideoError> {
+) -> Result<(f64, Option<frame::Video>), VideoError> {
     let time_base = |index: usize| {
         ictx.stream(index)
             .map(|s| f64::from(s.time_base()))
@@ -356,6 +382,10 @@ fn decode_all(
         audio_frames: 0,
         errors: 0,
         last_time: 0.0,
+        poster_at: limits
+            .expected
+            .map_or(POSTER_AT, |d| (d * 0.1).min(POSTER_AT)),
+        poster: None,
     };
     let chunk_target = if video.is_some() {
         CHUNK_VIDEO_FRAMES
@@ -404,7 +434,7 @@ fn decode_all(
                 progress((state.last_time / total).clamp(0.0, 0.99));
             }
             if !send(std::mem::take(&mut state.chunk)) {
-                return Ok(state.last_time);
+                return Ok((state.last_time, None));
             }
         }
     }
@@ -432,7 +462,7 @@ fn decode_all(
         });
     }
     send(state.chunk);
-    Ok(last_time)
+    Ok((last_time, state.poster.map(|(_, frame)| frame)))
 }
 
 struct DecodeState {
@@ -441,6 +471,10 @@ struct DecodeState {
     audio_frames: usize,
     errors: usize,
     last_time: f64,
+    /// Seconds into the source the poster is taken from.
+    poster_at: f64,
+    /// The poster frame so far, and whether it is at or past `poster_at`.
+    poster: Option<(bool, frame::Video)>,
 }
 
 impl DecodeState {
@@ -458,6 +492,11 @@ impl DecodeState {
             frame.set_pts(ts);
             if let Some(ts) = ts {
                 self.last_time = self.last_time.max(ts as f64 * tb);
+            }
+            // The first frame, replaced once by the first at or past poster_at.
+            let past = self.last_time >= self.poster_at;
+            if self.poster.as_ref().is_none_or(|(done, _)| !done && past) {
+                self.poster = Some((past, frame.clone()));
             }
             self.video_frames += 1;
             self.chunk.push(Decoded::Video(std::mem::replace(
