@@ -126,6 +126,19 @@ pub struct Asset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
     pub variants: Vec<Variant>,
+    /// WebVTT captions found next to a video or audio source
+    /// (`intro.vtt`, `intro.km.vtt`), each an asset of this manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captions: Vec<Caption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Caption {
+    /// Logical path of the `.vtt` asset.
+    pub path: String,
+    /// BCP 47 tag from the file name (`intro.km.vtt`); absent for `intro.vtt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 impl Asset {
@@ -334,6 +347,7 @@ pub(crate) mod tests {
                 },
                 derivation: ContentHash::of(b"derivation"),
                 duration: Some(61.5),
+                captions: Vec::new(),
                 variants: vec![
                     variant("144p", "2g", 400_000),
                     variant("480p", "4g", 2_000_000),

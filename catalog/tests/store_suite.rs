@@ -34,6 +34,7 @@ fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
                 mime: "text/html".into(),
             },
             derivation: ContentHash::of(b"d"),
+            captions: Vec::new(),
             duration: None,
             variants: vec![Variant {
                 name: "identity".into(),

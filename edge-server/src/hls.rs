@@ -8,6 +8,14 @@
 use lowband_catalog::manifest::{Asset, Variant, VariantKind};
 use lowband_catalog::Tier;
 
+/// A subtitle rendition for the master playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptionTrack {
+    /// URI of its subtitle playlist.
+    pub uri: String,
+    pub language: Option<String>,
+}
+
 /// The master playlist of a video asset for a client of tier `client_rank`;
 /// `None` if the asset has no HLS renditions.
 pub fn master_playlist(
@@ -15,6 +23,7 @@ pub fn master_playlist(
     tiers: &[Tier],
     client_rank: usize,
     chosen: Option<&Variant>,
+    captions: &[CaptionTrack],
 ) -> Option<String> {
     let rank = |v: &Variant| {
         tiers
@@ -48,6 +57,14 @@ pub fn master_playlist(
     }
     listed.sort_by_key(|v| (chosen.is_none_or(|c| c.name != v.name), bandwidth(v)));
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for (i, c) in captions.iter().enumerate() {
+        let name = c.language.as_deref().unwrap_or("captions");
+        out.push_str(&format!("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{name}\",DEFAULT={},AUTOSELECT=YES", if i == 0 { "YES" } else { "NO" }));
+        if let Some(lang) = &c.language {
+            out.push_str(&format!(",LANGUAGE=\"{lang}\""));
+        }
+        out.push_str(&format!(",URI=\"{}\"\n", c.uri));
+    }
     for v in listed {
         let Some(playlist) = &v.playlist else {
             continue;
@@ -65,9 +82,25 @@ pub fn master_playlist(
         if let Some(codecs) = &v.codecs {
             out.push_str(&format!(",CODECS=\"{}\"", codecs.replace(' ', "")));
         }
+        if !captions.is_empty() {
+            out.push_str(",SUBTITLES=\"subs\"");
+        }
         out.push_str(&format!("\n/o/{playlist}\n"));
     }
     Some(out)
+}
+
+/// A one-segment VOD playlist for a WebVTT file lasting `duration` seconds.
+pub fn subtitle_playlist(vtt_uri: &str, duration: f64) -> String {
+    let duration = if duration.is_finite() && duration > 0.0 {
+        duration
+    } else {
+        1.0
+    };
+    format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration:.3},\n{vtt_uri}\n#EXT-X-ENDLIST\n",
+        duration.ceil() as u64
+    )
 }
 
 fn bandwidth(v: &Variant) -> u64 {
@@ -127,6 +160,7 @@ mod tests {
                 mime: "video/mp4".into(),
             },
             derivation: ContentHash::of(b""),
+            captions: Vec::new(),
             duration: Some(60.0),
             variants: vec![
                 variant("144p", VariantKind::Video, "2g", 60_000, Some(144)),
@@ -140,7 +174,7 @@ mod tests {
     fn lists_only_what_the_tier_carries_chosen_first() {
         let tiers = Profile::builtin_default().tiers;
         let a = asset();
-        let two_g = master_playlist(&a, &tiers, 1, a.variants.first()).unwrap();
+        let two_g = master_playlist(&a, &tiers, 1, a.variants.first(), &[]).unwrap();
         assert!(two_g.starts_with("#EXTM3U\n"));
         assert!(!two_g.contains("RESOLUTION=853x480"), "{two_g}");
         let first = two_g
@@ -156,7 +190,7 @@ mod tests {
             "audio-only listed: {two_g}"
         );
 
-        let four_g = master_playlist(&a, &tiers, 3, a.variants.get(1)).unwrap();
+        let four_g = master_playlist(&a, &tiers, 3, a.variants.get(1), &[]).unwrap();
         let order: Vec<_> = four_g
             .lines()
             .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
@@ -173,11 +207,38 @@ mod tests {
     }
 
     #[test]
+    fn captions_are_listed_and_referenced() {
+        let tiers = Profile::builtin_default().tiers;
+        let a = asset();
+        let tracks = [
+            CaptionTrack {
+                uri: "/m/x/v.mp4/captions/0.m3u8".into(),
+                language: Some("km".into()),
+            },
+            CaptionTrack {
+                uri: "/m/x/v.mp4/captions/1.m3u8".into(),
+                language: None,
+            },
+        ];
+        let m = master_playlist(&a, &tiers, 3, None, &tracks).unwrap();
+        assert!(m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"km\",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE=\"km\",URI=\"/m/x/v.mp4/captions/0.m3u8\"\n"), "{m}");
+        assert!(m.contains("NAME=\"captions\",DEFAULT=NO"), "{m}");
+        assert!(
+            m.lines()
+                .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
+                .all(|l| l.ends_with(",SUBTITLES=\"subs\"")),
+            "{m}"
+        );
+        let sub = subtitle_playlist("/o/objects/ab/x.vtt", 71.5);
+        assert_eq!(sub, "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:72\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:71.500,\n/o/objects/ab/x.vtt\n#EXT-X-ENDLIST\n");
+    }
+
+    #[test]
     fn none_without_playlists() {
         let mut a = asset();
         for v in &mut a.variants {
             v.playlist = None;
         }
-        assert!(master_playlist(&a, &Profile::builtin_default().tiers, 3, None).is_none());
+        assert!(master_playlist(&a, &Profile::builtin_default().tiers, 3, None, &[]).is_none());
     }
 }

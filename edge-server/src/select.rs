@@ -129,6 +129,7 @@ mod tests {
                 mime: "x".into(),
             },
             derivation: ContentHash::of(b""),
+            captions: Vec::new(),
             duration: None,
             variants,
         }

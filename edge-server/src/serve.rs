@@ -119,6 +119,9 @@ impl Edge {
         path: &str,
     ) -> Result<Response<Body>, EdgeError> {
         let manifest = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
+        if let Some(response) = self.subtitle_playlist(req.headers(), &manifest, path) {
+            return response;
+        }
         let master = path
             .strip_suffix("/master.m3u8")
             .filter(|video| manifest.asset(video).is_some());
@@ -153,8 +156,16 @@ impl Edge {
             headers.insert(LOWBAND_VARIANT, v);
         }
         if master.is_some() {
-            let playlist = hls::master_playlist(asset, &manifest.tiers, rank, Some(variant))
-                .ok_or(EdgeError::NotFound)?;
+            let tracks: Vec<_> = (0..asset.captions.len())
+                .filter(|&i| caption_object(&manifest, asset, i).is_some())
+                .map(|i| hls::CaptionTrack {
+                    uri: format!("/m/{module}/{}/captions/{i}.m3u8", encode_path(&asset.path)),
+                    language: asset.captions[i].language.clone(),
+                })
+                .collect();
+            let playlist =
+                hls::master_playlist(asset, &manifest.tiers, rank, Some(variant), &tracks)
+                    .ok_or(EdgeError::NotFound)?;
             return Ok(small_response(
                 req.headers(),
                 playlist.into_bytes(),
@@ -176,6 +187,28 @@ impl Edge {
             headers,
         )
         .await
+    }
+
+    /// `<video>/captions/<n>.m3u8`: the subtitle playlist of a video's n-th caption file.
+    fn subtitle_playlist(
+        &self,
+        req_headers: &HeaderMap,
+        manifest: &Manifest,
+        path: &str,
+    ) -> Option<Result<Response<Body>, EdgeError>> {
+        let (video, rest) = path.rsplit_once("/captions/")?;
+        let index: usize = rest.strip_suffix(".m3u8")?.parse().ok()?;
+        let asset = manifest.asset(video)?;
+        let Some((vtt, _)) = caption_object(manifest, asset, index) else {
+            return Some(Err(EdgeError::NotFound));
+        };
+        let text = hls::subtitle_playlist(&format!("/o/{vtt}"), asset.duration.unwrap_or(0.0));
+        Some(Ok(small_response(
+            req_headers,
+            text.into_bytes(),
+            "application/vnd.apple.mpegurl",
+            HeaderMap::new(),
+        )))
     }
 
     async fn object(
@@ -308,6 +341,31 @@ impl Edge {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
         Ok(response)
     }
+}
+
+/// The stored WebVTT object of an asset's `index`-th caption, and its language.
+fn caption_object<'a>(
+    manifest: &'a Manifest,
+    asset: &'a Asset,
+    index: usize,
+) -> Option<(&'a ObjectKey, Option<&'a str>)> {
+    let caption = asset.captions.get(index)?;
+    let vtt = manifest.asset(&caption.path)?;
+    let identity = vtt.variants.iter().find(|v| v.encoding.is_none())?;
+    Some((&identity.key, caption.language.as_deref()))
+}
+
+/// Percent-encodes each segment of a logical path for use in a URL.
+fn encode_path(path: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    path.split('/')
+        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn store_error(store: &Store, path: &StorePath, source: object_store::Error) -> EdgeError {

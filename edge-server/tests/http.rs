@@ -168,6 +168,7 @@ async fn fixture() -> Fixture {
                 mime: "x".into(),
             },
             derivation: ContentHash::of(b"d"),
+            captions: Vec::new(),
             duration: None,
             variants: vs,
         });

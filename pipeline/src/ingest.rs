@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
+    Asset, AssetKind, Caption, Manifest, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
 };
 use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store, StoreError};
 use serde::Serialize;
@@ -134,6 +134,7 @@ pub async fn ingest(
         assets.push(asset);
     }
 
+    link_captions(&mut assets);
     let published_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -252,8 +253,47 @@ async fn ingest_asset(
         derivation,
         duration,
         variants,
+        captions: Vec::new(),
     };
     Ok((asset, false))
+}
+
+/// Points each video and audio asset at the WebVTT files beside it:
+/// `lessons/intro.vtt` and `lessons/intro.<lang>.vtt` caption `lessons/intro.mp4`.
+fn link_captions(assets: &mut [Asset]) {
+    let vtts: Vec<String> = assets
+        .iter()
+        .filter(|a| a.path.ends_with(".vtt"))
+        .map(|a| a.path.clone())
+        .collect();
+    for asset in assets
+        .iter_mut()
+        .filter(|a| matches!(a.kind, AssetKind::Video | AssetKind::Audio))
+    {
+        let stem = asset
+            .path
+            .rsplit_once('.')
+            .map_or(asset.path.as_str(), |(stem, _)| stem);
+        asset.captions = vtts
+            .iter()
+            .filter_map(|vtt| {
+                let middle = vtt.strip_prefix(stem)?.strip_suffix(".vtt")?;
+                let language = match middle {
+                    "" => None,
+                    tag => {
+                        let tag = tag.strip_prefix('.')?;
+                        let ok = (2..=35).contains(&tag.len())
+                            && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                        Some(ok.then(|| tag.to_owned())?)
+                    }
+                };
+                Some(Caption {
+                    path: vtt.clone(),
+                    language,
+                })
+            })
+            .collect();
+    }
 }
 
 /// Hashes the source; returns its bytes too when the renderer needs them in memory.

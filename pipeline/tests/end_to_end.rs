@@ -105,6 +105,24 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         .variants
         .iter()
         .any(|v| v.mime == "audio/webm" && v.codecs.as_deref() == Some("opus")));
+    let captions: Vec<_> = lecture
+        .captions
+        .iter()
+        .map(|c| (c.path.as_str(), c.language.as_deref()))
+        .collect();
+    assert_eq!(
+        captions,
+        [
+            ("lessons/lecture.km.vtt", Some("km")),
+            ("lessons/lecture.vtt", None)
+        ]
+    );
+    let poster = lecture
+        .variants
+        .iter()
+        .find(|v| v.name == "poster-webp")
+        .expect("a poster");
+    assert_eq!((poster.width, poster.height), (Some(640), Some(360)));
     let rung_144 = lecture.variants.iter().find(|v| v.name == "144p").unwrap();
     let kbps = rung_144.bitrate.unwrap() as f64 / 1000.0;
     assert!(
@@ -206,6 +224,23 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         m_text.contains("AVERAGE-BANDWIDTH=") && m_text.contains("CODECS=\"avc1.4d"),
         "{m_text}"
     );
+    assert!(
+        m_text.contains("TYPE=SUBTITLES") && m_text.contains("LANGUAGE=\"km\""),
+        "{m_text}"
+    );
+    let (_, subs) = fetch(
+        addr,
+        "/m/teaching-questions/lessons/lecture.mp4/captions/0.m3u8",
+        &[],
+    )
+    .await;
+    let subs = String::from_utf8(subs).unwrap();
+    let vtt_uri = subs
+        .lines()
+        .find(|l| l.starts_with("/o/"))
+        .expect("a WebVTT segment");
+    let (_, vtt) = fetch(addr, vtt_uri, &[]).await;
+    assert!(String::from_utf8(vtt).unwrap().starts_with("WEBVTT"));
     let play = Command::new("ffmpeg")
         .args([
             "-v",
