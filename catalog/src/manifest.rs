@@ -112,6 +112,10 @@ pub struct Variant {
     /// a rung is played on its own, not switched to mid-stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Mean SSIM (luma) of the picture against the source scaled to this
+    /// size, sampled once a second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssim: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -326,6 +330,7 @@ pub(crate) mod tests {
             playlist: None,
             peak_bitrate: None,
             mode: None,
+            ssim: None,
         };
         Manifest {
             schema: MANIFEST_SCHEMA,

@@ -53,6 +53,7 @@ fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
                 playlist: None,
                 peak_bitrate: None,
                 mode: None,
+                ssim: None,
             }],
         }],
     }

@@ -147,6 +147,7 @@ mod tests {
             )),
             peak_bitrate: Some(peak),
             mode: None,
+            ssim: None,
         }
     }
 

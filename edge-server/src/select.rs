@@ -116,6 +116,7 @@ mod tests {
             playlist: None,
             peak_bitrate: None,
             mode: None,
+            ssim: None,
         }
     }
 

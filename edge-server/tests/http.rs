@@ -157,6 +157,7 @@ async fn fixture() -> Fixture {
                 playlist: None,
                 peak_bitrate: None,
                 mode: None,
+                ssim: None,
             });
         }
         assets.push(Asset {

@@ -494,6 +494,7 @@ async fn upload(
         peak_bitrate: r.fragments.as_ref().map(|f| f.peak_bitrate()),
         playlist,
         mode: r.mode,
+        ssim: r.ssim.map(|s| (s * 10_000.0).round() / 10_000.0),
     };
     Ok((variant, tally))
 }

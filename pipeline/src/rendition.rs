@@ -36,6 +36,8 @@ pub struct Rendition {
     pub fragments: Option<FragmentIndex>,
     /// `slides` for a rung that shows a picture only when it changes.
     pub mode: Option<String>,
+    /// Mean SSIM against the source at this size.
+    pub ssim: Option<f64>,
 }
 
 impl Rendition {
@@ -63,6 +65,7 @@ impl Rendition {
             encoding: None,
             fragments: None,
             mode: None,
+            ssim: None,
         }
     }
 }

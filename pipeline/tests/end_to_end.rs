@@ -124,6 +124,19 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         .expect("a poster");
     assert_eq!((poster.width, poster.height), (Some(640), Some(360)));
     let rung_144 = lecture.variants.iter().find(|v| v.name == "144p").unwrap();
+    for v in lecture
+        .variants
+        .iter()
+        .filter(|v| v.kind == VariantKind::Video)
+    {
+        let ssim = v.ssim.unwrap_or_else(|| panic!("{} has no SSIM", v.name));
+        assert!((0.9..=1.0).contains(&ssim), "{}: SSIM {ssim}", v.name);
+    }
+    eprintln!(
+        "2G rung: {} kbit/s, SSIM {:.4}",
+        rung_144.bitrate.unwrap() / 1000,
+        rung_144.ssim.unwrap()
+    );
     let kbps = rung_144.bitrate.unwrap() as f64 / 1000.0;
     assert!(
         kbps <= 64.0,

@@ -12,7 +12,9 @@ pub mod fmp4;
 mod output;
 pub mod plan;
 mod poster;
+mod quality;
 pub mod source;
+pub mod ssim;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
@@ -304,6 +306,7 @@ fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendit
         encoding: None,
         fragments,
         mode,
+        ssim: f.ssim,
     })
 }
 

@@ -14,6 +14,7 @@ use ffmpeg_next as ffmpeg;
 use lowband_catalog::profile::AudioCodec;
 
 use super::plan::{AudioPlan, Container, OutputPlan, VideoPlan};
+use super::quality::QualityProbe;
 use super::{Decoded, VideoError};
 use lowband_catalog::profile::RungMode;
 
@@ -51,6 +52,8 @@ pub struct Finished {
     pub path: PathBuf,
     pub duration: f64,
     pub codecs: String,
+    /// Mean SSIM of the picture against the source at the rung's size.
+    pub ssim: Option<f64>,
 }
 
 pub(super) struct Output {
@@ -74,6 +77,8 @@ struct Lane<E> {
     next_keyframe: f64,
     keyframe_interval: f64,
     last_time: f64,
+    /// Measures SSIM as the lane encodes; video only.
+    probe: Option<QualityProbe>,
 }
 
 impl Output {
@@ -205,6 +210,7 @@ impl Output {
             move |e: ffmpeg::Error| VideoError::ffmpeg(&source, op, e)
         };
         let mut duration: f64 = 0.0;
+        let mut ssim = None;
         if let Some(lane) = self.video.as_mut() {
             lane.flush_graph()
                 .map_err(fail("flushing the video filters"))?;
@@ -214,6 +220,7 @@ impl Output {
                 .send_eof()
                 .map_err(fail("flushing the video encoder"))?;
             lane.write_packets(&mut self.octx)?;
+            ssim = lane.probe.as_mut().and_then(QualityProbe::finish);
             duration = duration.max(lane.last_time);
         }
         if let Some(lane) = self.audio.as_mut() {
@@ -235,6 +242,7 @@ impl Output {
             path: self.path,
             duration,
             codecs: self.codecs.join(", "),
+            ssim,
         })
     }
 }
@@ -329,6 +337,8 @@ fn video_lane(
     stream.set_parameters(&encoder);
     stream.set_time_base(time_base);
     let index = stream.index();
+    let probe = QualityProbe::new((&encoder).into(), plan.width, plan.height)
+        .map_err(fail("opening the decoder that measures SSIM"))?;
     Ok(Lane {
         graph,
         encoder,
@@ -338,6 +348,7 @@ fn video_lane(
         next_keyframe: 0.0,
         keyframe_interval: plan.keyframe_interval,
         last_time: 0.0,
+        probe: Some(probe),
     })
 }
 
@@ -431,6 +442,7 @@ fn audio_lane(
         next_keyframe: f64::INFINITY,
         keyframe_interval: 0.0,
         last_time: 0.0,
+        probe: None,
     })
 }
 
@@ -532,6 +544,9 @@ impl<E: LaneEncoder> Lane<E> {
                         self.encoder_tb.denominator(),
                         self.encoder_tb.numerator(),
                     ));
+            if let Some(probe) = self.probe.as_mut() {
+                probe.reference(&filtered, time);
+            }
             self.encoder
                 .base()
                 .send_frame(&filtered)
@@ -571,6 +586,9 @@ impl<E: LaneEncoder> Lane<E> {
                 Ok(()) => {}
                 Err(e) if is_again(&e) => return Ok(()),
                 Err(e) => return Err(VideoError::Internal(format!("encoder: {e}"))),
+            }
+            if let Some(probe) = self.probe.as_mut() {
+                probe.packet(&packet);
             }
             packet.set_stream(self.stream);
             packet.rescale_ts(self.encoder_tb, self.stream_tb);
