@@ -99,6 +99,18 @@ pub struct VideoRung {
     /// with their own interval are left out of HLS switching.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe_interval: Option<f64>,
+    /// SSIM the rung must reach: the pipeline then encodes samples of each
+    /// source to find the highest CRF in `crf..=crf_max` that reaches it
+    /// (content-adaptive rate). Without it, `crf` is used as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssim_target: Option<f64>,
+    /// Highest CRF the search may choose.
+    #[serde(default = "default_crf_max")]
+    pub crf_max: u8,
+}
+
+fn default_crf_max() -> u8 {
+    36
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -403,6 +415,18 @@ impl Profile {
                     format!("{k} s is outside 0.5-300 s"),
                 );
             }
+            if let Some(t) = r.ssim_target.filter(|t| !(0.5..1.0).contains(t)) {
+                return err(
+                    key("ssim_target"),
+                    format!("{t} is outside 0.5-1 (exclusive)"),
+                );
+            }
+            if r.crf_max > 51 || r.crf_max < r.crf {
+                return err(
+                    key("crf_max"),
+                    format!("{} must be within crf ({})..=51", r.crf_max, r.crf),
+                );
+            }
             if r.crf > 51 {
                 return err(key("crf"), format!("{} is outside 0-51", r.crf));
             }
@@ -574,10 +598,16 @@ mod tests {
 
     #[test]
     fn impossible_values_are_named() {
-        let cases: [(&str, &str, &str); 7] = [
+        let cases: [(&str, &str, &str); 9] = [
             ("max_kbps = 64", "max_kbps = 20", "video.rungs[1].max_kbps"),
             ("height = 144", "height = 145", "video.rungs[1].height"),
             ("fps = 1.0", "fps = 2.0", "video.rungs[0].fps"),
+            (
+                "ssim_target = 0.97",
+                "ssim_target = 1.5",
+                "video.rungs[1].ssim_target",
+            ),
+            ("crf_max = 34", "crf_max = 10", "video.rungs[1].crf_max"),
             ("max_kbps = 150", "max_kbps = 40", "tiers[1].max_kbps"),
             ("quality = 45", "quality = 0", "image.rungs[0].quality"),
             (

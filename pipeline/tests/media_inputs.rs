@@ -207,3 +207,38 @@ fn hostile_files_are_refused_by_name() {
         );
     }
 }
+
+#[test]
+fn ssim_target_trades_bytes_for_quality() {
+    let size_and_ssim = |target: f64| {
+        let mut settings = Profile::builtin_default().video;
+        for rung in &mut settings.rungs {
+            rung.ssim_target = Some(target);
+        }
+        let work = tempfile::tempdir().unwrap();
+        let out = video::render(
+            &media("clip.mov"),
+            &settings,
+            work.path(),
+            "slow-2g",
+            &|_| {},
+        )
+        .unwrap();
+        let rung = rung(&out.renditions, "144p");
+        let Payload::File(path) = &rung.payload else {
+            panic!("a file")
+        };
+        (std::fs::metadata(path).unwrap().len(), rung.ssim.unwrap())
+    };
+    // A target any CRF reaches lets the search go to crf_max; one none reaches keeps crf.
+    let (loose_bytes, loose_ssim) = size_and_ssim(0.5);
+    let (strict_bytes, strict_ssim) = size_and_ssim(0.9999);
+    assert!(
+        loose_bytes < strict_bytes,
+        "loose {loose_bytes} bytes, strict {strict_bytes} bytes"
+    );
+    assert!(
+        loose_ssim < strict_ssim,
+        "loose SSIM {loose_ssim}, strict {strict_ssim}"
+    );
+}

@@ -15,6 +15,7 @@ mod poster;
 mod quality;
 pub mod source;
 pub mod ssim;
+mod tune;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
@@ -109,7 +110,7 @@ pub fn render(
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<Rendered, VideoError> {
     let (mut ictx, info) = source::open(path, settings)?;
-    let plans = plan::plan(&info, settings);
+    let mut plans = plan::plan(&info, settings);
 
     let mut video_decoder = match &info.video {
         Some(v) => Some((v.index, open_video_decoder(path, &ictx, v.index)?)),
@@ -159,6 +160,9 @@ pub fn render(
         },
     };
 
+    if let Some(video_input) = &input.video {
+        tune::tune(path, settings, &info, video_input, &mut plans)?;
+    }
     let outputs = plans
         .into_iter()
         .map(|plan| {
@@ -310,7 +314,7 @@ fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendit
     })
 }
 
-fn open_video_decoder(
+pub(super) fn open_video_decoder(
     path: &Path,
     ictx: &ffmpeg::format::context::Input,
     index: usize,

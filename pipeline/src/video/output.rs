@@ -258,6 +258,54 @@ fn video_lane(
         let op = format!("{op} for rung {}", plan.name);
         move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e)
     };
+    let graph = video_graph(source, plan, input)?;
+    let encoder = video_encoder(source, plan, plan.crf, global_header)?;
+    let time_base = encoder_time_base(plan);
+    let codec = encoder
+        .codec()
+        .ok_or_else(|| VideoError::Internal("libx264 lost its codec".into()))?;
+    let mut stream = octx
+        .add_stream(codec)
+        .map_err(fail("adding the video stream"))?;
+    stream.set_parameters(&encoder);
+    stream.set_time_base(time_base);
+    let index = stream.index();
+    let probe = QualityProbe::new(
+        (&encoder).into(),
+        plan.width,
+        plan.height,
+        QUALITY_SAMPLE_INTERVAL,
+    )
+    .map_err(fail("opening the decoder that measures SSIM"))?;
+    Ok(Lane {
+        graph,
+        encoder,
+        encoder_tb: time_base,
+        stream: index,
+        stream_tb: time_base,
+        next_keyframe: 0.0,
+        keyframe_interval: plan.keyframe_interval,
+        last_time: 0.0,
+        probe: Some(probe),
+    })
+}
+
+/// Seconds between the pictures whose SSIM is measured in a full encode:
+/// incommensurate with the keyframe interval, so keyframes (the best
+/// pictures) are not over-represented.
+const QUALITY_SAMPLE_INTERVAL: f64 = 0.7;
+
+fn encoder_time_base(plan: &VideoPlan) -> Rational {
+    Rational(plan.fps.denominator(), plan.fps.numerator())
+}
+
+/// A rung's filter graph: decoded source pictures in, upright pictures at
+/// the rung's size, rate and pixel format out.
+pub(super) fn video_graph(
+    source: &Path,
+    plan: &VideoPlan,
+    input: &VideoInput,
+) -> Result<filter::Graph, VideoError> {
     let sar = if input.sample_aspect.numerator() > 0 {
         input.sample_aspect
     } else {
@@ -273,14 +321,18 @@ fn video_lane(
         sar.numerator(),
         sar.denominator(),
     );
-    let fps = plan.fps;
     let rotate = match input.rotation {
         90 => "transpose=clock,",
         180 => "hflip,vflip,",
         270 => "transpose=cclock,",
         _ => "",
     };
-    let (w, h, num, den) = (plan.width, plan.height, fps.numerator(), fps.denominator());
+    let (w, h, num, den) = (
+        plan.width,
+        plan.height,
+        plan.fps.numerator(),
+        plan.fps.denominator(),
+    );
     let spec = match plan.mode {
         RungMode::Motion => format!(
             "{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,fps=fps={num}/{den},format=yuv420p"
@@ -292,9 +344,27 @@ fn video_lane(
              mpdecimate=hi=768:lo=320:frac=0.33,format=yuv420p"
         ),
     };
-    let graph = build_graph(source, "buffer", "buffersink", &args, &spec, |_| {})
-        .map_err(fail("building the video filter graph"))?;
+    build_graph(source, "buffer", "buffersink", &args, &spec, |_| {}).map_err(|e| {
+        VideoError::ffmpeg(
+            source,
+            format!("building the video filter graph for rung {}", plan.name),
+            e,
+        )
+    })
+}
 
+/// An opened libx264 encoder for a rung, at constant rate factor `crf`
+/// under the rung's cap.
+pub(super) fn video_encoder(
+    source: &Path,
+    plan: &VideoPlan,
+    crf: u8,
+    global_header: bool,
+) -> Result<encoder::Video, VideoError> {
+    let fail = |op: &str| {
+        let op = format!("{op} for rung {}", plan.name);
+        move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e)
+    };
     let codec = encoder::find_by_name("libx264").ok_or_else(|| VideoError::Refused {
         file: source.to_owned(),
         reason: "this FFmpeg has no libx264 encoder".into(),
@@ -303,12 +373,11 @@ fn video_lane(
         .encoder()
         .video()
         .map_err(fail("creating the libx264 encoder"))?;
-    let time_base = Rational(fps.denominator(), fps.numerator());
     enc.set_width(plan.width);
     enc.set_height(plan.height);
     enc.set_format(ffmpeg::format::Pixel::YUV420P);
-    enc.set_time_base(time_base);
-    enc.set_frame_rate(Some(fps));
+    enc.set_time_base(encoder_time_base(plan));
+    enc.set_frame_rate(Some(plan.fps));
     enc.set_aspect_ratio(Rational(1, 1));
     if global_header {
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
@@ -317,7 +386,7 @@ fn video_lane(
     let mut options = Dictionary::new();
     options.set("preset", &plan.preset);
     options.set("profile", "main");
-    options.set("crf", &plan.crf.to_string());
+    options.set("crf", &crf.to_string());
     options.set("maxrate", &maxrate.to_string());
     // A two-second buffer keeps the cap meaningful on a link that carries no more.
     options.set("bufsize", &(maxrate * 2).to_string());
@@ -327,29 +396,10 @@ fn video_lane(
     options.set("x264-params", "scenecut=0");
     options.set(
         "g",
-        &((f64::from(fps) * plan.keyframe_interval * 2.0).ceil() as u32).to_string(),
+        &((f64::from(plan.fps) * plan.keyframe_interval * 2.0).ceil() as u32).to_string(),
     );
     options.set("threads", "1");
-    let encoder = enc.open_with(options).map_err(fail("opening libx264"))?;
-    let mut stream = octx
-        .add_stream(codec)
-        .map_err(fail("adding the video stream"))?;
-    stream.set_parameters(&encoder);
-    stream.set_time_base(time_base);
-    let index = stream.index();
-    let probe = QualityProbe::new((&encoder).into(), plan.width, plan.height)
-        .map_err(fail("opening the decoder that measures SSIM"))?;
-    Ok(Lane {
-        graph,
-        encoder,
-        encoder_tb: time_base,
-        stream: index,
-        stream_tb: time_base,
-        next_keyframe: 0.0,
-        keyframe_interval: plan.keyframe_interval,
-        last_time: 0.0,
-        probe: Some(probe),
-    })
+    enc.open_with(options).map_err(fail("opening libx264"))
 }
 
 fn audio_lane(
@@ -464,8 +514,29 @@ fn build_graph(
     Ok(graph)
 }
 
+/// Hands a frame to a graph without taking it: the same decoded frame goes
+/// to every output, so each graph gets a new reference, not the frame.
+pub(super) fn feed_graph(
+    graph: &mut filter::Graph,
+    frame: &frame::Frame,
+) -> Result<(), VideoError> {
+    let mut src = graph
+        .get("in")
+        .ok_or_else(|| VideoError::Internal("filter graph lost its source".into()))?;
+    // SAFETY: both pointers are live for the call; av_buffersrc_write_frame
+    // only reads `frame` and adds its own reference to the buffers.
+    let ret = unsafe { ffmpeg::ffi::av_buffersrc_write_frame(src.as_mut_ptr(), frame.as_ptr()) };
+    if ret < 0 {
+        return Err(VideoError::Internal(format!(
+            "filter graph refused a frame: {}",
+            ffmpeg::Error::from(ret)
+        )));
+    }
+    Ok(())
+}
+
 /// Errors that only mean "no output available yet".
-fn is_again(e: &ffmpeg::Error) -> bool {
+pub(super) fn is_again(e: &ffmpeg::Error) -> bool {
     matches!(e, ffmpeg::Error::Eof)
         || matches!(e, ffmpeg::Error::Other { errno } if *errno == ffmpeg::util::error::EAGAIN)
 }
@@ -488,24 +559,8 @@ impl LaneEncoder for encoder::Audio {
 }
 
 impl<E: LaneEncoder> Lane<E> {
-    /// Hands a frame to the graph without taking it: the same decoded frame
-    /// goes to every output, so the graph gets a new reference, not the frame.
     fn feed(&mut self, frame: &frame::Frame) -> Result<(), VideoError> {
-        let mut src = self
-            .graph
-            .get("in")
-            .ok_or_else(|| VideoError::Internal("filter graph lost its source".into()))?;
-        // SAFETY: both pointers are live for the call; av_buffersrc_write_frame
-        // only reads `frame` and adds its own reference to the buffers.
-        let ret =
-            unsafe { ffmpeg::ffi::av_buffersrc_write_frame(src.as_mut_ptr(), frame.as_ptr()) };
-        if ret < 0 {
-            return Err(VideoError::Internal(format!(
-                "filter graph refused a frame: {}",
-                ffmpeg::Error::from(ret)
-            )));
-        }
-        Ok(())
+        feed_graph(&mut self.graph, frame)
     }
 
     fn flush_graph(&mut self) -> Result<(), ffmpeg::Error> {

@@ -27,6 +27,9 @@ pub struct VideoPlan {
     pub crf: u8,
     pub preset: String,
     pub mode: RungMode,
+    /// When set, `crf` is searched up to `crf_max` for this SSIM (see `tune`).
+    pub ssim_target: Option<f64>,
+    pub crf_max: u8,
     /// Seconds between the keyframes forced in this rung.
     pub keyframe_interval: f64,
     pub audio: Option<AudioPlan>,
@@ -104,6 +107,8 @@ pub fn plan(source: &SourceInfo, settings: &VideoSettings) -> Vec<OutputPlan> {
                 crf: rung.crf,
                 preset: rung.preset.clone(),
                 mode: rung.mode,
+                ssim_target: rung.ssim_target,
+                crf_max: rung.crf_max,
                 keyframe_interval: rung.keyframe_interval.unwrap_or(settings.keyframe_interval),
                 audio: source.audio.as_ref().map(|_| AudioPlan {
                     codec: AudioCodec::Aac,

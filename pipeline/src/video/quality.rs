@@ -13,9 +13,6 @@ use ffmpeg_next as ffmpeg;
 
 use super::ssim::{ssim, Plane};
 
-/// Seconds between compared pictures: incommensurate with the keyframe
-/// interval, so keyframes (the best pictures) are not over-represented.
-const SAMPLE_INTERVAL: f64 = 0.7;
 /// References waiting for their decoded picture, at most (the encoder's delay is far less).
 const MAX_PENDING: usize = 256;
 
@@ -25,6 +22,8 @@ pub(super) struct QualityProbe {
     width: usize,
     height: usize,
     next_sample: f64,
+    /// Seconds between compared pictures (0: every picture).
+    interval: f64,
     scores: Vec<f64>,
 }
 
@@ -34,6 +33,7 @@ impl QualityProbe {
         parameters: codec::Parameters,
         width: u32,
         height: u32,
+        interval: f64,
     ) -> Result<Self, ffmpeg::Error> {
         let mut ctx = codec::context::Context::from_parameters(parameters)?;
         ctx.set_threading(codec::threading::Config::count(1));
@@ -43,7 +43,8 @@ impl QualityProbe {
             pending: VecDeque::new(),
             width: width as usize,
             height: height as usize,
-            next_sample: SAMPLE_INTERVAL / 2.0,
+            next_sample: interval / 2.0,
+            interval,
             scores: Vec::new(),
         })
     }
@@ -51,11 +52,13 @@ impl QualityProbe {
     /// Called with each picture about to be encoded, at `time` seconds.
     pub fn reference(&mut self, picture: &frame::Video, time: f64) {
         let Some(pts) = picture.pts() else { return };
-        if time + 1e-6 < self.next_sample || self.pending.len() >= MAX_PENDING {
+        if (self.interval > 0.0 && time + 1e-6 < self.next_sample)
+            || self.pending.len() >= MAX_PENDING
+        {
             return;
         }
-        while self.next_sample <= time + 1e-6 {
-            self.next_sample += SAMPLE_INTERVAL;
+        while self.interval > 0.0 && self.next_sample <= time + 1e-6 {
+            self.next_sample += self.interval;
         }
         let (stride, data) = (picture.stride(0), picture.data(0));
         let mut luma = Vec::with_capacity(self.width * self.height);
