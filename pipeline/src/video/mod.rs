@@ -1,11 +1,13 @@
 //! Video and audio sources: one decode, every rung of the ladder.
 //!
 //! A source is opened under whitelists (`source`), the profile's ladder is
-//! fitted to it (`plan`), and then it is decoded exactly once: decoded frames
-//! travel in small chunks over a bounded channel to the encoder side, where
-//! every output (`output`) filters and encodes the same chunk in parallel on
-//! the rayon pool. Memory stays bounded by the chunk size, whatever the
-//! length of the source, and decoding overlaps encoding.
+//! fitted to it (`plan`), each rung's rate is tuned to its SSIM target on
+//! samples (`tune`, on the rayon pool), and then the source is decoded
+//! exactly once: chunks of decoded frames are shared (by reference) with
+//! every output (`output`), each on its own thread behind a queue of two
+//! chunks, so cheap and costly rungs progress independently and both cores
+//! stay busy. Memory stays bounded by the queues, whatever the length of the
+//! source, and decoding overlaps encoding.
 
 pub mod codecs;
 pub mod fmp4;
@@ -19,13 +21,13 @@ mod tune;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 use std::sync::Once;
 
 use ffmpeg::{codec, decoder, frame};
 use ffmpeg_next as ffmpeg;
 use lowband_catalog::manifest::VariantKind;
 use lowband_catalog::profile::{RungMode, VideoSettings};
-use rayon::prelude::*;
 
 use crate::rendition::{Payload, Rendition};
 use output::{AudioInput, Finished, InputFormat, Output, VideoInput};
@@ -35,6 +37,8 @@ use plan::OutputPlan;
 const CHUNK_VIDEO_FRAMES: usize = 12;
 /// Audio frames per chunk when a source has no picture.
 const CHUNK_AUDIO_FRAMES: usize = 96;
+/// Chunks waiting for each output: bounds the memory held for slow rungs.
+const QUEUED_CHUNKS: usize = 2;
 /// Corrupt packets tolerated before a source is called broken.
 const MAX_DECODE_ERRORS: usize = 50;
 /// The poster is taken this far in (or at a tenth of a shorter source):
@@ -175,22 +179,29 @@ pub fn render(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    let (tx, rx) = sync_channel::<Vec<Decoded>>(1);
     let (decoded, finished) = std::thread::scope(|scope| {
-        let encoders = scope.spawn(move || -> Result<Vec<Finished>, VideoError> {
-            let mut outputs = outputs;
-            for chunk in rx {
-                outputs.par_iter_mut().try_for_each(|o| {
-                    o.push(&chunk).map_err(|e| match e {
-                        VideoError::Internal(reason) => {
-                            VideoError::Internal(format!("rendition {}: {reason}", o.name()))
-                        }
-                        other => other,
-                    })
-                })?;
-            }
-            outputs.into_par_iter().map(Output::finish).collect()
-        });
+        // One thread per output, each behind its own short queue: rungs of
+        // very different cost progress independently, so both cores stay
+        // busy instead of waiting for the slowest rung at every chunk.
+        let (senders, encoders): (Vec<_>, Vec<_>) = outputs
+            .into_iter()
+            .map(|mut output| {
+                let (tx, rx) = sync_channel::<Arc<Vec<Decoded>>>(QUEUED_CHUNKS);
+                let encoder = scope.spawn(move || -> Result<Finished, VideoError> {
+                    for chunk in rx {
+                        output.push(&chunk).map_err(|e| match e {
+                            VideoError::Internal(reason) => VideoError::Internal(format!(
+                                "rendition {}: {reason}",
+                                output.name()
+                            )),
+                            other => other,
+                        })?;
+                    }
+                    output.finish()
+                });
+                (tx, encoder)
+            })
+            .unzip();
         let limits = DecodeLimits {
             max_duration: settings.max_duration,
             expected: info.duration,
@@ -202,12 +213,20 @@ pub fn render(
             audio_decoder.as_mut(),
             &limits,
             progress,
-            |chunk| tx.send(chunk).is_ok(),
+            |chunk| {
+                let chunk = Arc::new(chunk);
+                senders.iter().all(|tx| tx.send(Arc::clone(&chunk)).is_ok())
+            },
         );
-        drop(tx);
-        let finished = encoders
-            .join()
-            .unwrap_or_else(|_| Err(VideoError::Internal("an encoder thread panicked".into())));
+        drop(senders);
+        let finished: Result<Vec<Finished>, VideoError> = encoders
+            .into_iter()
+            .map(|e| {
+                e.join().unwrap_or_else(|_| {
+                    Err(VideoError::Internal("an encoder thread panicked".into()))
+                })
+            })
+            .collect();
         (decoded, finished)
     });
     let (decoded_seconds, poster_frame) = decoded?;
