@@ -242,3 +242,37 @@ fn ssim_target_trades_bytes_for_quality() {
         "loose SSIM {loose_ssim}, strict {strict_ssim}"
     );
 }
+
+#[test]
+fn sources_beyond_the_profile_bounds_are_refused_before_decoding() {
+    let work = tempfile::tempdir().unwrap();
+    let base = Profile::builtin_default().video;
+    let cases: [(
+        &str,
+        Box<dyn Fn(&mut lowband_catalog::profile::VideoSettings)>,
+        &str,
+    ); 3] = [
+        (
+            "clip.mov",
+            Box::new(|s| s.max_duration = 1.0),
+            "more than the 1 s allowed",
+        ),
+        (
+            "clip.mov",
+            Box::new(|s| s.max_width = 160),
+            "larger than the 160x4096 allowed",
+        ),
+        (
+            "clip.mov",
+            Box::new(|s| s.max_streams = 1),
+            "2 streams, more than the 1 allowed",
+        ),
+    ];
+    for (name, limit, reason) in cases {
+        let mut settings = base.clone();
+        limit(&mut settings);
+        let err = video::render(&media(name), &settings, work.path(), "slow-2g", &|_| {})
+            .expect_err(reason);
+        assert!(err.to_string().contains(reason), "{err}");
+    }
+}
