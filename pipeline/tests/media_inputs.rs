@@ -243,15 +243,14 @@ fn ssim_target_trades_bytes_for_quality() {
     );
 }
 
+/// A change to the profile's video bounds.
+type Limit = Box<dyn Fn(&mut lowband_catalog::profile::VideoSettings)>;
+
 #[test]
 fn sources_beyond_the_profile_bounds_are_refused_before_decoding() {
     let work = tempfile::tempdir().unwrap();
     let base = Profile::builtin_default().video;
-    let cases: [(
-        &str,
-        Box<dyn Fn(&mut lowband_catalog::profile::VideoSettings)>,
-        &str,
-    ); 3] = [
+    let cases: [(&str, Limit, &str); 3] = [
         (
             "clip.mov",
             Box::new(|s| s.max_duration = 1.0),
