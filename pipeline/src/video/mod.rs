@@ -338,23 +338,15 @@ pub(super) fn open_video_decoder(
     ictx: &ffmpeg::format::context::Input,
     index: usize,
 ) -> Result<decoder::Video, VideoError> {
-    let stream = ictx
-        .stream(index)
-        .ok_or_else(|| VideoError::Internal(format!("stream {index} vanished")))?;
-    let fail = |e| {
-        VideoError::ffmpeg(
-            path,
-            format!("opening the decoder of video stream {index}"),
-            e,
-        )
-    };
-    let mut ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(fail)?;
-    ctx.set_threading(codec::threading::Config::kind(
-        codec::threading::Type::Frame,
-    ));
-    let mut dec = ctx.decoder().video().map_err(fail)?;
-    dec.set_packet_time_base(stream.time_base());
-    Ok(dec)
+    open_decoder(path, ictx, index, "video")?
+        .video()
+        .map_err(|e| {
+            VideoError::ffmpeg(
+                path,
+                format!("opening the decoder of video stream {index}"),
+                e,
+            )
+        })
 }
 
 fn open_audio_decoder(
@@ -362,20 +354,40 @@ fn open_audio_decoder(
     ictx: &ffmpeg::format::context::Input,
     index: usize,
 ) -> Result<decoder::Audio, VideoError> {
+    open_decoder(path, ictx, index, "audio")?
+        .audio()
+        .map_err(|e| {
+            VideoError::ffmpeg(
+                path,
+                format!("opening the decoder of audio stream {index}"),
+                e,
+            )
+        })
+}
+
+/// A frame-threaded decoder for stream `index`, told the stream's time base.
+fn open_decoder(
+    path: &Path,
+    ictx: &ffmpeg::format::context::Input,
+    index: usize,
+    kind: &str,
+) -> Result<decoder::Decoder, VideoError> {
     let stream = ictx
         .stream(index)
         .ok_or_else(|| VideoError::Internal(format!("stream {index} vanished")))?;
-    let fail = |e| {
+    let mut ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(|e| {
         VideoError::ffmpeg(
             path,
-            format!("opening the decoder of audio stream {index}"),
+            format!("reading the parameters of {kind} stream {index}"),
             e,
         )
-    };
-    let ctx = codec::context::Context::from_parameters(stream.parameters()).map_err(fail)?;
-    let mut dec = ctx.decoder().audio().map_err(fail)?;
-    dec.set_packet_time_base(stream.time_base());
-    Ok(dec)
+    })?;
+    ctx.set_threading(codec::threading::Config::kind(
+        codec::threading::Type::Frame,
+    ));
+    let mut decoder = ctx.decoder();
+    decoder.set_packet_time_base(stream.time_base());
+    Ok(decoder)
 }
 
 struct DecodeLimits {

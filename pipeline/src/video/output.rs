@@ -535,6 +535,24 @@ pub(super) fn feed_graph(
     Ok(())
 }
 
+/// Takes the next frame the graph's sink has ready into `frame`; false when
+/// the graph needs more input (or has flushed everything).
+pub(super) fn pull(
+    graph: &mut filter::Graph,
+    frame: &mut frame::Frame,
+    what: &str,
+) -> Result<bool, VideoError> {
+    let got = match graph.get("out") {
+        Some(mut sink) => sink.sink().frame(frame),
+        None => return Err(VideoError::Internal("filter graph lost its sink".into())),
+    };
+    match got {
+        Ok(()) => Ok(true),
+        Err(e) if is_again(&e) => Ok(false),
+        Err(e) => Err(VideoError::Internal(format!("{what} filter: {e}"))),
+    }
+}
+
 /// Errors that only mean "no output available yet".
 pub(super) fn is_again(e: &ffmpeg::Error) -> bool {
     matches!(e, ffmpeg::Error::Eof)
@@ -573,14 +591,8 @@ impl<E: LaneEncoder> Lane<E> {
     fn drain_video(&mut self, octx: &mut format::context::Output) -> Result<(), VideoError> {
         loop {
             let mut filtered = frame::Video::empty();
-            let got = match self.graph.get("out") {
-                Some(mut sink) => sink.sink().frame(&mut filtered),
-                None => return Err(VideoError::Internal("filter graph lost its sink".into())),
-            };
-            match got {
-                Ok(()) => {}
-                Err(e) if is_again(&e) => return Ok(()),
-                Err(e) => return Err(VideoError::Internal(format!("video filter: {e}"))),
+            if !pull(&mut self.graph, &mut filtered, "video")? {
+                return Ok(());
             }
             let time = filtered
                 .pts()
@@ -613,14 +625,8 @@ impl<E: LaneEncoder> Lane<E> {
     fn drain_audio(&mut self, octx: &mut format::context::Output) -> Result<(), VideoError> {
         loop {
             let mut filtered = frame::Audio::empty();
-            let got = match self.graph.get("out") {
-                Some(mut sink) => sink.sink().frame(&mut filtered),
-                None => return Err(VideoError::Internal("filter graph lost its sink".into())),
-            };
-            match got {
-                Ok(()) => {}
-                Err(e) if is_again(&e) => return Ok(()),
-                Err(e) => return Err(VideoError::Internal(format!("audio filter: {e}"))),
+            if !pull(&mut self.graph, &mut filtered, "audio")? {
+                return Ok(());
             }
             if let Some(pts) = filtered.pts() {
                 self.last_time =

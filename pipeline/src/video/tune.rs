@@ -15,7 +15,7 @@ use ffmpeg_next as ffmpeg;
 use lowband_catalog::profile::VideoSettings;
 use rayon::prelude::*;
 
-use super::output::{feed_graph, is_again, video_encoder, video_graph, VideoInput};
+use super::output::{feed_graph, is_again, pull, video_encoder, video_graph, VideoInput};
 use super::plan::{OutputPlan, VideoPlan};
 use super::quality::QualityProbe;
 use super::source::SourceInfo;
@@ -144,22 +144,13 @@ fn drain(
     graph: &mut ffmpeg::filter::Graph,
     kept: &mut Vec<frame::Video>,
 ) -> Result<(), VideoError> {
-    loop {
-        let mut picture = frame::Video::empty();
-        let got = match graph.get("out") {
-            Some(mut sink) => sink.sink().frame(&mut picture),
-            None => return Err(VideoError::Internal("filter graph lost its sink".into())),
-        };
-        match got {
-            Ok(()) => {
-                // Source keyframes must not force keyframes in the samples.
-                picture.set_kind(picture::Type::None);
-                kept.push(picture);
-            }
-            Err(e) if is_again(&e) => return Ok(()),
-            Err(e) => return Err(VideoError::Internal(format!("video filter: {e}"))),
-        }
+    let mut picture = frame::Video::empty();
+    while pull(graph, &mut picture, "video")? {
+        // Source keyframes must not force keyframes in the samples.
+        picture.set_kind(picture::Type::None);
+        kept.push(std::mem::replace(&mut picture, frame::Video::empty()));
     }
+    Ok(())
 }
 
 /// Binary search for the highest CRF in `[plan.crf, plan.crf_max]` whose
