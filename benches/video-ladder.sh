@@ -158,7 +158,7 @@ for i, r in enumerate(rungs):
         chain = (f"fps=fps={fps_str},scale=w={w}:h={h}:flags=lanczos,setsar=1,"
                  f"mpdecimate=hi=768:lo=320:frac=0.33,format=yuv420p")
     else:
-        chain = f"scale=w={w}:h={h}:flags=lanczos,setsar=1,fps=fps={fps_str},format=yuv420p"
+        chain = f"fps=fps={fps_str},scale=w={w}:h={h}:flags=lanczos,setsar=1,format=yuv420p"
     vchains.append(chain)
     out = os.path.join(outdir, f"{r['name']}.mp4")
     o = ["-map", f"[v{i}]"]

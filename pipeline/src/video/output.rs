@@ -334,8 +334,9 @@ pub(super) fn video_graph(
         plan.fps.denominator(),
     );
     let spec = match plan.mode {
+        // Frames are dropped to the rung's rate before scaling: no work on frames never shown.
         RungMode::Motion => format!(
-            "{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,fps=fps={num}/{den},format=yuv420p"
+            "fps=fps={num}/{den},{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,format=yuv420p"
         ),
         // Sample at most `fps` pictures a second, then keep only those that
         // differ visibly from the last one kept: a new slide, a drawing.
