@@ -14,7 +14,7 @@ use ffmpeg_next as ffmpeg;
 use lowband_catalog::profile::AudioCodec;
 
 use super::plan::{AudioPlan, Container, OutputPlan, VideoPlan};
-use super::quality::QualityProbe;
+use super::quality::{QualityProbe, Spans};
 use super::{Decoded, VideoError};
 use lowband_catalog::profile::RungMode;
 
@@ -270,11 +270,17 @@ fn video_lane(
     stream.set_parameters(&encoder);
     stream.set_time_base(time_base);
     let index = stream.index();
+    let spans = Spans::new(
+        plan.keyframe_interval,
+        QUALITY_SPAN_EVERY,
+        f64::from(time_base),
+    );
     let probe = QualityProbe::new(
         (&encoder).into(),
         plan.width,
         plan.height,
         QUALITY_SAMPLE_INTERVAL,
+        Some(spans),
     )
     .map_err(fail("opening the decoder that measures SSIM"))?;
     Ok(Lane {
@@ -294,6 +300,8 @@ fn video_lane(
 /// incommensurate with the keyframe interval, so keyframes (the best
 /// pictures) are not over-represented.
 const QUALITY_SAMPLE_INTERVAL: f64 = 0.7;
+/// Seconds of encode per measured keyframe interval.
+const QUALITY_SPAN_EVERY: f64 = 20.0;
 
 fn encoder_time_base(plan: &VideoPlan) -> Rational {
     Rational(plan.fps.denominator(), plan.fps.numerator())

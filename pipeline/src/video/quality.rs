@@ -1,10 +1,12 @@
 //! Measuring each rung's SSIM while it is encoded.
 //!
-//! Once a second a filtered picture (the source at the rung's size, before
-//! encoding) is kept aside; every encoded packet is decoded right away, and
+//! Every 0.7 s a filtered picture (the source at the rung's size, before
+//! encoding) is kept aside; the encoded packets are decoded right away, and
 //! when the decoded picture with a kept timestamp comes out, the two are
 //! compared. No second pass over the source, and memory stays bounded by
-//! the encoder's delay.
+//! the encoder's delay. In a long encode only one keyframe interval in
+//! every ~20 s is decoded and measured ([`Spans`]): keyframes are forced at
+//! those instants, so each measured span decodes on its own.
 
 use std::collections::VecDeque;
 
@@ -16,8 +18,36 @@ use super::ssim::{ssim, Plane};
 /// References waiting for their decoded picture, at most (the encoder's delay is far less).
 const MAX_PENDING: usize = 256;
 
+/// Which stretches of an encode are measured: the keyframe interval that
+/// starts every `period` seconds.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Spans {
+    keyframe_interval: f64,
+    period: f64,
+    /// Seconds per packet timestamp unit.
+    time_base: f64,
+}
+
+impl Spans {
+    /// One keyframe interval in about every `every` seconds.
+    pub fn new(keyframe_interval: f64, every: f64, time_base: f64) -> Self {
+        let n = (every / keyframe_interval).round().max(1.0);
+        Self {
+            keyframe_interval,
+            period: keyframe_interval * n,
+            time_base,
+        }
+    }
+
+    fn covers(&self, time: f64) -> bool {
+        (time + 1e-6).rem_euclid(self.period) < self.keyframe_interval
+    }
+}
+
 pub(super) struct QualityProbe {
     decoder: decoder::Video,
+    /// `None`: every picture and packet is measured (short sample encodes).
+    spans: Option<Spans>,
     pending: VecDeque<(i64, Vec<u8>)>,
     width: usize,
     height: usize,
@@ -34,12 +64,14 @@ impl QualityProbe {
         width: u32,
         height: u32,
         interval: f64,
+        spans: Option<Spans>,
     ) -> Result<Self, ffmpeg::Error> {
         let mut ctx = codec::context::Context::from_parameters(parameters)?;
         ctx.set_threading(codec::threading::Config::count(1));
         let decoder = ctx.decoder().video()?;
         Ok(Self {
             decoder,
+            spans,
             pending: VecDeque::new(),
             width: width as usize,
             height: height as usize,
@@ -52,6 +84,9 @@ impl QualityProbe {
     /// Called with each picture about to be encoded, at `time` seconds.
     pub fn reference(&mut self, picture: &frame::Video, time: f64) {
         let Some(pts) = picture.pts() else { return };
+        if self.spans.is_some_and(|s| !s.covers(time)) {
+            return;
+        }
         if (self.interval > 0.0 && time + 1e-6 < self.next_sample)
             || self.pending.len() >= MAX_PENDING
         {
@@ -73,8 +108,14 @@ impl QualityProbe {
 
     /// Called with each encoded packet, before it is muxed.
     pub fn packet(&mut self, packet: &Packet) {
-        // Every packet is decoded, compared or not: later pictures predict from it.
-        if self.decoder.send_packet(packet).is_ok() {
+        // Within a measured span every packet is decoded, compared or not:
+        // later pictures predict from it.
+        let outside = self.spans.is_some_and(|s| {
+            packet
+                .pts()
+                .is_some_and(|p| !s.covers(p as f64 * s.time_base))
+        });
+        if !outside && self.decoder.send_packet(packet).is_ok() {
             self.drain();
         }
     }
@@ -113,5 +154,20 @@ impl QualityProbe {
                 self.pending.pop_front();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spans;
+
+    #[test]
+    fn spans_cover_one_keyframe_interval_per_period() {
+        let s = Spans::new(4.0, 20.0, 0.1);
+        let covered: Vec<bool> = [0.0, 3.9, 4.0, 19.9, 20.0, 23.99, 24.0, 40.5].iter().map(|&t| s.covers(t)).collect();
+        assert_eq!(covered, [true, true, false, false, true, true, false, true]);
+        // A keyframe interval longer than the period is measured whole, every time.
+        let slides = Spans::new(60.0, 20.0, 1.0);
+        assert!(slides.covers(0.0) && slides.covers(59.0) && slides.covers(61.0));
     }
 }

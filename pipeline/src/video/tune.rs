@@ -195,7 +195,7 @@ fn ssim_at(
     let (mut total, mut weight) = (0.0, 0.0);
     for pictures in windows.iter().filter(|w| !w.is_empty()) {
         let mut encoder = video_encoder(path, plan, crf, true)?;
-        let mut probe = QualityProbe::new((&encoder).into(), plan.width, plan.height, 0.0)
+        let mut probe = QualityProbe::new((&encoder).into(), plan.width, plan.height, 0.0, None)
             .map_err(|e| {
                 VideoError::ffmpeg(
                     path,
