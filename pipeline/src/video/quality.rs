@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn spans_cover_one_keyframe_interval_per_period() {
         let s = Spans::new(4.0, 20.0, 0.1);
-        let covered: Vec<bool> = [0.0, 3.9, 4.0, 19.9, 20.0, 23.99, 24.0, 40.5].iter().map(|&t| s.covers(t)).collect();
+        let covered: Vec<bool> = [0.0, 3.9, 4.0, 19.9, 20.0, 23.99, 24.0, 40.5]
+            .iter()
+            .map(|&t| s.covers(t))
+            .collect();
         assert_eq!(covered, [true, true, false, false, true, true, false, true]);
         // A keyframe interval longer than the period is measured whole, every time.
         let slides = Spans::new(60.0, 20.0, 1.0);
