@@ -145,6 +145,38 @@ pub struct Caption {
     pub language: Option<String>,
 }
 
+impl Variant {
+    /// A variant with only its identity and size; media details unset.
+    pub fn new(
+        name: &str,
+        kind: VariantKind,
+        tier: &str,
+        key: ObjectKey,
+        bytes: u64,
+        mime: &str,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            tier: tier.into(),
+            key,
+            bytes,
+            mime: mime.into(),
+            codecs: None,
+            width: None,
+            height: None,
+            fps: None,
+            bitrate: None,
+            duration: None,
+            encoding: None,
+            playlist: None,
+            peak_bitrate: None,
+            mode: None,
+            ssim: None,
+        }
+    }
+}
+
 impl Asset {
     pub fn variants_of(&self, kind: VariantKind) -> impl Iterator<Item = &Variant> {
         self.variants.iter().filter(move |v| v.kind == kind)
@@ -314,23 +346,20 @@ pub(crate) mod tests {
     pub fn sample() -> Manifest {
         let tiers = crate::Profile::builtin_default().tiers;
         let variant = |name: &str, tier: &str, bytes: u64| Variant {
-            name: name.into(),
-            kind: VariantKind::Video,
-            tier: tier.into(),
-            key: ObjectKey::for_bytes(name.as_bytes(), "mp4"),
-            bytes,
-            mime: "video/mp4".into(),
             codecs: Some("avc1.4d401e, mp4a.40.2".into()),
             width: Some(256),
             height: Some(144),
             fps: Some(10.0),
             bitrate: Some(60_000),
             duration: Some(61.5),
-            encoding: None,
-            playlist: None,
-            peak_bitrate: None,
-            mode: None,
-            ssim: None,
+            ..Variant::new(
+                name,
+                VariantKind::Video,
+                tier,
+                ObjectKey::for_bytes(name.as_bytes(), "mp4"),
+                bytes,
+                "video/mp4",
+            )
         };
         Manifest {
             schema: MANIFEST_SCHEMA,

@@ -120,34 +120,25 @@ mod tests {
         peak: u64,
         height: Option<u32>,
     ) -> Variant {
+        let codecs = if height.is_some() {
+            "avc1.4d400b, mp4a.40.2"
+        } else {
+            "mp4a.40.2"
+        };
+        let key = ObjectKey::for_bytes(name.as_bytes(), "mp4");
         Variant {
-            name: name.into(),
-            kind,
-            tier: tier.into(),
-            key: ObjectKey::for_bytes(name.as_bytes(), "mp4"),
-            bytes: peak,
-            mime: "video/mp4".into(),
-            codecs: Some(
-                if height.is_some() {
-                    "avc1.4d400b, mp4a.40.2"
-                } else {
-                    "mp4a.40.2"
-                }
-                .into(),
-            ),
+            codecs: Some(codecs.into()),
             width: height.map(|h| h * 16 / 9),
             height,
             fps: height.map(|_| 10.0),
             bitrate: Some(peak * 3 / 4),
             duration: Some(60.0),
-            encoding: None,
             playlist: Some(ObjectKey::for_bytes(
                 format!("{name}.m3u8").as_bytes(),
                 "m3u8",
             )),
             peak_bitrate: Some(peak),
-            mode: None,
-            ssim: None,
+            ..Variant::new(name, kind, tier, key, peak, "video/mp4")
         }
     }
 

@@ -99,24 +99,10 @@ mod tests {
         mime: &str,
         encoding: Option<&str>,
     ) -> Variant {
+        let key = ObjectKey::for_bytes(name.as_bytes(), "bin");
         Variant {
-            name: name.into(),
-            kind,
-            tier: tier.into(),
-            key: ObjectKey::for_bytes(name.as_bytes(), "bin"),
-            bytes,
-            mime: mime.into(),
-            codecs: None,
-            width: None,
-            height: None,
-            fps: None,
-            bitrate: None,
-            duration: None,
             encoding: encoding.map(Into::into),
-            playlist: None,
-            peak_bitrate: None,
-            mode: None,
-            ssim: None,
+            ..Variant::new(name, kind, tier, key, bytes, mime)
         }
     }
 

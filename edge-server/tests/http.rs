@@ -141,23 +141,8 @@ async fn fixture() -> Fixture {
             let (key, _) = store.put_object(body.clone(), "bin").await.unwrap();
             bodies.insert(format!("{path}#{name}"), body);
             vs.push(Variant {
-                name: name.into(),
-                kind: vkind,
-                tier: tier.into(),
-                key,
-                bytes: len as u64,
-                mime: mime.into(),
-                codecs: None,
-                width: None,
-                height: None,
-                fps: None,
-                bitrate: None,
-                duration: None,
                 encoding: encoding.map(Into::into),
-                playlist: None,
-                peak_bitrate: None,
-                mode: None,
-                ssim: None,
+                ..Variant::new(name, vkind, tier, key, len as u64, mime)
             });
         }
         assets.push(Asset {
