@@ -9,6 +9,7 @@
 //! stay busy. Memory stays bounded by the queues, whatever the length of the
 //! source, and decoding overlaps encoding.
 
+mod cascade;
 pub mod codecs;
 pub mod fmp4;
 mod output;
@@ -30,6 +31,7 @@ use lowband_catalog::manifest::VariantKind;
 use lowband_catalog::profile::{RungMode, VideoSettings};
 
 use crate::rendition::{Payload, Rendition};
+use cascade::Cascade;
 use output::{AudioInput, Finished, InputFormat, Output, VideoInput};
 use plan::OutputPlan;
 
@@ -38,7 +40,7 @@ const CHUNK_VIDEO_FRAMES: usize = 12;
 /// Audio frames per chunk when a source has no picture.
 const CHUNK_AUDIO_FRAMES: usize = 96;
 /// Chunks waiting for each output: bounds the memory held for slow rungs.
-const QUEUED_CHUNKS: usize = 2;
+const QUEUED_CHUNKS: usize = 8;
 /// Corrupt packets tolerated before a source is called broken.
 const MAX_DECODE_ERRORS: usize = 50;
 /// The poster is taken this far in (or at a tenth of a shorter source):
@@ -167,6 +169,18 @@ pub fn render(
     if let Some(video_input) = &input.video {
         tune::tune(path, settings, &info, video_input, &mut plans)?;
     }
+    let mut cascade = match &input.video {
+        Some(v) => Cascade::new(path, v, &plans)?,
+        None => None,
+    };
+    // What the rungs' graphs receive: the cascade's pictures, or the source's.
+    let rung_input = InputFormat {
+        video: cascade
+            .as_ref()
+            .map(|c| c.output().clone())
+            .or(input.video.clone()),
+        audio: input.audio.clone(),
+    };
     let outputs = plans
         .into_iter()
         .map(|plan| {
@@ -175,7 +189,7 @@ pub fn render(
                 plan::Container::Webm => "webm",
             };
             let file = workdir.join(format!("{}.{ext}", plan.name()));
-            Output::new(path, plan, &input, file, settings.keyframe_interval)
+            Output::new(path, plan, &rung_input, file, settings.keyframe_interval)
         })
         .collect::<Result<Vec<_>, _>>()?;
 
@@ -187,17 +201,23 @@ pub fn render(
             .into_iter()
             .map(|mut output| {
                 let (tx, rx) = sync_channel::<Arc<Vec<Decoded>>>(QUEUED_CHUNKS);
-                let encoder = scope.spawn(move || -> Result<Finished, VideoError> {
-                    for chunk in rx {
-                        output.push(&chunk).map_err(|e| match e {
-                            VideoError::Internal(reason) => VideoError::Internal(format!(
-                                "rendition {}: {reason}",
-                                output.name()
-                            )),
-                            other => other,
-                        })?;
-                    }
-                    output.finish()
+                let name = format!("lowband-{}", output.name());
+                let thread = std::thread::Builder::new().name(name);
+                let encoder =
+                    thread.spawn_scoped(scope, move || -> Result<Finished, VideoError> {
+                        for chunk in rx {
+                            output.push(&chunk).map_err(|e| match e {
+                                VideoError::Internal(reason) => VideoError::Internal(format!(
+                                    "rendition {}: {reason}",
+                                    output.name()
+                                )),
+                                other => other,
+                            })?;
+                        }
+                        output.finish()
+                    });
+                let encoder = encoder.map_err(|e| {
+                    VideoError::Internal(format!("cannot start an encoder thread: {e}"))
                 });
                 (tx, encoder)
             })
@@ -213,17 +233,26 @@ pub fn render(
             audio_decoder.as_mut(),
             &limits,
             progress,
-            |chunk| {
+            |mut chunk| {
+                if let Some(cascade) = cascade.as_mut() {
+                    for decoded in &mut chunk {
+                        if let Decoded::Video(picture) = decoded {
+                            *picture = cascade.scale(picture)?;
+                        }
+                    }
+                }
                 let chunk = Arc::new(chunk);
-                senders.iter().all(|tx| tx.send(Arc::clone(&chunk)).is_ok())
+                Ok(senders.iter().all(|tx| tx.send(Arc::clone(&chunk)).is_ok()))
             },
         );
         drop(senders);
         let finished: Result<Vec<Finished>, VideoError> = encoders
             .into_iter()
             .map(|e| {
-                e.join().unwrap_or_else(|_| {
-                    Err(VideoError::Internal("an encoder thread panicked".into()))
+                e.and_then(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(VideoError::Internal("an encoder thread panicked".into()))
+                    })
                 })
             })
             .collect();
@@ -405,7 +434,7 @@ fn decode_all(
     mut audio: Option<&mut (usize, decoder::Audio)>,
     limits: &DecodeLimits,
     progress: &(dyn Fn(f64) + Sync),
-    mut send: impl FnMut(Vec<Decoded>) -> bool,
+    mut send: impl FnMut(Vec<Decoded>) -> Result<bool, VideoError>,
 ) -> Result<(f64, Option<frame::Video>), VideoError> {
     let time_base = |index: usize| {
         ictx.stream(index)
@@ -471,7 +500,7 @@ fn decode_all(
             if let Some(total) = limits.expected {
                 progress((state.last_time / total).clamp(0.0, 0.99));
             }
-            if !send(std::mem::take(&mut state.chunk)) {
+            if !send(std::mem::take(&mut state.chunk))? {
                 return Ok((state.last_time, None));
             }
         }
@@ -499,7 +528,7 @@ fn decode_all(
             reason: "no video frame could be decoded".into(),
         });
     }
-    send(state.chunk);
+    send(state.chunk)?;
     Ok((last_time, state.poster.map(|(_, frame)| frame)))
 }
 

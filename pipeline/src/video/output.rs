@@ -314,27 +314,8 @@ pub(super) fn video_graph(
     plan: &VideoPlan,
     input: &VideoInput,
 ) -> Result<filter::Graph, VideoError> {
-    let sar = if input.sample_aspect.numerator() > 0 {
-        input.sample_aspect
-    } else {
-        Rational(1, 1)
-    };
-    let args = format!(
-        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
-        input.width,
-        input.height,
-        ffmpeg::ffi::AVPixelFormat::from(input.pixel) as i32,
-        input.time_base.numerator(),
-        input.time_base.denominator(),
-        sar.numerator(),
-        sar.denominator(),
-    );
-    let rotate = match input.rotation {
-        90 => "transpose=clock,",
-        180 => "hflip,vflip,",
-        270 => "transpose=cclock,",
-        _ => "",
-    };
+    let args = video_source_args(input);
+    let rotate = rotate_filters(input.rotation);
     let (w, h, num, den) = (
         plan.width,
         plan.height,
@@ -353,13 +334,42 @@ pub(super) fn video_graph(
              mpdecimate=hi=768:lo=320:frac=0.33,format=yuv420p"
         ),
     };
-    build_graph(source, "buffer", "buffersink", &args, &spec, |_| {}).map_err(|e| {
+    build_graph("buffer", "buffersink", &args, &spec, |_| {}).map_err(|e| {
         VideoError::ffmpeg(
             source,
             format!("building the video filter graph for rung {}", plan.name),
             e,
         )
     })
+}
+
+/// The `buffer` source arguments for decoded pictures of this format.
+pub(super) fn video_source_args(input: &VideoInput) -> String {
+    let sar = if input.sample_aspect.numerator() > 0 {
+        input.sample_aspect
+    } else {
+        Rational(1, 1)
+    };
+    format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+        input.width,
+        input.height,
+        ffmpeg::ffi::AVPixelFormat::from(input.pixel) as i32,
+        input.time_base.numerator(),
+        input.time_base.denominator(),
+        sar.numerator(),
+        sar.denominator(),
+    )
+}
+
+/// Filters that turn a picture upright, given its clockwise quarter turns.
+pub(super) fn rotate_filters(rotation: u32) -> &'static str {
+    match rotation {
+        90 => "transpose=clock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=cclock,",
+        _ => "",
+    }
 }
 
 /// An opened libx264 encoder for a rung, at constant rate factor `crf`
@@ -477,7 +487,7 @@ fn audio_lane(
         sample.name(),
         plan.sample_rate
     );
-    let graph = build_graph(source, "abuffer", "abuffersink", &args, &spec, |graph| {
+    let graph = build_graph("abuffer", "abuffersink", &args, &spec, |graph| {
         if frame_size > 0 {
             if let Some(mut out) = graph.get("out") {
                 out.sink().set_frame_size(frame_size);
@@ -505,8 +515,7 @@ fn audio_lane(
     })
 }
 
-fn build_graph(
-    _source: &Path,
+pub(super) fn build_graph(
     src: &str,
     sink: &str,
     args: &str,
