@@ -48,7 +48,7 @@ if [[ ! -x /usr/bin/time ]]; then
     [[ $(id -u) -eq 0 ]] || sudo=sudo
     $sudo apt-get install -y time >/dev/null || die "could not install /usr/bin/time (apt-get install -y time)"
 fi
-for enc in libx264 aac; do
+for enc in libx264 libsvtav1 aac; do
     [[ $(ffmpeg -hide_banner -h encoder="$enc" 2>/dev/null) == *"Encoder $enc "* ]] \
         || die "this ffmpeg has no $enc encoder"
 done
@@ -166,12 +166,19 @@ for i, r in enumerate(rungs):
         achains.append(f"aformat=sample_fmts=fltp:sample_rates={r['audio_sample_rate']}"
                        ":channel_layouts=mono")
         o += ["-map", f"[a{len(achains) - 1}]"]
-    o += ["-c:v", "libx264", "-preset", r.get("preset", "medium"), "-profile:v", "main",
-          "-crf", str(r["crf"]), "-maxrate", f"{vkbps}k", "-bufsize", f"{2 * vkbps}k",
-          "-g", str(math.ceil(fps_val * kint * 2)), "-forced-idr", "1",
-          "-x264-params", "scenecut=0",
-          "-force_key_frames", f"expr:gte(t,n_forced*{kint:g})",
-          fps_mode, "passthrough"]
+    if r.get("codec", "h264") == "av1":
+        # Mirrors svt_av1_options in output.rs: capped CRF, GOP = interval.
+        o += ["-c:v", "libsvtav1", "-preset", str(r.get("preset", "8")),
+              "-crf", str(r["crf"]), "-g", str(max(1, rust_round(fps_val * kint))),
+              "-svtav1-params", f"mbr={vkbps}:scd=0:irefresh-type=2:lp=1",
+              fps_mode, "passthrough"]
+    else:
+        o += ["-c:v", "libx264", "-preset", r.get("preset", "medium"), "-profile:v", "main",
+              "-crf", str(r["crf"]), "-maxrate", f"{vkbps}k", "-bufsize", f"{2 * vkbps}k",
+              "-g", str(math.ceil(fps_val * kint * 2)), "-forced-idr", "1",
+              "-x264-params", "scenecut=0",
+              "-force_key_frames", f"expr:gte(t,n_forced*{kint:g})",
+              fps_mode, "passthrough"]
     if a is not None:
         o += ["-c:a", "aac", "-b:a", f"{r['audio_kbps']}k"]
     o += ["-map_metadata", "-1", "-map_chapters", "-1",

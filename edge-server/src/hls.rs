@@ -24,6 +24,7 @@ pub fn master_playlist(
     client_rank: usize,
     chosen: Option<&Variant>,
     captions: &[CaptionTrack],
+    playable: &dyn Fn(&Variant) -> bool,
 ) -> Option<String> {
     let rank = |v: &Variant| {
         tiers
@@ -33,7 +34,8 @@ pub fn master_playlist(
     };
     // Slides rungs keep keyframes far apart: they play alone, never switched to.
     let streamable = |v: &&Variant| {
-        v.playlist.is_some()
+        playable(v)
+            && v.playlist.is_some()
             && v.mode.is_none()
             && matches!(v.kind, VariantKind::Video | VariantKind::Audio)
     };
@@ -166,7 +168,7 @@ mod tests {
     fn lists_only_what_the_tier_carries_chosen_first() {
         let tiers = Profile::builtin_default().tiers;
         let a = asset();
-        let two_g = master_playlist(&a, &tiers, 1, a.variants.first(), &[]).unwrap();
+        let two_g = master_playlist(&a, &tiers, 1, a.variants.first(), &[], &|_| true).unwrap();
         assert!(two_g.starts_with("#EXTM3U\n"));
         assert!(!two_g.contains("RESOLUTION=853x480"), "{two_g}");
         let first = two_g
@@ -182,7 +184,7 @@ mod tests {
             "audio-only listed: {two_g}"
         );
 
-        let four_g = master_playlist(&a, &tiers, 3, a.variants.get(1), &[]).unwrap();
+        let four_g = master_playlist(&a, &tiers, 3, a.variants.get(1), &[], &|_| true).unwrap();
         let order: Vec<_> = four_g
             .lines()
             .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
@@ -212,7 +214,7 @@ mod tests {
                 language: None,
             },
         ];
-        let m = master_playlist(&a, &tiers, 3, None, &tracks).unwrap();
+        let m = master_playlist(&a, &tiers, 3, None, &tracks, &|_| true).unwrap();
         assert!(m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"km\",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE=\"km\",URI=\"/m/x/v.mp4/captions/0.m3u8\"\n"), "{m}");
         assert!(m.contains("NAME=\"captions\",DEFAULT=NO"), "{m}");
         assert!(
@@ -231,6 +233,11 @@ mod tests {
         for v in &mut a.variants {
             v.playlist = None;
         }
-        assert!(master_playlist(&a, &Profile::builtin_default().tiers, 3, None, &[]).is_none());
+        assert!(
+            master_playlist(&a, &Profile::builtin_default().tiers, 3, None, &[], &|_| {
+                true
+            })
+            .is_none()
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! Videos fall back to their audio-only rendition when even the lowest
 //! picture rung is above the client's tier; images pick a format the client
 //! accepts; pages and files pick the best content-coding the client accepts.
+//! AV1 rungs go only to clients that said they decode AV1 ([`playable`]),
+//! and are preferred over H.264 of the same tier when they did.
 
 use lowband_catalog::manifest::{Asset, AssetKind, Variant, VariantKind};
 use lowband_catalog::Tier;
@@ -28,12 +30,13 @@ pub fn select<'a>(
             .position(|t| t.name == v.tier)
             .unwrap_or(usize::MAX)
     };
+    // Within a tier, AV1 (where playable) before H.264: better per byte.
     let best_fitting = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
         asset
             .variants
             .iter()
             .filter(|v| v.kind == kind && ok(v) && rank(v) <= client_rank)
-            .max_by_key(|v| (rank(v), v.bytes))
+            .max_by_key(|v| (rank(v), is_av1(v), v.bytes))
     };
     let smallest = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
         asset
@@ -42,14 +45,13 @@ pub fn select<'a>(
             .filter(|v| v.kind == kind && ok(v))
             .min_by_key(|v| v.bytes)
     };
-    let any = |_: &Variant| true;
+    let plays = |v: &Variant| playable(v, signals);
     match asset.kind {
-        AssetKind::Video => best_fitting(VariantKind::Video, &any)
-            .or_else(|| best_fitting(VariantKind::Audio, &any))
-            .or_else(|| smallest(VariantKind::Video, &any)),
-        AssetKind::Audio => {
-            best_fitting(VariantKind::Audio, &any).or_else(|| smallest(VariantKind::Audio, &any))
-        }
+        AssetKind::Video => best_fitting(VariantKind::Video, &plays)
+            .or_else(|| best_fitting(VariantKind::Audio, &plays))
+            .or_else(|| smallest(VariantKind::Video, &plays)),
+        AssetKind::Audio => best_fitting(VariantKind::Audio, &plays)
+            .or_else(|| smallest(VariantKind::Audio, &plays)),
         AssetKind::Image => {
             // One format per response: WebP when the client takes it (smaller at equal quality), else the rest.
             let has_webp = asset.variants.iter().any(|v| v.mime == "image/webp");
@@ -82,6 +84,19 @@ pub fn select<'a>(
                 })
         }
     }
+}
+
+/// Whether the client can decode this variant: AV1 only for clients that
+/// said they decode it; everything else lowband makes plays everywhere.
+pub fn playable(variant: &Variant, signals: &Signals) -> bool {
+    !is_av1(variant) || signals.av1
+}
+
+fn is_av1(variant: &Variant) -> bool {
+    variant
+        .codecs
+        .as_deref()
+        .is_some_and(|c| c.starts_with("av01"))
 }
 
 #[cfg(test)]
@@ -157,6 +172,37 @@ mod tests {
         assert_eq!(pick(&a, 1, &s), "144p");
         assert_eq!(pick(&a, 2, &s), "360p");
         assert_eq!(pick(&a, 3, &s), "480p");
+    }
+
+    #[test]
+    fn av1_only_for_clients_that_decode_it() {
+        let mut a = video();
+        for (name, tier, bytes) in [("144p-av1", "2g", 300), ("360p-av1", "3g", 1100)] {
+            a.variants.push(Variant {
+                codecs: Some("av01.0.00M.08, mp4a.40.2".into()),
+                ..variant(name, VariantKind::Video, tier, bytes, "video/mp4", None)
+            });
+        }
+        for v in &mut a.variants {
+            if v.codecs.is_none() && v.kind == VariantKind::Video {
+                v.codecs = Some("avc1.4d401e, mp4a.40.2".into());
+            }
+        }
+        let plain = Signals::default();
+        assert_eq!(pick(&a, 1, &plain), "144p");
+        assert_eq!(pick(&a, 2, &plain), "360p");
+        let av1 = Signals {
+            av1: true,
+            ..Default::default()
+        };
+        assert_eq!(pick(&a, 1, &av1), "144p-av1");
+        assert_eq!(pick(&a, 2, &av1), "360p-av1");
+        // No AV1 rung at 4g: H.264 is still served there.
+        assert_eq!(pick(&a, 3, &av1), "480p");
+        // Nothing fits and only AV1 would: never an undecodable picture.
+        let only_av1 = asset(AssetKind::Video, a.variants[5..].to_vec());
+        assert_eq!(pick(&only_av1, 0, &plain), "");
+        assert_eq!(pick(&only_av1, 0, &av1), "144p-av1");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::error::EdgeError;
 use crate::hls;
 use crate::paths::{self, Route};
 use crate::range::{self, Ranged};
-use crate::select::select;
+use crate::select::{self, select};
 use crate::signals::{self, client_tier, Signals};
 
 /// `Cache-Control` of immutable, content-addressed objects.
@@ -164,8 +164,10 @@ impl Edge {
                 })
                 .collect();
             let playlist =
-                hls::master_playlist(asset, &manifest.tiers, rank, Some(variant), &tracks)
-                    .ok_or(EdgeError::NotFound)?;
+                hls::master_playlist(asset, &manifest.tiers, rank, Some(variant), &tracks, &|v| {
+                    select::playable(v, &signals)
+                })
+                .ok_or(EdgeError::NotFound)?;
             return Ok(small_response(
                 req.headers(),
                 playlist.into_bytes(),

@@ -10,6 +10,9 @@ use lowband_catalog::Tier;
 
 /// Name of the cookie the quality picker sets.
 pub const TIER_COOKIE: &str = "lowband_tier";
+/// Cookie a page sets (to `1`) once the browser said it plays AV1
+/// (`MediaSource.isTypeSupported('video/mp4; codecs="av01.0.00M.08"')`).
+pub const AV1_COOKIE: &str = "lowband_av1";
 
 /// Request headers that can change which variant is chosen, for `Vary`.
 pub const VARY: &str = "Accept, Accept-Encoding, Save-Data, ECT, Downlink, RTT, Cookie";
@@ -32,6 +35,10 @@ pub struct Signals {
     pub accept_webp: bool,
     /// Content-codings the client accepts (q > 0), lowercase.
     pub encodings: Vec<String>,
+    /// The client decodes AV1 video: `?av1=1`, the `lowband_av1=1` cookie,
+    /// or an `Accept` naming `codecs=av01`. Browsers send no such thing for
+    /// media on their own, so without one of these a client gets H.264.
+    pub av1: bool,
 }
 
 impl Signals {
@@ -60,6 +67,19 @@ impl Signals {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|item| accepts(item, "image/webp"));
+        let av1 = query.and_then(|q| query_param(q, "av1")).as_deref() == Some("1")
+            || headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|c| cookie_value(c, AV1_COOKIE))
+                .as_deref()
+                == Some("1")
+            || headers
+                .get_all(ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.to_ascii_lowercase().contains("av01"));
         let encodings = headers
             .get_all(ACCEPT_ENCODING)
             .iter()
@@ -79,6 +99,7 @@ impl Signals {
             tier_cookie,
             accept_webp,
             encodings,
+            av1,
         }
     }
 
@@ -289,6 +310,16 @@ mod tests {
             tier_of(&[("cookie", "lowband_tier=2g")], Some("tier=3g")),
             ("3g".into(), Reason::Chosen)
         );
+    }
+
+    #[test]
+    fn av1_only_when_the_client_says_so() {
+        assert!(!signals(&[("accept", "*/*")], None).av1);
+        assert!(!signals(&[], Some("av1=0")).av1);
+        assert!(!signals(&[("cookie", "lowband_av1=0")], None).av1);
+        assert!(signals(&[], Some("tier=2g&av1=1")).av1);
+        assert!(signals(&[("cookie", "a=b; lowband_av1=1")], None).av1);
+        assert!(signals(&[("accept", "video/mp4; codecs=\"av01.0.05M.08\"")], None).av1);
     }
 
     #[test]

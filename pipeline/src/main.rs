@@ -61,6 +61,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SVT-AV1 prints its configuration banner on stderr for every encoder it
+    // opens unless told otherwise; keep errors only. Set before any thread
+    // starts, so no other thread can be reading the environment.
+    if std::env::var_os("SVT_LOG").is_none() {
+        std::env::set_var("SVT_LOG", "1");
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -275,3 +275,72 @@ fn sources_beyond_the_profile_bounds_are_refused_before_decoding() {
         assert!(err.to_string().contains(reason), "{err}");
     }
 }
+
+#[test]
+fn av1_rungs_when_the_profile_asks() {
+    let mut settings = Profile::builtin_default().video;
+    // Keyframes twice a second, so a two-second clip has fragments to compare.
+    settings.keyframe_interval = 0.5;
+    let h264 = settings
+        .rungs
+        .iter()
+        .find(|r| r.name == "144p")
+        .unwrap()
+        .clone();
+    let av1 = lowband_catalog::profile::VideoRung {
+        name: "144p-av1".into(),
+        codec: lowband_catalog::profile::VideoCodec::Av1,
+        preset: Some("12".into()),
+        crf: 40,
+        crf_max: Some(63),
+        ssim_target: Some(0.95),
+        ..h264.clone()
+    };
+    settings.rungs = vec![h264, av1.clone()];
+    let work = tempfile::tempdir().unwrap();
+    let out = video::render(
+        &media("clip.mov"),
+        &settings,
+        work.path(),
+        "slow-2g",
+        &|_| {},
+    )
+    .unwrap();
+    let (x264, svt) = (
+        rung(&out.renditions, "144p"),
+        rung(&out.renditions, "144p-av1"),
+    );
+    assert_eq!(
+        probe(svt, "v", "codec_name,width,height,pix_fmt"),
+        "codec_name=av1 height=144 pix_fmt=yuv420p width=256"
+    );
+    let codecs = svt.codecs.as_deref().unwrap();
+    assert!(
+        codecs.starts_with("av01.0.") && codecs.ends_with("M.08, mp4a.40.2"),
+        "{codecs}"
+    );
+    assert!(svt.ssim.is_some_and(|s| s > 0.9), "{:?}", svt.ssim);
+    let Payload::File(path) = &svt.payload else {
+        panic!("a file")
+    };
+    let kbps = std::fs::metadata(path).unwrap().len() as f64 * 8.0 / 2.0 / 1000.0;
+    assert!(kbps <= f64::from(av1.max_kbps), "{kbps} kbit/s");
+    // Fragments (keyframes) at the same instants as the H.264 rung, so a
+    // player can switch between them.
+    let starts = |r: &Rendition| {
+        let mut t = 0.0;
+        r.fragments
+            .as_ref()
+            .unwrap()
+            .segments
+            .iter()
+            .map(|s| {
+                let start = t;
+                t += s.duration;
+                (start * 10.0).round() / 10.0
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(starts(svt), starts(x264));
+    assert!(starts(svt).len() >= 4, "{:?}", starts(svt));
+}

@@ -11,7 +11,7 @@ use ffmpeg::{
     codec, encoder, filter, format, frame, picture, ChannelLayout, Dictionary, Packet, Rational,
 };
 use ffmpeg_next as ffmpeg;
-use lowband_catalog::profile::AudioCodec;
+use lowband_catalog::profile::{AudioCodec, VideoCodec};
 
 use super::plan::{AudioPlan, Container, OutputPlan, VideoPlan};
 use super::quality::{QualityProbe, Spans};
@@ -70,6 +70,8 @@ pub(super) struct Output {
 struct Lane<E> {
     graph: filter::Graph,
     encoder: E,
+    /// The FFmpeg encoder's name, for errors.
+    encoder_name: &'static str,
     encoder_tb: Rational,
     stream: usize,
     stream_tb: Rational,
@@ -104,7 +106,7 @@ impl Output {
         let video = match (&plan, &input.video) {
             (OutputPlan::Video(v), Some(vin)) => {
                 let lane = video_lane(source, v, vin, global_header, &mut octx)?;
-                codecs.push(avc_codecs_string(&lane.encoder));
+                codecs.push(video_codecs_string(v.codec, &lane.encoder));
                 Some(lane)
             }
             _ => None,
@@ -263,7 +265,7 @@ fn video_lane(
     let time_base = encoder_time_base(plan);
     let codec = encoder
         .codec()
-        .ok_or_else(|| VideoError::Internal("libx264 lost its codec".into()))?;
+        .ok_or_else(|| VideoError::Internal("the video encoder lost its codec".into()))?;
     let mut stream = octx
         .add_stream(codec)
         .map_err(fail("adding the video stream"))?;
@@ -286,6 +288,7 @@ fn video_lane(
     Ok(Lane {
         graph,
         encoder,
+        encoder_name: encoder_name(plan.codec),
         encoder_tb: time_base,
         stream: index,
         stream_tb: time_base,
@@ -372,26 +375,36 @@ pub(super) fn rotate_filters(rotation: u32) -> &'static str {
     }
 }
 
-/// An opened libx264 encoder for a rung, at constant rate factor `crf`
-/// under the rung's cap.
+/// The FFmpeg encoder behind a rung's codec.
+pub(super) fn encoder_name(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::H264 => "libx264",
+        VideoCodec::Av1 => "libsvtav1",
+    }
+}
+
+/// An opened encoder for a rung (libx264 or SVT-AV1), at constant rate
+/// factor `crf` under the rung's cap, with keyframes where the rung's
+/// keyframe interval puts them.
 pub(super) fn video_encoder(
     source: &Path,
     plan: &VideoPlan,
     crf: u8,
     global_header: bool,
 ) -> Result<encoder::Video, VideoError> {
+    let name = encoder_name(plan.codec);
     let fail = |op: &str| {
-        let op = format!("{op} for rung {}", plan.name);
+        let op = format!("{op} {name} for rung {}", plan.name);
         move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e)
     };
-    let codec = encoder::find_by_name("libx264").ok_or_else(|| VideoError::Refused {
+    let codec = encoder::find_by_name(name).ok_or_else(|| VideoError::Refused {
         file: source.to_owned(),
-        reason: "this FFmpeg has no libx264 encoder".into(),
+        reason: format!("rung {}: this FFmpeg has no {name} encoder", plan.name),
     })?;
     let mut enc = codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()
-        .map_err(fail("creating the libx264 encoder"))?;
+        .map_err(fail("creating"))?;
     enc.set_width(plan.width);
     enc.set_height(plan.height);
     enc.set_format(ffmpeg::format::Pixel::YUV420P);
@@ -401,6 +414,14 @@ pub(super) fn video_encoder(
     if global_header {
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
     }
+    let options = match plan.codec {
+        VideoCodec::H264 => x264_options(plan, crf),
+        VideoCodec::Av1 => svt_av1_options(plan, crf),
+    };
+    enc.open_with(options).map_err(fail("opening"))
+}
+
+fn x264_options(plan: &VideoPlan, crf: u8) -> Dictionary<'static> {
     let maxrate = plan.video_kbps * 1000;
     let mut options = Dictionary::new();
     options.set("preset", &plan.preset);
@@ -418,7 +439,31 @@ pub(super) fn video_encoder(
         &((f64::from(plan.fps) * plan.keyframe_interval * 2.0).ceil() as u32).to_string(),
     );
     options.set("threads", "1");
-    enc.open_with(options).map_err(fail("opening libx264"))
+    options
+}
+
+/// SVT-AV1 in capped-CRF mode: `mbr` is its hard ceiling, as maxrate is
+/// for x264. Its keyframes come every `keyframe_interval` of frames at the
+/// rung's constant rate (the same instants as the forced x264 keyframes),
+/// closed GOPs so every fragment decodes on its own, and no scene-change
+/// keyframes in between.
+fn svt_av1_options(plan: &VideoPlan, crf: u8) -> Dictionary<'static> {
+    let mut options = Dictionary::new();
+    options.set("preset", &plan.preset);
+    options.set("crf", &crf.to_string());
+    options.set(
+        "g",
+        &((f64::from(plan.fps) * plan.keyframe_interval)
+            .round()
+            .max(1.0) as u32)
+            .to_string(),
+    );
+    // lp=1: one rung's encoder stays near one core; rungs run side by side.
+    options.set(
+        "svtav1-params",
+        &format!("mbr={}:scd=0:irefresh-type=2:lp=1", plan.video_kbps),
+    );
+    options
 }
 
 fn audio_lane(
@@ -505,6 +550,7 @@ fn audio_lane(
     Ok(Lane {
         graph,
         encoder,
+        encoder_name: codec_name,
         encoder_tb: time_base,
         stream: index,
         stream_tb: time_base,
@@ -635,7 +681,7 @@ impl<E: LaneEncoder> Lane<E> {
             self.encoder
                 .base()
                 .send_frame(&filtered)
-                .map_err(|e| VideoError::Internal(format!("libx264: {e}")))?;
+                .map_err(|e| VideoError::Internal(format!("{}: {e}", self.encoder_name)))?;
             self.write_packets(octx)?;
         }
     }
@@ -679,7 +725,9 @@ impl<E: LaneEncoder> Lane<E> {
 }
 
 /// RFC 6381 `avc1.PPCCLL` from the encoder's SPS.
-fn avc_codecs_string(encoder: &encoder::Video) -> String {
+/// The RFC 6381 string of what this encoder produces, read from its
+/// extradata; a conservative default if that cannot be read.
+fn video_codecs_string(codec: VideoCodec, encoder: &encoder::Video) -> String {
     // SAFETY: extradata/extradata_size describe a buffer owned by the open encoder.
     let extradata = unsafe {
         let ctx = &*encoder.as_ptr();
@@ -689,5 +737,10 @@ fn avc_codecs_string(encoder: &encoder::Video) -> String {
             std::slice::from_raw_parts(ctx.extradata, ctx.extradata_size as usize)
         }
     };
-    super::codecs::avc1_from_extradata(extradata).unwrap_or_else(|| "avc1.4d401e".to_owned())
+    match codec {
+        VideoCodec::H264 => super::codecs::avc1_from_extradata(extradata)
+            .unwrap_or_else(|| "avc1.4d401e".to_owned()),
+        VideoCodec::Av1 => super::codecs::av01_from_extradata(extradata)
+            .unwrap_or_else(|| "av01.0.08M.08".to_owned()),
+    }
 }

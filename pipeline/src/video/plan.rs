@@ -5,7 +5,7 @@
 //! never exceed the source's, and sound is planned only if there is sound.
 
 use ffmpeg_next::Rational;
-use lowband_catalog::profile::{AudioCodec, AudioRendition, RungMode, VideoSettings};
+use lowband_catalog::profile::{AudioCodec, AudioRendition, RungMode, VideoCodec, VideoSettings};
 
 use super::source::SourceInfo;
 
@@ -24,6 +24,7 @@ pub struct VideoPlan {
     pub height: u32,
     pub fps: Rational,
     pub video_kbps: u32,
+    pub codec: VideoCodec,
     pub crf: u8,
     pub preset: String,
     pub mode: RungMode,
@@ -104,11 +105,12 @@ pub fn plan(source: &SourceInfo, settings: &VideoSettings) -> Vec<OutputPlan> {
                 height,
                 fps: rational_fps(fps),
                 video_kbps: rung.video_kbps(),
+                codec: rung.codec,
                 crf: rung.crf,
-                preset: rung.preset.clone(),
+                preset: rung.preset().to_owned(),
                 mode: rung.mode,
                 ssim_target: rung.ssim_target,
-                crf_max: rung.crf_max,
+                crf_max: rung.crf_max(),
                 keyframe_interval: rung.keyframe_interval.unwrap_or(settings.keyframe_interval),
                 audio: source.audio.as_ref().map(|_| AudioPlan {
                     codec: AudioCodec::Aac,

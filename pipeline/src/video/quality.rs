@@ -66,9 +66,14 @@ impl QualityProbe {
         interval: f64,
         spans: Option<Spans>,
     ) -> Result<Self, ffmpeg::Error> {
+        let id = parameters.id();
         let mut ctx = codec::context::Context::from_parameters(parameters)?;
         ctx.set_threading(codec::threading::Config::count(1));
-        let decoder = ctx.decoder().video()?;
+        // FFmpeg's own AV1 decoder needs hardware; dav1d is the software one.
+        let decoder = match ffmpeg::decoder::find_by_name("libdav1d") {
+            Some(dav1d) if id == codec::Id::AV1 => ctx.decoder().open_as(dav1d)?.video()?,
+            _ => ctx.decoder().video()?,
+        };
         Ok(Self {
             decoder,
             spans,
