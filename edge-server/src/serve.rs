@@ -5,28 +5,31 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use lowband_catalog::manifest::{Asset, Manifest};
-use lowband_catalog::{ModuleId, ObjectKey, Store, StoreError};
-use object_store::path::Path as StorePath;
-use object_store::{GetOptions, GetRange, ObjectStoreExt};
+use lowband_catalog::{ModuleId, ObjectKey, Store};
 
 use crate::body::{self, Body};
+use crate::conditional::{self, Outcome};
 use crate::error::EdgeError;
 use crate::hls;
+use crate::object::{self, with_headers, ObjectSpec};
 use crate::paths::{self, Route};
-use crate::range::{self, Ranged};
 use crate::select::select;
 use crate::signals::{self, client_tier, Signals};
+use crate::transform;
 
 /// `Cache-Control` of immutable, content-addressed objects.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// `Cache-Control` of negotiated responses, manifests and indexes: short, then revalidate by ETag.
+/// `Cache-Control` of everything a manifest can change (negotiated assets,
+/// playlists, manifests, the index, pages): short, then revalidate.
 const REVALIDATE: &str = "public, max-age=60, must-revalidate";
+/// `Cache-Control` of probes and errors: never stored.
+pub const NO_STORE: &str = "no-store";
 /// Names the variant served and why it was chosen.
 pub const LOWBAND_VARIANT: HeaderName = HeaderName::from_static("lowband-variant");
 /// Manifests cached at most this many at once (absent modules included).
@@ -90,9 +93,9 @@ impl Edge {
             Route::Health => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
             Route::Index => self.module_index(req.headers()).await,
             Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
-            Route::Object(key) => self.object(req.headers(), &key).await,
+            Route::Object(key) => self.object(req, &key).await,
             Route::Asset { module, path } => self.asset(req, &module, &path).await,
-            Route::Catalog => self.catalog().await,
+            Route::Catalog => self.catalog(req.headers()).await,
         }
     }
 
@@ -138,23 +141,39 @@ impl Edge {
             .tier_rank(&self.config.default_tier)
             .unwrap_or(manifest.tiers.len() / 2);
         let (rank, reason) = client_tier(&signals, &manifest.tiers, default_rank);
-        let variant = select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
+        let selected = select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
+        // A playlist is made here, not stored: no-transform has no original to pick.
+        let (variant, no_transform) = if master.is_some() {
+            (selected, None)
+        } else {
+            transform::apply(asset, selected, transform::requested(req.headers()))
+        };
         let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
         tracing::debug!(module = %module, asset = path, variant = %variant.name, tier, reason = reason.as_str(), "selected");
 
         let mut headers = HeaderMap::new();
-        headers.insert(header::VARY, HeaderValue::from_static(signals::VARY));
+        // Where no-transform can pick the original, the request's Cache-Control selects too.
+        let vary = if master.is_none() && transform::matters(asset) {
+            HeaderValue::from_str(&format!("{}, Cache-Control", signals::VARY))
+        } else {
+            Ok(HeaderValue::from_static(signals::VARY))
+        };
+        if let Ok(v) = vary {
+            headers.insert(header::VARY, v);
+        }
         headers.insert(
             HeaderName::from_static("accept-ch"),
             HeaderValue::from_static(signals::ACCEPT_CH),
         );
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{}; tier={tier}; reason={}",
-            variant.name,
-            reason.as_str()
-        )) {
+        let mut label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
+        if let Some(n) = no_transform {
+            label.push_str("; no-transform=");
+            label.push_str(n.as_str());
+        }
+        if let Ok(v) = HeaderValue::from_str(&label) {
             headers.insert(LOWBAND_VARIANT, v);
         }
+        let published = Some(conditional::from_unix(manifest.published_at));
         if master.is_some() {
             let tracks: Vec<_> = (0..asset.captions.len())
                 .filter(|&i| caption_object(&manifest, asset, i).is_some())
@@ -166,27 +185,28 @@ impl Edge {
             let playlist =
                 hls::master_playlist(asset, &manifest.tiers, rank, Some(variant), &tracks)
                     .ok_or(EdgeError::NotFound)?;
-            return Ok(small_response(
+            return small_response(
                 req.headers(),
                 playlist.into_bytes(),
                 "application/vnd.apple.mpegurl",
+                published,
                 headers,
-            ));
+            );
         }
         if let Some(coding) = &variant.encoding {
             if let Ok(v) = HeaderValue::from_str(coding) {
                 headers.insert(header::CONTENT_ENCODING, v);
             }
         }
-        self.send_object(
-            req.headers(),
-            &variant.key,
-            Some(variant.bytes),
-            &variant.mime,
-            REVALIDATE,
-            headers,
-        )
-        .await
+        let spec = ObjectSpec {
+            key: &variant.key,
+            known_len: Some(variant.bytes),
+            last_modified: published,
+            mime: &variant.mime,
+            cache_control: REVALIDATE,
+            head_only: req.method() == Method::HEAD,
+        };
+        object::send(&self.store, req.headers(), spec, headers).await
     }
 
     /// `<video>/captions/<n>.m3u8`: the subtitle playlist of a video's n-th caption file.
@@ -203,111 +223,39 @@ impl Edge {
             return Some(Err(EdgeError::NotFound));
         };
         let text = hls::subtitle_playlist(&format!("/o/{vtt}"), asset.duration.unwrap_or(0.0));
-        Some(Ok(small_response(
+        Some(small_response(
             req_headers,
             text.into_bytes(),
             "application/vnd.apple.mpegurl",
+            Some(conditional::from_unix(manifest.published_at)),
             HeaderMap::new(),
-        )))
-    }
-
-    async fn object(
-        &self,
-        req_headers: &HeaderMap,
-        key: &ObjectKey,
-    ) -> Result<Response<Body>, EdgeError> {
-        let mime = object_mime(key.ext());
-        self.send_object(req_headers, key, None, mime, IMMUTABLE, HeaderMap::new())
-            .await
-    }
-
-    /// Streams (part of) an immutable object with validators and ranges.
-    async fn send_object(
-        &self,
-        req_headers: &HeaderMap,
-        key: &ObjectKey,
-        known_len: Option<u64>,
-        mime: &str,
-        cache_control: &'static str,
-        mut headers: HeaderMap,
-    ) -> Result<Response<Body>, EdgeError> {
-        let etag = format!("\"{}\"", key.hash());
-        let path = StorePath::from(key.to_string());
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        );
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            headers.insert(header::ETAG, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("/o/{key}")) {
-            headers.insert(header::CONTENT_LOCATION, v);
-        }
-        if range::not_modified(req_headers, &etag) {
-            return Ok(with_headers(
-                StatusCode::NOT_MODIFIED,
-                headers,
-                body::empty(),
-            ));
-        }
-        let len = match known_len {
-            Some(len) => len,
-            None => {
-                self.store
-                    .inner()
-                    .head(&path)
-                    .await
-                    .map_err(|e| store_error(&self.store, &path, e))?
-                    .size
-            }
-        };
-        if let Ok(v) = HeaderValue::from_str(mime) {
-            headers.insert(header::CONTENT_TYPE, v);
-        }
-        let (status, range) = match range::evaluate(req_headers, len, &etag) {
-            Ranged::Full => (StatusCode::OK, None),
-            Ranged::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, Some((start, end))),
-            Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
-        };
-        let (start, end) = range.unwrap_or((0, len.saturating_sub(1)));
-        let body_len = if len == 0 { 0 } else { end - start + 1 };
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-        if range.is_some() {
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
-                headers.insert(header::CONTENT_RANGE, v);
-            }
-        }
-        if body_len == 0 {
-            return Ok(with_headers(status, headers, body::empty()));
-        }
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(start..end + 1)),
-            ..Default::default()
-        };
-        let result = self
-            .store
-            .inner()
-            .get_opts(&path, options)
-            .await
-            .map_err(|e| store_error(&self.store, &path, e))?;
-        if result.meta.size != len {
-            return Err(EdgeError::SizeMismatch {
-                key: key.to_string(),
-                expected: len,
-                found: result.meta.size,
-            });
-        }
-        Ok(with_headers(
-            status,
-            headers,
-            body::stream(result.into_stream()),
         ))
+    }
+
+    async fn object<B>(
+        &self,
+        req: &Request<B>,
+        key: &ObjectKey,
+    ) -> Result<Response<Body>, EdgeError> {
+        let spec = ObjectSpec {
+            key,
+            known_len: None,
+            last_modified: None,
+            mime: object_mime(key.ext()),
+            cache_control: IMMUTABLE,
+            head_only: req.method() == Method::HEAD,
+        };
+        object::send(&self.store, req.headers(), spec, HeaderMap::new()).await
     }
 
     async fn module_index(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
         let index = self.store.index().await?;
-        Ok(json_response(req_headers, index.to_json()))
+        let published = index.modules.iter().map(|m| m.published_at).max();
+        json_response(
+            req_headers,
+            index.to_json(),
+            published.map(conditional::from_unix),
+        )
     }
 
     async fn module_manifest(
@@ -316,12 +264,17 @@ impl Edge {
         id: &ModuleId,
     ) -> Result<Response<Body>, EdgeError> {
         let manifest = self.manifest(id).await?.ok_or(EdgeError::NotFound)?;
-        Ok(json_response(req_headers, manifest.to_json()))
+        json_response(
+            req_headers,
+            manifest.to_json(),
+            Some(conditional::from_unix(manifest.published_at)),
+        )
     }
 
     /// A plain list of modules, until the teacher-facing catalog exists.
-    async fn catalog(&self) -> Result<Response<Body>, EdgeError> {
+    async fn catalog(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
         let index = self.store.index().await?;
+        let published = index.modules.iter().map(|m| m.published_at).max();
         let mut html = String::from(
             "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
              <title>lowband</title><h1>Modules</h1><ul>",
@@ -335,11 +288,13 @@ impl Edge {
             ));
         }
         html.push_str("</ul></html>");
-        let mut response = text(StatusCode::OK, "text/html; charset=utf-8", html);
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
-        Ok(response)
+        small_response(
+            req_headers,
+            html.into_bytes(),
+            "text/html; charset=utf-8",
+            published.map(conditional::from_unix),
+            HeaderMap::new(),
+        )
     }
 }
 
@@ -368,52 +323,65 @@ fn encode_path(path: &str) -> String {
         .join("/")
 }
 
-fn store_error(store: &Store, path: &StorePath, source: object_store::Error) -> EdgeError {
-    EdgeError::Store(StoreError::Io {
-        store: store.url().to_owned(),
-        key: path.to_string(),
-        source,
-    })
-}
-
-fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
-}
-
 fn text(status: StatusCode, mime: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(body::full(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
     response
 }
 
-/// JSON (and other small generated bodies): a content-hash ETag, answering `If-None-Match`.
-fn json_response(req_headers: &HeaderMap, json: Vec<u8>) -> Response<Body> {
-    small_response(req_headers, json, "application/json", HeaderMap::new())
+/// JSON: see [`small_response`].
+fn json_response(
+    req_headers: &HeaderMap,
+    json: Vec<u8>,
+    changed: Option<SystemTime>,
+) -> Result<Response<Body>, EdgeError> {
+    small_response(
+        req_headers,
+        json,
+        "application/json",
+        changed,
+        HeaderMap::new(),
+    )
 }
 
+/// A small generated body (JSON, a playlist, a page) with a content-hash
+/// ETag and the `Last-Modified` of what it was made from, answering
+/// conditional requests.
 fn small_response(
     req_headers: &HeaderMap,
     bytes: Vec<u8>,
     mime: &'static str,
+    changed: Option<SystemTime>,
     mut headers: HeaderMap,
-) -> Response<Body> {
+) -> Result<Response<Body>, EdgeError> {
     let etag = format!("\"{}\"", lowband_catalog::ContentHash::of(&bytes));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }
-    if range::not_modified(req_headers, &etag) {
-        return with_headers(StatusCode::NOT_MODIFIED, headers, body::empty());
+    let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
+    if let Some(t) = last_modified {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+    }
+    match conditional::evaluate(req_headers, &etag, last_modified) {
+        Outcome::Proceed => {}
+        Outcome::NotModified => {
+            return Ok(with_headers(
+                StatusCode::NOT_MODIFIED,
+                headers,
+                body::empty(),
+            ))
+        }
+        Outcome::PreconditionFailed => return Err(EdgeError::PreconditionFailed),
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    with_headers(StatusCode::OK, headers, body::full(bytes))
+    Ok(with_headers(StatusCode::OK, headers, body::full(bytes)))
 }
 
 /// MIME type of an object from its key's extension.
