@@ -4,12 +4,13 @@
 //! variant (both pure, `transform` honours `no-transform`), `paths` routes and
 //! normalises URLs, `range`, `conditional` and `multipart` handle byte
 //! ranges and validators, `object` streams stored objects, `serve` answers
-//! requests and `server` runs them over hyper. The edge never links FFmpeg.
+//! requests (counted in `metrics`) and `server` runs them over hyper. The edge never links FFmpeg.
 
 pub mod body;
 pub mod conditional;
 pub mod error;
 pub mod hls;
+pub mod metrics;
 pub mod multipart;
 pub mod object;
 pub mod paths;

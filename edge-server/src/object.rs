@@ -20,6 +20,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use crate::body::{self, Body};
 use crate::conditional::{self, Outcome};
 use crate::error::EdgeError;
+use crate::metrics::{Metrics, StoreOp};
 use crate::multipart::{self, Multipart};
 use crate::range::{self, ByteRange, Ranged};
 
@@ -39,6 +40,7 @@ pub struct ObjectSpec<'a> {
 /// Streams (part of) an immutable object; `headers` are added to the response.
 pub async fn send(
     store: &Store,
+    metrics: &Metrics,
     req_headers: &HeaderMap,
     spec: ObjectSpec<'_>,
     mut headers: HeaderMap,
@@ -60,9 +62,8 @@ pub async fn send(
     let (len, changed) = match spec.known_len {
         Some(len) => (len, spec.last_modified),
         None => {
-            let meta = store
-                .inner()
-                .head(&path)
+            let meta = metrics
+                .time_store(StoreOp::Head, store.inner().head(&path))
                 .await
                 .map_err(|e| store_error(store, &path, e))?;
             (meta.size, Some(meta.last_modified.into()))
@@ -89,7 +90,14 @@ pub async fn send(
         Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
         Ranged::Multipart(ranges) => {
             let framing = Multipart::new(multipart::boundary(), &ranges, spec.mime, len);
-            return send_multipart(store, path, key, len, framing, headers, spec.head_only).await;
+            let parts = Parts {
+                store,
+                metrics,
+                path,
+                key,
+                len,
+            };
+            return send_multipart(parts, framing, headers, spec.head_only).await;
         }
         Ranged::Partial(r) => Some(r),
         Ranged::Full => None,
@@ -121,21 +129,35 @@ pub async fn send(
     if spec.head_only {
         return Ok(with_headers(status, headers, body::empty()));
     }
-    let chunks = open_range(store.inner(), &path, range, len)
+    let chunks = metrics
+        .time_store(StoreOp::Get, open_range(store.inner(), &path, range, len))
         .await
         .map_err(|e| e.into_edge(store, &path, key))?;
     Ok(with_headers(status, headers, body::stream(chunks)))
 }
 
-async fn send_multipart(
-    store: &Store,
+/// The object a multipart answer reads from.
+struct Parts<'a> {
+    store: &'a Store,
+    metrics: &'a Metrics,
     path: StorePath,
-    key: &ObjectKey,
+    key: &'a ObjectKey,
     len: u64,
+}
+
+async fn send_multipart(
+    object: Parts<'_>,
     framing: Multipart,
     mut headers: HeaderMap,
     head_only: bool,
 ) -> Result<Response<Body>, EdgeError> {
+    let Parts {
+        store,
+        metrics,
+        path,
+        key,
+        len,
+    } = object;
     if let Ok(v) = HeaderValue::from_str(&framing.content_type()) {
         headers.insert(header::CONTENT_TYPE, v);
     }
@@ -155,7 +177,11 @@ async fn send_multipart(
     let Some(first) = parts.next() else {
         return Err(EdgeError::RangeNotSatisfiable { len });
     };
-    let first_chunks = open_range(store.inner(), &path, first.range, len)
+    let first_chunks = metrics
+        .time_store(
+            StoreOp::Get,
+            open_range(store.inner(), &path, first.range, len),
+        )
         .await
         .map_err(|e| e.into_edge(store, &path, key))?;
     let inner = Arc::clone(store.inner());

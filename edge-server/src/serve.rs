@@ -17,6 +17,7 @@ use crate::body::{self, Body};
 use crate::conditional::{self, Outcome};
 use crate::error::EdgeError;
 use crate::hls;
+use crate::metrics::{Metrics, RouteLabel, StoreOp};
 use crate::object::{self, with_headers, ObjectSpec};
 use crate::paths::{self, Route};
 use crate::select::select;
@@ -34,6 +35,8 @@ pub const NO_STORE: &str = "no-store";
 pub const LOWBAND_VARIANT: HeaderName = HeaderName::from_static("lowband-variant");
 /// Manifests cached at most this many at once (absent modules included).
 const MANIFEST_CACHE_ENTRIES: usize = 4096;
+/// Longest a readiness probe waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Settings an operator gives the edge.
 #[derive(Debug, Clone)]
@@ -61,6 +64,16 @@ pub struct Edge {
     store: Store,
     config: EdgeConfig,
     manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
+    metrics: Arc<Metrics>,
+}
+
+/// What an asset response served, for the metrics (a response extension).
+#[derive(Debug, Clone)]
+struct Served {
+    route: RouteLabel,
+    tier: String,
+    /// Source bytes less the variant's, counted when the whole variant is sent.
+    saved: Option<u64>,
 }
 
 impl Edge {
@@ -69,28 +82,59 @@ impl Edge {
             store,
             config,
             manifests: Mutex::new(HashMap::new()),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// The edge's metrics, shared with the server for connection counts.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Answers one request; never fails (errors become responses).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
         let head = req.method() == Method::HEAD;
-        let result = if req.method() == Method::GET || head {
-            self.route(&req).await
-        } else {
-            Err(EdgeError::MethodNotAllowed)
+        let route = paths::route(req.uri().path());
+        let mut label = match &route {
+            Ok(Route::Asset { .. }) => RouteLabel::Asset,
+            Ok(Route::Object(_)) => RouteLabel::Object,
+            Ok(Route::Index | Route::ModuleApi(_)) => RouteLabel::Api,
+            Ok(Route::Catalog) => RouteLabel::Catalog,
+            Ok(Route::Health) => RouteLabel::Health,
+            Ok(Route::Ready) => RouteLabel::Ready,
+            Ok(Route::Metrics) => RouteLabel::Metrics,
+            Err(_) => RouteLabel::Other,
+        };
+        let result = match route {
+            Ok(route) if req.method() == Method::GET || head => self.route(&req, route).await,
+            Ok(_) => Err(EdgeError::MethodNotAllowed),
+            Err(e) => Err(e),
         };
         let response = result.unwrap_or_else(EdgeError::into_response);
-        if head {
-            let (parts, _) = response.into_parts();
-            return Response::from_parts(parts, body::empty());
+        let (mut parts, body) = response.into_parts();
+        let served = parts.extensions.remove::<Served>();
+        let mut tier = None;
+        if let Some(served) = &served {
+            label = served.route;
+            tier = Some(served.tier.as_str());
+            if let (Some(saved), false, StatusCode::OK) = (served.saved, head, parts.status) {
+                self.metrics.saved(tier, saved);
+            }
         }
-        response
+        let body = if head { body::empty() } else { body };
+        let body = self.metrics.response(label, tier, parts.status, body);
+        Response::from_parts(parts, body)
     }
 
-    async fn route<B>(&self, req: &Request<B>) -> Result<Response<Body>, EdgeError> {
-        match paths::route(req.uri().path())? {
+    async fn route<B>(&self, req: &Request<B>, route: Route) -> Result<Response<Body>, EdgeError> {
+        match route {
             Route::Health => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
+            Route::Ready => Ok(self.ready().await),
+            Route::Metrics => Ok(text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            )),
             Route::Index => self.module_index(req.headers()).await,
             Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
             Route::Object(key) => self.object(req, &key).await,
@@ -105,7 +149,11 @@ impl Edge {
                 return Ok(cached);
             }
         }
-        let fresh = self.store.manifest(id).await?.map(Arc::new);
+        let fresh = self
+            .metrics
+            .time_store(StoreOp::Manifest, self.store.manifest(id))
+            .await?
+            .map(Arc::new);
         if let Ok(mut cache) = self.manifests.lock() {
             if cache.len() >= MANIFEST_CACHE_ENTRIES {
                 cache.clear();
@@ -123,7 +171,14 @@ impl Edge {
     ) -> Result<Response<Body>, EdgeError> {
         let manifest = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
         if let Some(response) = self.subtitle_playlist(req.headers(), &manifest, path) {
-            return response;
+            return response.map(|mut r| {
+                r.extensions_mut().insert(Served {
+                    route: RouteLabel::Playlist,
+                    tier: "none".into(),
+                    saved: None,
+                });
+                r
+            });
         }
         let master = path
             .strip_suffix("/master.m3u8")
@@ -149,6 +204,7 @@ impl Edge {
             transform::apply(asset, selected, transform::requested(req.headers()))
         };
         let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
+        self.metrics.selection(Some(tier), reason.as_str());
         tracing::debug!(module = %module, asset = path, variant = %variant.name, tier, reason = reason.as_str(), "selected");
 
         let mut headers = HeaderMap::new();
@@ -185,13 +241,19 @@ impl Edge {
             let playlist =
                 hls::master_playlist(asset, &manifest.tiers, rank, Some(variant), &tracks)
                     .ok_or(EdgeError::NotFound)?;
-            return small_response(
+            let mut response = small_response(
                 req.headers(),
                 playlist.into_bytes(),
                 "application/vnd.apple.mpegurl",
                 published,
                 headers,
-            );
+            )?;
+            response.extensions_mut().insert(Served {
+                route: RouteLabel::Playlist,
+                tier: tier.to_owned(),
+                saved: None,
+            });
+            return Ok(response);
         }
         if let Some(coding) = &variant.encoding {
             if let Ok(v) = HeaderValue::from_str(coding) {
@@ -206,7 +268,14 @@ impl Edge {
             cache_control: REVALIDATE,
             head_only: req.method() == Method::HEAD,
         };
-        object::send(&self.store, req.headers(), spec, headers).await
+        let mut response =
+            object::send(&self.store, &self.metrics, req.headers(), spec, headers).await?;
+        response.extensions_mut().insert(Served {
+            route: RouteLabel::Asset,
+            tier: tier.to_owned(),
+            saved: Some(asset.source.bytes.saturating_sub(variant.bytes)),
+        });
+        Ok(response)
     }
 
     /// `<video>/captions/<n>.m3u8`: the subtitle playlist of a video's n-th caption file.
@@ -245,11 +314,21 @@ impl Edge {
             cache_control: IMMUTABLE,
             head_only: req.method() == Method::HEAD,
         };
-        object::send(&self.store, req.headers(), spec, HeaderMap::new()).await
+        object::send(
+            &self.store,
+            &self.metrics,
+            req.headers(),
+            spec,
+            HeaderMap::new(),
+        )
+        .await
     }
 
     async fn module_index(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
-        let index = self.store.index().await?;
+        let index = self
+            .metrics
+            .time_store(StoreOp::Index, self.store.index())
+            .await?;
         let published = index.modules.iter().map(|m| m.published_at).max();
         json_response(
             req_headers,
@@ -271,9 +350,43 @@ impl Edge {
         )
     }
 
+    /// 200 when the store answers and the module index parses; else 503
+    /// with a stable reason (detail goes to the log, not the prober).
+    async fn ready(&self) -> Response<Body> {
+        let key = lowband_catalog::keys::MODULE_INDEX_KEY;
+        let read = self
+            .metrics
+            .time_store(StoreOp::Index, self.store.get_bytes(key));
+        let (status, json) = match tokio::time::timeout(READY_TIMEOUT, read).await {
+            Err(_) => not_ready("store_timeout", "The store did not answer in time."),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "not ready: store unavailable");
+                not_ready("store_unavailable", "The store cannot be reached.")
+            }
+            Ok(Ok(None)) => not_ready(
+                "index_missing",
+                "The store has no module index: nothing is published there yet, or this is the wrong store.",
+            ),
+            Ok(Ok(Some(bytes))) => match lowband_catalog::ModuleIndex::from_json(key, &bytes) {
+                Ok(index) => (
+                    StatusCode::OK,
+                    serde_json::json!({ "ready": true, "modules": index.modules.len() }),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not ready: module index unreadable");
+                    not_ready("index_unreadable", "The module index cannot be read.")
+                }
+            },
+        };
+        text(status, "application/json", json.to_string())
+    }
+
     /// A plain list of modules, until the teacher-facing catalog exists.
     async fn catalog(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
-        let index = self.store.index().await?;
+        let index = self
+            .metrics
+            .time_store(StoreOp::Index, self.store.index())
+            .await?;
         let published = index.modules.iter().map(|m| m.published_at).max();
         let mut html = String::from(
             "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
@@ -330,6 +443,13 @@ fn text(status: StatusCode, mime: &'static str, body: impl Into<Bytes>) -> Respo
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
     response
+}
+
+fn not_ready(reason: &str, message: &str) -> (StatusCode, serde_json::Value) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({ "ready": false, "reason": reason, "message": message }),
+    )
 }
 
 /// JSON: see [`small_response`].

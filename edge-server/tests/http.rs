@@ -765,3 +765,134 @@ async fn no_transform_gets_the_original_where_one_exists() {
     );
     assert!(!video.header("vary").contains("Cache-Control"));
 }
+
+#[tokio::test]
+async fn readiness_reports_the_store_and_the_index() {
+    let f = fixture().await;
+    let ready = get(&f, "/readyz", &[]).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
+    assert_eq!(json, serde_json::json!({ "ready": true, "modules": 1 }));
+    assert_eq!(ready.header("cache-control"), "no-store");
+
+    let reason = |got: &Got| -> String {
+        assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+        let json: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(json["ready"], false);
+        json["reason"].as_str().unwrap().to_owned()
+    };
+    let empty = Fixture {
+        edge: Edge::new(Store::open("memory://").unwrap(), EdgeConfig::default()),
+        bodies: Default::default(),
+    };
+    assert_eq!(reason(&get(&empty, "/readyz", &[]).await), "index_missing");
+    // Liveness does not depend on the store.
+    assert_eq!(get(&empty, "/healthz", &[]).await.status, StatusCode::OK);
+
+    let store = Store::open("memory://").unwrap();
+    let index = object_store::path::Path::from("modules/index.json");
+    object_store::ObjectStoreExt::put(store.inner().as_ref(), &index, "{not json".into())
+        .await
+        .unwrap();
+    let corrupt = Fixture {
+        edge: Edge::new(store, EdgeConfig::default()),
+        bodies: Default::default(),
+    };
+    assert_eq!(
+        reason(&get(&corrupt, "/readyz", &[]).await),
+        "index_unreadable"
+    );
+
+    // An S3 endpoint nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_bucket_name("lowband")
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_retry(object_store::RetryConfig {
+            max_retries: 0,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let down = Fixture {
+        edge: Edge::new(
+            Store::from_object_store(Arc::new(s3), "s3://lowband"),
+            EdgeConfig::default(),
+        ),
+        bodies: Default::default(),
+    };
+    let got = get(&down, "/readyz", &[]).await;
+    assert_eq!(reason(&got), "store_unavailable");
+    assert!(!String::from_utf8_lossy(&got.body).contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_bytes_savings_and_store_latency() {
+    let f = fixture().await;
+    let two_g = get(&f, LECTURE, &[("ect", "2g")]).await;
+    let _ = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=0-9")]).await;
+    let _ = request(&f, Method::HEAD, LECTURE, &[("save-data", "on")]).await;
+    let absent = lowband_catalog::ObjectKey::for_bytes(b"absent", "mp4");
+    let _ = get(&f, &format!("/o/{absent}"), &[]).await;
+    let _ = get(
+        &f,
+        "/m/m1/lessons/lecture.mp4/master.m3u8",
+        &[("ect", "4g")],
+    )
+    .await;
+    let got = get(&f, "/metrics", &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(got
+        .header("content-type")
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(got.body.to_vec()).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let asset_2g = "{route=\"asset\",tier=\"2g\",status=\"2xx\"}";
+    // GET 200, GET 206 and the Save-Data HEAD (capped at 2g).
+    assert_eq!(
+        value(&format!("lowband_edge_requests_total{asset_2g}")),
+        3.0
+    );
+    assert_eq!(
+        value(&format!("lowband_edge_response_bytes_total{asset_2g}")),
+        (two_g.body.len() + 10) as f64
+    );
+    // Only the whole GET counts: the source was 99,999 bytes, 4,000 were sent.
+    assert_eq!(
+        value("lowband_edge_bytes_saved_total{tier=\"2g\"}"),
+        (99_999 - 4_000) as f64
+    );
+    assert_eq!(
+        value("lowband_edge_selections_total{tier=\"2g\",reason=\"ect\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("lowband_edge_selections_total{tier=\"2g\",reason=\"save-data\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("lowband_edge_requests_total{route=\"object\",tier=\"none\",status=\"4xx\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("lowband_edge_requests_total{route=\"playlist\",tier=\"4g\",status=\"2xx\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("lowband_edge_store_seconds_count{op=\"manifest\"}"),
+        1.0
+    );
+    assert!(value("lowband_edge_store_seconds_count{op=\"get\"}") >= 2.0);
+    assert_eq!(value("lowband_edge_store_seconds_count{op=\"head\"}"), 1.0);
+    assert!(text.contains("# TYPE lowband_edge_store_seconds histogram\n"));
+}
