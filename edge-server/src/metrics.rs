@@ -124,6 +124,9 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
+/// Route, tier label and status class.
+type TrafficKey = (RouteLabel, String, &'static str);
+
 /// Requests and bytes of one (route, tier, status class).
 #[derive(Default)]
 struct Traffic {
@@ -156,7 +159,7 @@ impl Histogram {
 #[derive(Default)]
 pub struct Metrics {
     tiers: Mutex<Vec<String>>,
-    traffic: Mutex<BTreeMap<(RouteLabel, String, &'static str), Arc<Traffic>>>,
+    traffic: Mutex<BTreeMap<TrafficKey, Arc<Traffic>>>,
     saved: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
     selections: Mutex<BTreeMap<(String, &'static str), Arc<AtomicU64>>>,
     store: Mutex<BTreeMap<StoreOp, Arc<Histogram>>>,
