@@ -19,6 +19,7 @@ pub mod select;
 pub mod serve;
 pub mod server;
 pub mod signals;
+pub mod tls;
 pub mod transform;
 
 pub use serve::{Edge, EdgeConfig};
