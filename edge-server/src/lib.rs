@@ -8,6 +8,7 @@
 
 pub mod body;
 pub mod conditional;
+pub mod config;
 pub mod error;
 pub mod hls;
 pub mod metrics;
