@@ -20,7 +20,7 @@ pub fn empty() -> Body {
 /// Streams chunks as they arrive; memory is bounded by the store's chunk size.
 pub fn stream<S>(chunks: S) -> Body
 where
-    S: Stream<Item = Result<Bytes, object_store::Error>> + Send + 'static,
+    S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
 {
-    StreamBody::new(chunks.map_ok(Frame::data).map_err(std::io::Error::other)).boxed_unsync()
+    StreamBody::new(chunks.map_ok(Frame::data)).boxed_unsync()
 }

@@ -17,6 +17,8 @@ pub enum EdgeError {
     BadRequest(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("precondition failed (If-Match or If-Unmodified-Since)")]
+    PreconditionFailed,
     #[error("range not satisfiable (object is {len} bytes)")]
     RangeNotSatisfiable { len: u64 },
     #[error("store: {0}")]
@@ -35,6 +37,7 @@ impl EdgeError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             Self::RangeNotSatisfiable { .. } => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
@@ -53,6 +56,9 @@ impl EdgeError {
             Self::NotFound => "No such module, asset or object.".into(),
             Self::BadRequest(why) => format!("Bad request: {why}."),
             Self::MethodNotAllowed => "Only GET and HEAD are served here.".into(),
+            Self::PreconditionFailed => {
+                "The resource is not in the state If-Match or If-Unmodified-Since asked for.".into()
+            }
             Self::RangeNotSatisfiable { len } => {
                 format!("The requested range is outside the object ({len} bytes).")
             }

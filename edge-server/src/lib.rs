@@ -1,19 +1,27 @@
 //! lowband's edge: hands each client the smallest variant its link can carry.
 //!
 //! `signals` parses what a request says about the client, `select` picks a
-//! variant (both pure), `paths` routes and normalises URLs, `range` handles
-//! byte ranges and validators, `serve` answers requests and `server` runs
-//! them over hyper. The edge never links FFmpeg.
+//! variant (both pure, `transform` honours `no-transform`), `paths` routes and
+//! normalises URLs, `range`, `conditional` and `multipart` handle byte
+//! ranges and validators, `object` streams stored objects, `serve` answers
+//! requests (counted in `metrics`) and `server` runs them over hyper. The edge never links FFmpeg.
 
 pub mod body;
+pub mod conditional;
+pub mod config;
 pub mod error;
 pub mod hls;
+pub mod metrics;
+pub mod multipart;
+pub mod object;
 pub mod paths;
 pub mod range;
 pub mod select;
 pub mod serve;
 pub mod server;
 pub mod signals;
+pub mod tls;
+pub mod transform;
 
 pub use serve::{Edge, EdgeConfig};
 pub use server::{serve, ServerConfig};

@@ -13,6 +13,8 @@ use crate::error::EdgeError;
 pub enum Route {
     Catalog,
     Health,
+    Ready,
+    Metrics,
     Index,
     ModuleApi(ModuleId),
     Object(ObjectKey),
@@ -35,6 +37,12 @@ pub fn route(raw: &str) -> Result<Route, EdgeError> {
     }
     if raw == "/healthz" {
         return Ok(Route::Health);
+    }
+    if raw == "/readyz" {
+        return Ok(Route::Ready);
+    }
+    if raw == "/metrics" {
+        return Ok(Route::Metrics);
     }
     if raw == "/api/v1/modules" || raw == "/api/v1/modules/" {
         return Ok(Route::Index);
@@ -104,6 +112,8 @@ mod tests {
     fn routes() {
         assert_eq!(route("/").unwrap(), Route::Catalog);
         assert_eq!(route("/healthz").unwrap(), Route::Health);
+        assert_eq!(route("/readyz").unwrap(), Route::Ready);
+        assert_eq!(route("/metrics").unwrap(), Route::Metrics);
         assert_eq!(route("/api/v1/modules").unwrap(), Route::Index);
         assert!(matches!(
             route("/api/v1/modules/m1").unwrap(),

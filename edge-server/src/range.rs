@@ -1,29 +1,62 @@
-//! Byte ranges and conditional requests (RFC 9110 §13-14), parsed purely.
+//! Byte ranges (RFC 9110 §14): `Range` and `If-Range`, parsed purely.
+//!
+//! A request may name up to [`MAX_RANGES`] ranges. Unsatisfiable ones are
+//! dropped, the rest are sorted and overlapping or adjacent ones merged
+//! (§14.6 lets a server coalesce, and a client cannot rely on the order it
+//! asked for). What remains is one range (a plain 206), several (a 206
+//! `multipart/byteranges`) or none (416). A header that is malformed, or
+//! that names more than [`MAX_RANGES`] ranges, is ignored and the whole
+//! object is sent: §14.2 lets a server ignore `Range`, and a 200 gives a
+//! broken or hostile client nothing it could not get without the header.
 
-use http::header::{HeaderMap, IF_NONE_MATCH, IF_RANGE, RANGE};
+use http::header::{HeaderMap, IF_RANGE, RANGE};
+
+/// Most ranges honoured in one request; more and the header is ignored.
+pub const MAX_RANGES: usize = 16;
+
+/// `start..=end` of an object, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ByteRange {
+    /// Bytes in the range (never zero: `start <= end`).
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+
+    /// The `Content-Range` value for this range of an object of `total` bytes.
+    pub fn content_range(&self, total: u64) -> String {
+        format!("bytes {}-{}/{total}", self.start, self.end)
+    }
+}
 
 /// The part of an object a response carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ranged {
     /// The whole object (no Range, an ignored Range, or a stale `If-Range`).
     Full,
-    /// `start..=end`, both inclusive, within the object.
-    Partial { start: u64, end: u64 },
+    /// One range: a plain 206.
+    Partial(ByteRange),
+    /// Two or more disjoint, non-adjacent ranges in ascending order: a 206
+    /// `multipart/byteranges`.
+    Multipart(Vec<ByteRange>),
     /// No requested range overlaps the object: 416.
     Unsatisfiable,
 }
 
 /// Evaluates `Range` (and `If-Range`) against an object of `len` bytes
 /// whose strong ETag is `etag` (quoted).
-///
-/// Only a single range is honoured; a multi-range request gets the whole
-/// object, which RFC 9110 allows and every client handles.
 pub fn evaluate(headers: &HeaderMap, len: u64, etag: &str) -> Ranged {
     let Some(value) = headers.get(RANGE).and_then(|v| v.to_str().ok()) else {
         return Ranged::Full;
     };
     if let Some(if_range) = headers.get(IF_RANGE).and_then(|v| v.to_str().ok()) {
-        // Only a strong ETag can validate a range; a date or other tag means "send it all".
+        // Only a strong ETag validates a range here; a date or another tag
+        // means "send it all", which §13.1.5 always permits.
         if if_range.trim() != etag {
             return Ranged::Full;
         }
@@ -33,61 +66,100 @@ pub fn evaluate(headers: &HeaderMap, len: u64, etag: &str) -> Ranged {
 
 /// Parses a `Range` header value for an object of `len` bytes.
 pub fn parse(value: &str, len: u64) -> Ranged {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+    let value = value.trim();
+    let Some(spec) = value
+        .get(..6)
+        .filter(|unit| unit.eq_ignore_ascii_case("bytes="))
+        .and_then(|_| value.get(6..))
+    else {
         return Ranged::Full;
     };
-    let mut ranges = spec.split(',').map(str::trim).filter(|s| !s.is_empty());
-    let (Some(first), None) = (ranges.next(), ranges.next()) else {
+    let specs: Vec<&str> = spec
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if specs.is_empty() || specs.len() > MAX_RANGES {
         return Ranged::Full;
-    };
-    let Some((a, b)) = first.split_once('-') else {
-        return Ranged::Full;
-    };
-    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|c| c.is_ascii_digit());
-    match (a.trim(), b.trim()) {
-        ("", suffix) if digits(suffix) => {
-            let n: u64 = suffix.parse().unwrap_or(0);
-            if n == 0 || len == 0 {
-                Ranged::Unsatisfiable
-            } else {
-                Ranged::Partial {
-                    start: len.saturating_sub(n),
-                    end: len - 1,
-                }
-            }
+    }
+    let mut ranges = Vec::with_capacity(specs.len());
+    for spec in specs {
+        match parse_spec(spec, len) {
+            Spec::Invalid => return Ranged::Full,
+            Spec::Unsatisfiable => {}
+            Spec::Range(r) => ranges.push(r),
         }
-        (start, end) if digits(start) && (end.is_empty() || digits(end)) => {
-            let start: u64 = start.parse().unwrap_or(u64::MAX);
-            let end: u64 = if end.is_empty() {
-                u64::MAX
-            } else {
-                end.parse().unwrap_or(u64::MAX)
-            };
-            if end < start {
-                Ranged::Full
-            } else if start >= len {
-                Ranged::Unsatisfiable
-            } else {
-                Ranged::Partial {
-                    start,
-                    end: end.min(len - 1),
-                }
-            }
-        }
-        _ => Ranged::Full,
+    }
+    let mut ranges = coalesce(ranges);
+    match ranges.len() {
+        0 => Ranged::Unsatisfiable,
+        1 => Ranged::Partial(ranges.remove(0)),
+        _ => Ranged::Multipart(ranges),
     }
 }
 
-/// Whether `If-None-Match` matches `etag` (weak comparison): answer 304.
-pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-    let ours = bare(etag);
-    headers
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == "*" || bare(t) == ours)
+enum Spec {
+    Invalid,
+    Unsatisfiable,
+    Range(ByteRange),
+}
+
+fn parse_spec(spec: &str, len: u64) -> Spec {
+    let Some((a, b)) = spec.split_once('-') else {
+        return Spec::Invalid;
+    };
+    let number = |s: &str| {
+        (!s.is_empty() && s.len() <= 19 && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match number(suffix) {
+            None => Spec::Invalid,
+            Some(0) => Spec::Unsatisfiable,
+            Some(_) if len == 0 => Spec::Unsatisfiable,
+            Some(n) => Spec::Range(ByteRange {
+                start: len.saturating_sub(n),
+                end: len - 1,
+            }),
+        },
+        (first, last) => {
+            let Some(start) = number(first) else {
+                return Spec::Invalid;
+            };
+            let end = if last.is_empty() {
+                u64::MAX
+            } else {
+                match number(last) {
+                    Some(end) => end,
+                    None => return Spec::Invalid,
+                }
+            };
+            if end < start {
+                Spec::Invalid
+            } else if start >= len {
+                Spec::Unsatisfiable
+            } else {
+                Spec::Range(ByteRange {
+                    start,
+                    end: end.min(len - 1),
+                })
+            }
+        }
+    }
+}
+
+/// Sorts ranges and merges those that overlap or touch.
+fn coalesce(mut ranges: Vec<ByteRange>) -> Vec<ByteRange> {
+    ranges.sort_by_key(|r| (r.start, r.end));
+    let mut out: Vec<ByteRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end.saturating_add(1) => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -96,40 +168,68 @@ mod tests {
     use http::HeaderValue;
     use proptest::prelude::*;
 
+    fn partial(start: u64, end: u64) -> Ranged {
+        Ranged::Partial(ByteRange { start, end })
+    }
+
+    fn multi(ranges: &[(u64, u64)]) -> Ranged {
+        Ranged::Multipart(
+            ranges
+                .iter()
+                .map(|&(start, end)| ByteRange { start, end })
+                .collect(),
+        )
+    }
+
     #[test]
     fn single_ranges() {
-        assert_eq!(
-            parse("bytes=0-99", 1000),
-            Ranged::Partial { start: 0, end: 99 }
-        );
-        assert_eq!(
-            parse("bytes=900-", 1000),
-            Ranged::Partial {
-                start: 900,
-                end: 999
-            }
-        );
-        assert_eq!(
-            parse("bytes=-100", 1000),
-            Ranged::Partial {
-                start: 900,
-                end: 999
-            }
-        );
-        assert_eq!(
-            parse("bytes=-5000", 1000),
-            Ranged::Partial { start: 0, end: 999 }
-        );
-        assert_eq!(
-            parse("bytes=990-2000", 1000),
-            Ranged::Partial {
-                start: 990,
-                end: 999
-            }
-        );
+        assert_eq!(parse("bytes=0-99", 1000), partial(0, 99));
+        assert_eq!(parse("bytes=900-", 1000), partial(900, 999));
+        assert_eq!(parse("bytes=-100", 1000), partial(900, 999));
+        assert_eq!(parse("bytes=-5000", 1000), partial(0, 999));
+        assert_eq!(parse("bytes=990-2000", 1000), partial(990, 999));
+        assert_eq!(parse("Bytes=0-0", 1000), partial(0, 0));
         assert_eq!(parse("bytes=1000-", 1000), Ranged::Unsatisfiable);
         assert_eq!(parse("bytes=-0", 1000), Ranged::Unsatisfiable);
         assert_eq!(parse("bytes=0-0", 0), Ranged::Unsatisfiable);
+    }
+
+    #[test]
+    fn several_ranges_are_sorted_and_coalesced() {
+        assert_eq!(parse("bytes=0-9, 20-29", 1000), multi(&[(0, 9), (20, 29)]));
+        // Order of the request does not survive; overlap and adjacency merge.
+        assert_eq!(
+            parse("bytes=500-599,0-9,5-14,15-19", 1000),
+            multi(&[(0, 19), (500, 599)])
+        );
+        assert_eq!(parse("bytes=0-9,10-19", 1000), partial(0, 19));
+        assert_eq!(parse("bytes=-10,990-", 1000), partial(990, 999));
+        assert_eq!(parse("bytes=0-0,-1", 1000), multi(&[(0, 0), (999, 999)]));
+        // Unsatisfiable members are dropped, the rest served.
+        assert_eq!(parse("bytes=5000-,0-9", 1000), partial(0, 9));
+        assert_eq!(parse("bytes=5000-,6000-7000", 1000), Ranged::Unsatisfiable);
+        // Empty list elements are allowed by the list syntax.
+        assert_eq!(parse("bytes=0-1,,4-5", 1000), multi(&[(0, 1), (4, 5)]));
+    }
+
+    #[test]
+    fn too_many_ranges_get_everything() {
+        let at_limit: Vec<String> = (0..MAX_RANGES)
+            .map(|i| format!("{}-{}", i * 10, i * 10))
+            .collect();
+        assert!(
+            matches!(parse(&format!("bytes={}", at_limit.join(",")), 1000), Ranged::Multipart(r) if r.len() == MAX_RANGES)
+        );
+        let over: Vec<String> = (0..=MAX_RANGES)
+            .map(|i| format!("{}-{}", i * 10, i * 10))
+            .collect();
+        assert_eq!(
+            parse(&format!("bytes={}", over.join(",")), 1000),
+            Ranged::Full
+        );
+        // Counted as requested, before coalescing: 17 copies of one range are still too many.
+        let same = vec!["0-9"; MAX_RANGES + 1].join(",");
+        assert_eq!(parse(&format!("bytes={same}"), 1000), Ranged::Full);
     }
 
     #[test]
@@ -138,48 +238,81 @@ mod tests {
             "items=0-1",
             "bytes=5-1",
             "bytes=a-b",
-            "bytes=0-1,5-6",
+            "bytes=0-1,5-x",
+            "bytes=0-1,3-2",
             "bytes=",
+            "bytes=,",
             "bytes=--1",
             "bytes=+1-2",
             "bytes=99999999999999999999-",
+            "bytes",
+            "byt",
         ] {
             assert_eq!(parse(v, 1000), Ranged::Full, "{v}");
         }
     }
 
     #[test]
-    fn if_range_and_if_none_match() {
+    fn if_range_needs_the_strong_etag() {
         let etag = "\"abc\"";
         let mut h = HeaderMap::new();
         h.insert(RANGE, HeaderValue::from_static("bytes=0-9"));
-        assert_eq!(
-            evaluate(&h, 100, etag),
-            Ranged::Partial { start: 0, end: 9 }
-        );
+        assert_eq!(evaluate(&h, 100, etag), partial(0, 9));
         h.insert(IF_RANGE, HeaderValue::from_static("\"other\""));
         assert_eq!(evaluate(&h, 100, etag), Ranged::Full);
-        h.insert(IF_RANGE, HeaderValue::from_static("\"abc\""));
-        assert_eq!(
-            evaluate(&h, 100, etag),
-            Ranged::Partial { start: 0, end: 9 }
+        h.insert(IF_RANGE, HeaderValue::from_static("W/\"abc\""));
+        assert_eq!(evaluate(&h, 100, etag), Ranged::Full);
+        h.insert(
+            IF_RANGE,
+            HeaderValue::from_static("Tue, 15 Nov 1994 08:12:31 GMT"),
         );
-
-        let mut h = HeaderMap::new();
-        assert!(!not_modified(&h, etag));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("\"x\", W/\"abc\""));
-        assert!(not_modified(&h, etag));
-        h.insert(IF_NONE_MATCH, HeaderValue::from_static("*"));
-        assert!(not_modified(&h, etag));
+        assert_eq!(evaluate(&h, 100, etag), Ranged::Full);
+        h.insert(IF_RANGE, HeaderValue::from_static("\"abc\""));
+        assert_eq!(evaluate(&h, 100, etag), partial(0, 9));
     }
 
     proptest! {
+        /// Whatever is asked, the ranges served are inside the object, sorted,
+        /// disjoint and non-adjacent, and cover exactly the satisfiable bytes asked for.
         #[test]
-        fn partial_ranges_stay_inside(value in "bytes=[0-9]{0,4}-[0-9]{0,4}", len in 0u64..5000) {
-            match parse(&value, len) {
-                Ranged::Partial { start, end } => prop_assert!(start <= end && end < len),
-                Ranged::Full | Ranged::Unsatisfiable => {}
+        fn served_ranges_cover_exactly_what_was_asked(
+            specs in proptest::collection::vec((0u64..300, 0u64..300, 0u8..3), 1..=MAX_RANGES),
+            len in 0u64..256,
+        ) {
+            let text: Vec<String> = specs.iter().map(|&(a, b, form)| match form {
+                0 => format!("{}-{}", a.min(b), a.max(b)),
+                1 => format!("{a}-"),
+                _ => format!("-{b}"),
+            }).collect();
+            let mut wanted = vec![false; len as usize];
+            for &(a, b, form) in &specs {
+                let (s, e) = match form {
+                    0 => (a.min(b), a.max(b)),
+                    1 => (a, u64::MAX),
+                    _ if b == 0 => continue,
+                    _ => (len.saturating_sub(b), u64::MAX),
+                };
+                for i in s..len.min(e.saturating_add(1)) {
+                    wanted[i as usize] = true;
+                }
             }
+            let served = match parse(&format!("bytes={}", text.join(",")), len) {
+                Ranged::Full => panic!("a valid header was ignored"),
+                Ranged::Unsatisfiable => vec![],
+                Ranged::Partial(r) => vec![r],
+                Ranged::Multipart(rs) => { prop_assert!(rs.len() >= 2); rs }
+            };
+            let mut got = vec![false; len as usize];
+            for w in served.windows(2) {
+                prop_assert!(w[0].end + 1 < w[1].start, "{:?} not coalesced", w);
+            }
+            for r in &served {
+                prop_assert!(r.start <= r.end && r.end < len);
+                for i in r.start..=r.end {
+                    got[i as usize] = true;
+                }
+            }
+            prop_assert_eq!(got, wanted);
         }
 
         #[test]

@@ -5,32 +5,38 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use lowband_catalog::manifest::{Asset, Manifest};
-use lowband_catalog::{ModuleId, ObjectKey, Store, StoreError};
-use object_store::path::Path as StorePath;
-use object_store::{GetOptions, GetRange, ObjectStoreExt};
+use lowband_catalog::{ModuleId, ObjectKey, Store};
 
 use crate::body::{self, Body};
+use crate::conditional::{self, Outcome};
 use crate::error::EdgeError;
 use crate::hls;
+use crate::metrics::{Metrics, RouteLabel, StoreOp};
+use crate::object::{self, with_headers, ObjectSpec};
 use crate::paths::{self, Route};
-use crate::range::{self, Ranged};
 use crate::select::{self, select};
 use crate::signals::{self, client_tier, Signals};
+use crate::transform;
 
 /// `Cache-Control` of immutable, content-addressed objects.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// `Cache-Control` of negotiated responses, manifests and indexes: short, then revalidate by ETag.
+/// `Cache-Control` of everything a manifest can change (negotiated assets,
+/// playlists, manifests, the index, pages): short, then revalidate.
 const REVALIDATE: &str = "public, max-age=60, must-revalidate";
+/// `Cache-Control` of probes and errors: never stored.
+pub const NO_STORE: &str = "no-store";
 /// Names the variant served and why it was chosen.
 pub const LOWBAND_VARIANT: HeaderName = HeaderName::from_static("lowband-variant");
 /// Manifests cached at most this many at once (absent modules included).
 const MANIFEST_CACHE_ENTRIES: usize = 4096;
+/// Longest a readiness probe waits for the store.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Settings an operator gives the edge.
 #[derive(Debug, Clone)]
@@ -58,6 +64,16 @@ pub struct Edge {
     store: Store,
     config: EdgeConfig,
     manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
+    metrics: Arc<Metrics>,
+}
+
+/// What an asset response served, for the metrics (a response extension).
+#[derive(Debug, Clone)]
+struct Served {
+    route: RouteLabel,
+    tier: String,
+    /// Source bytes less the variant's, counted when the whole variant is sent.
+    saved: Option<u64>,
 }
 
 impl Edge {
@@ -66,33 +82,64 @@ impl Edge {
             store,
             config,
             manifests: Mutex::new(HashMap::new()),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// The edge's metrics, shared with the server for connection counts.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Answers one request; never fails (errors become responses).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
         let head = req.method() == Method::HEAD;
-        let result = if req.method() == Method::GET || head {
-            self.route(&req).await
-        } else {
-            Err(EdgeError::MethodNotAllowed)
+        let route = paths::route(req.uri().path());
+        let mut label = match &route {
+            Ok(Route::Asset { .. }) => RouteLabel::Asset,
+            Ok(Route::Object(_)) => RouteLabel::Object,
+            Ok(Route::Index | Route::ModuleApi(_)) => RouteLabel::Api,
+            Ok(Route::Catalog) => RouteLabel::Catalog,
+            Ok(Route::Health) => RouteLabel::Health,
+            Ok(Route::Ready) => RouteLabel::Ready,
+            Ok(Route::Metrics) => RouteLabel::Metrics,
+            Err(_) => RouteLabel::Other,
+        };
+        let result = match route {
+            Ok(route) if req.method() == Method::GET || head => self.route(&req, route).await,
+            Ok(_) => Err(EdgeError::MethodNotAllowed),
+            Err(e) => Err(e),
         };
         let response = result.unwrap_or_else(EdgeError::into_response);
-        if head {
-            let (parts, _) = response.into_parts();
-            return Response::from_parts(parts, body::empty());
+        let (mut parts, body) = response.into_parts();
+        let served = parts.extensions.remove::<Served>();
+        let mut tier = None;
+        if let Some(served) = &served {
+            label = served.route;
+            tier = Some(served.tier.as_str());
+            if let (Some(saved), false, StatusCode::OK) = (served.saved, head, parts.status) {
+                self.metrics.saved(tier, saved);
+            }
         }
-        response
+        let body = if head { body::empty() } else { body };
+        let body = self.metrics.response(label, tier, parts.status, body);
+        Response::from_parts(parts, body)
     }
 
-    async fn route<B>(&self, req: &Request<B>) -> Result<Response<Body>, EdgeError> {
-        match paths::route(req.uri().path())? {
+    async fn route<B>(&self, req: &Request<B>, route: Route) -> Result<Response<Body>, EdgeError> {
+        match route {
             Route::Health => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
+            Route::Ready => Ok(self.ready().await),
+            Route::Metrics => Ok(text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            )),
             Route::Index => self.module_index(req.headers()).await,
             Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
-            Route::Object(key) => self.object(req.headers(), &key).await,
+            Route::Object(key) => self.object(req, &key).await,
             Route::Asset { module, path } => self.asset(req, &module, &path).await,
-            Route::Catalog => self.catalog().await,
+            Route::Catalog => self.catalog(req.headers()).await,
         }
     }
 
@@ -102,7 +149,11 @@ impl Edge {
                 return Ok(cached);
             }
         }
-        let fresh = self.store.manifest(id).await?.map(Arc::new);
+        let fresh = self
+            .metrics
+            .time_store(StoreOp::Manifest, self.store.manifest(id))
+            .await?
+            .map(Arc::new);
         if let Ok(mut cache) = self.manifests.lock() {
             if cache.len() >= MANIFEST_CACHE_ENTRIES {
                 cache.clear();
@@ -120,7 +171,14 @@ impl Edge {
     ) -> Result<Response<Body>, EdgeError> {
         let manifest = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
         if let Some(response) = self.subtitle_playlist(req.headers(), &manifest, path) {
-            return response;
+            return response.map(|mut r| {
+                r.extensions_mut().insert(Served {
+                    route: RouteLabel::Playlist,
+                    tier: "none".into(),
+                    saved: None,
+                });
+                r
+            });
         }
         let master = path
             .strip_suffix("/master.m3u8")
@@ -138,23 +196,40 @@ impl Edge {
             .tier_rank(&self.config.default_tier)
             .unwrap_or(manifest.tiers.len() / 2);
         let (rank, reason) = client_tier(&signals, &manifest.tiers, default_rank);
-        let variant = select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
+        let selected = select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
+        // A playlist is made here, not stored: no-transform has no original to pick.
+        let (variant, no_transform) = if master.is_some() {
+            (selected, None)
+        } else {
+            transform::apply(asset, selected, transform::requested(req.headers()))
+        };
         let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
+        self.metrics.selection(Some(tier), reason.as_str());
         tracing::debug!(module = %module, asset = path, variant = %variant.name, tier, reason = reason.as_str(), "selected");
 
         let mut headers = HeaderMap::new();
-        headers.insert(header::VARY, HeaderValue::from_static(signals::VARY));
+        // Where no-transform can pick the original, the request's Cache-Control selects too.
+        let vary = if master.is_none() && transform::matters(asset) {
+            HeaderValue::from_str(&format!("{}, Cache-Control", signals::VARY))
+        } else {
+            Ok(HeaderValue::from_static(signals::VARY))
+        };
+        if let Ok(v) = vary {
+            headers.insert(header::VARY, v);
+        }
         headers.insert(
             HeaderName::from_static("accept-ch"),
             HeaderValue::from_static(signals::ACCEPT_CH),
         );
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{}; tier={tier}; reason={}",
-            variant.name,
-            reason.as_str()
-        )) {
+        let mut label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
+        if let Some(n) = no_transform {
+            label.push_str("; no-transform=");
+            label.push_str(n.as_str());
+        }
+        if let Ok(v) = HeaderValue::from_str(&label) {
             headers.insert(LOWBAND_VARIANT, v);
         }
+        let published = Some(conditional::from_unix(manifest.published_at));
         if master.is_some() {
             let tracks: Vec<_> = (0..asset.captions.len())
                 .filter(|&i| caption_object(&manifest, asset, i).is_some())
@@ -168,27 +243,41 @@ impl Edge {
                     select::playable(v, &signals)
                 })
                 .ok_or(EdgeError::NotFound)?;
-            return Ok(small_response(
+            let mut response = small_response(
                 req.headers(),
                 playlist.into_bytes(),
                 "application/vnd.apple.mpegurl",
+                published,
                 headers,
-            ));
+            )?;
+            response.extensions_mut().insert(Served {
+                route: RouteLabel::Playlist,
+                tier: tier.to_owned(),
+                saved: None,
+            });
+            return Ok(response);
         }
         if let Some(coding) = &variant.encoding {
             if let Ok(v) = HeaderValue::from_str(coding) {
                 headers.insert(header::CONTENT_ENCODING, v);
             }
         }
-        self.send_object(
-            req.headers(),
-            &variant.key,
-            Some(variant.bytes),
-            &variant.mime,
-            REVALIDATE,
-            headers,
-        )
-        .await
+        let spec = ObjectSpec {
+            key: &variant.key,
+            known_len: Some(variant.bytes),
+            last_modified: published,
+            mime: &variant.mime,
+            cache_control: REVALIDATE,
+            head_only: req.method() == Method::HEAD,
+        };
+        let mut response =
+            object::send(&self.store, &self.metrics, req.headers(), spec, headers).await?;
+        response.extensions_mut().insert(Served {
+            route: RouteLabel::Asset,
+            tier: tier.to_owned(),
+            saved: Some(asset.source.bytes.saturating_sub(variant.bytes)),
+        });
+        Ok(response)
     }
 
     /// `<video>/captions/<n>.m3u8`: the subtitle playlist of a video's n-th caption file.
@@ -205,111 +294,49 @@ impl Edge {
             return Some(Err(EdgeError::NotFound));
         };
         let text = hls::subtitle_playlist(&format!("/o/{vtt}"), asset.duration.unwrap_or(0.0));
-        Some(Ok(small_response(
+        Some(small_response(
             req_headers,
             text.into_bytes(),
             "application/vnd.apple.mpegurl",
+            Some(conditional::from_unix(manifest.published_at)),
             HeaderMap::new(),
-        )))
-    }
-
-    async fn object(
-        &self,
-        req_headers: &HeaderMap,
-        key: &ObjectKey,
-    ) -> Result<Response<Body>, EdgeError> {
-        let mime = object_mime(key.ext());
-        self.send_object(req_headers, key, None, mime, IMMUTABLE, HeaderMap::new())
-            .await
-    }
-
-    /// Streams (part of) an immutable object with validators and ranges.
-    async fn send_object(
-        &self,
-        req_headers: &HeaderMap,
-        key: &ObjectKey,
-        known_len: Option<u64>,
-        mime: &str,
-        cache_control: &'static str,
-        mut headers: HeaderMap,
-    ) -> Result<Response<Body>, EdgeError> {
-        let etag = format!("\"{}\"", key.hash());
-        let path = StorePath::from(key.to_string());
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        );
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            headers.insert(header::ETAG, v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("/o/{key}")) {
-            headers.insert(header::CONTENT_LOCATION, v);
-        }
-        if range::not_modified(req_headers, &etag) {
-            return Ok(with_headers(
-                StatusCode::NOT_MODIFIED,
-                headers,
-                body::empty(),
-            ));
-        }
-        let len = match known_len {
-            Some(len) => len,
-            None => {
-                self.store
-                    .inner()
-                    .head(&path)
-                    .await
-                    .map_err(|e| store_error(&self.store, &path, e))?
-                    .size
-            }
-        };
-        if let Ok(v) = HeaderValue::from_str(mime) {
-            headers.insert(header::CONTENT_TYPE, v);
-        }
-        let (status, range) = match range::evaluate(req_headers, len, &etag) {
-            Ranged::Full => (StatusCode::OK, None),
-            Ranged::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, Some((start, end))),
-            Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
-        };
-        let (start, end) = range.unwrap_or((0, len.saturating_sub(1)));
-        let body_len = if len == 0 { 0 } else { end - start + 1 };
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-        if range.is_some() {
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
-                headers.insert(header::CONTENT_RANGE, v);
-            }
-        }
-        if body_len == 0 {
-            return Ok(with_headers(status, headers, body::empty()));
-        }
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(start..end + 1)),
-            ..Default::default()
-        };
-        let result = self
-            .store
-            .inner()
-            .get_opts(&path, options)
-            .await
-            .map_err(|e| store_error(&self.store, &path, e))?;
-        if result.meta.size != len {
-            return Err(EdgeError::SizeMismatch {
-                key: key.to_string(),
-                expected: len,
-                found: result.meta.size,
-            });
-        }
-        Ok(with_headers(
-            status,
-            headers,
-            body::stream(result.into_stream()),
         ))
     }
 
+    async fn object<B>(
+        &self,
+        req: &Request<B>,
+        key: &ObjectKey,
+    ) -> Result<Response<Body>, EdgeError> {
+        let spec = ObjectSpec {
+            key,
+            known_len: None,
+            last_modified: None,
+            mime: object_mime(key.ext()),
+            cache_control: IMMUTABLE,
+            head_only: req.method() == Method::HEAD,
+        };
+        object::send(
+            &self.store,
+            &self.metrics,
+            req.headers(),
+            spec,
+            HeaderMap::new(),
+        )
+        .await
+    }
+
     async fn module_index(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
-        let index = self.store.index().await?;
-        Ok(json_response(req_headers, index.to_json()))
+        let index = self
+            .metrics
+            .time_store(StoreOp::Index, self.store.index())
+            .await?;
+        let published = index.modules.iter().map(|m| m.published_at).max();
+        json_response(
+            req_headers,
+            index.to_json(),
+            published.map(conditional::from_unix),
+        )
     }
 
     async fn module_manifest(
@@ -318,12 +345,51 @@ impl Edge {
         id: &ModuleId,
     ) -> Result<Response<Body>, EdgeError> {
         let manifest = self.manifest(id).await?.ok_or(EdgeError::NotFound)?;
-        Ok(json_response(req_headers, manifest.to_json()))
+        json_response(
+            req_headers,
+            manifest.to_json(),
+            Some(conditional::from_unix(manifest.published_at)),
+        )
+    }
+
+    /// 200 when the store answers and the module index parses; else 503
+    /// with a stable reason (detail goes to the log, not the prober).
+    async fn ready(&self) -> Response<Body> {
+        let key = lowband_catalog::keys::MODULE_INDEX_KEY;
+        let read = self
+            .metrics
+            .time_store(StoreOp::Index, self.store.get_bytes(key));
+        let (status, json) = match tokio::time::timeout(READY_TIMEOUT, read).await {
+            Err(_) => not_ready("store_timeout", "The store did not answer in time."),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "not ready: store unavailable");
+                not_ready("store_unavailable", "The store cannot be reached.")
+            }
+            Ok(Ok(None)) => not_ready(
+                "index_missing",
+                "The store has no module index: nothing is published there yet, or this is the wrong store.",
+            ),
+            Ok(Ok(Some(bytes))) => match lowband_catalog::ModuleIndex::from_json(key, &bytes) {
+                Ok(index) => (
+                    StatusCode::OK,
+                    serde_json::json!({ "ready": true, "modules": index.modules.len() }),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "not ready: module index unreadable");
+                    not_ready("index_unreadable", "The module index cannot be read.")
+                }
+            },
+        };
+        text(status, "application/json", json.to_string())
     }
 
     /// A plain list of modules, until the teacher-facing catalog exists.
-    async fn catalog(&self) -> Result<Response<Body>, EdgeError> {
-        let index = self.store.index().await?;
+    async fn catalog(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
+        let index = self
+            .metrics
+            .time_store(StoreOp::Index, self.store.index())
+            .await?;
+        let published = index.modules.iter().map(|m| m.published_at).max();
         let mut html = String::from(
             "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
              <title>lowband</title><h1>Modules</h1><ul>",
@@ -337,11 +403,13 @@ impl Edge {
             ));
         }
         html.push_str("</ul></html>");
-        let mut response = text(StatusCode::OK, "text/html; charset=utf-8", html);
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
-        Ok(response)
+        small_response(
+            req_headers,
+            html.into_bytes(),
+            "text/html; charset=utf-8",
+            published.map(conditional::from_unix),
+            HeaderMap::new(),
+        )
     }
 }
 
@@ -370,52 +438,72 @@ fn encode_path(path: &str) -> String {
         .join("/")
 }
 
-fn store_error(store: &Store, path: &StorePath, source: object_store::Error) -> EdgeError {
-    EdgeError::Store(StoreError::Io {
-        store: store.url().to_owned(),
-        key: path.to_string(),
-        source,
-    })
-}
-
-fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
-}
-
 fn text(status: StatusCode, mime: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(body::full(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
     response
 }
 
-/// JSON (and other small generated bodies): a content-hash ETag, answering `If-None-Match`.
-fn json_response(req_headers: &HeaderMap, json: Vec<u8>) -> Response<Body> {
-    small_response(req_headers, json, "application/json", HeaderMap::new())
+fn not_ready(reason: &str, message: &str) -> (StatusCode, serde_json::Value) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({ "ready": false, "reason": reason, "message": message }),
+    )
 }
 
+/// JSON: see [`small_response`].
+fn json_response(
+    req_headers: &HeaderMap,
+    json: Vec<u8>,
+    changed: Option<SystemTime>,
+) -> Result<Response<Body>, EdgeError> {
+    small_response(
+        req_headers,
+        json,
+        "application/json",
+        changed,
+        HeaderMap::new(),
+    )
+}
+
+/// A small generated body (JSON, a playlist, a page) with a content-hash
+/// ETag and the `Last-Modified` of what it was made from, answering
+/// conditional requests.
 fn small_response(
     req_headers: &HeaderMap,
     bytes: Vec<u8>,
     mime: &'static str,
+    changed: Option<SystemTime>,
     mut headers: HeaderMap,
-) -> Response<Body> {
+) -> Result<Response<Body>, EdgeError> {
     let etag = format!("\"{}\"", lowband_catalog::ContentHash::of(&bytes));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }
-    if range::not_modified(req_headers, &etag) {
-        return with_headers(StatusCode::NOT_MODIFIED, headers, body::empty());
+    let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
+    if let Some(t) = last_modified {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+    }
+    match conditional::evaluate(req_headers, &etag, last_modified) {
+        Outcome::Proceed => {}
+        Outcome::NotModified => {
+            return Ok(with_headers(
+                StatusCode::NOT_MODIFIED,
+                headers,
+                body::empty(),
+            ))
+        }
+        Outcome::PreconditionFailed => return Err(EdgeError::PreconditionFailed),
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    with_headers(StatusCode::OK, headers, body::full(bytes))
+    Ok(with_headers(StatusCode::OK, headers, body::full(bytes)))
 }
 
 /// MIME type of an object from its key's extension.

@@ -1,30 +1,60 @@
-//! The network side: a TCP listener speaking HTTP/1.1 and h2c on one port.
+//! The network side: one TCP port speaking HTTP/1.1 and HTTP/2 (h2c, or
+//! ALPN over TLS when a certificate is configured).
 //!
-//! Connections are bounded in number, slow header senders are cut off, and
-//! shutdown stops accepting, then lets in-flight responses finish.
+//! Limits keep slow or abusive clients from holding the node: a connection
+//! cap (more wait in the kernel's backlog), a bound on request header bytes
+//! (431 past it), a deadline for the first request (which covers the TLS
+//! handshake, the protocol sniff and the headers, so a client dribbling
+//! bytes is cut off), an idle deadline between requests, and a request
+//! budget per connection. Each connection is driven by one task that
+//! watches its own activity; shutdown stops accepting, lets in-flight
+//! responses finish for a grace period, then drops what is left.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Response;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
 
+use crate::body::Body;
+use crate::metrics::CloseReason;
 use crate::Edge;
+
+/// Smallest header bound hyper accepts (its minimum read buffer).
+pub const MIN_HEADER_BYTES: usize = 8192;
+/// Time a connection that is being closed for idleness gets to say goodbye.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Open connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Time a client has to send its request headers.
+    /// Time a new connection has to complete TLS and send its first request's headers.
     pub header_timeout: Duration,
+    /// Time a connection may sit with no request in flight before it is closed.
+    pub idle_timeout: Duration,
+    /// Requests served on one connection before it is closed (HTTP/1.1
+    /// `Connection: close`, HTTP/2 GOAWAY); clients reconnect.
+    pub max_requests_per_connection: u64,
+    /// Bound on one request's header bytes (HTTP/1.1 request line and
+    /// headers; HTTP/2 header list), at least [`MIN_HEADER_BYTES`].
+    pub max_header_bytes: usize,
     /// Time in-flight responses get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Serve TLS (HTTP/1.1 and HTTP/2 by ALPN) instead of cleartext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -32,9 +62,23 @@ impl Default for ServerConfig {
         Self {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_requests_per_connection: 1000,
+            max_header_bytes: 16 * 1024,
             shutdown_grace: Duration::from_secs(15),
+            tls: None,
         }
     }
+}
+
+/// What the server tells its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Running,
+    /// Finish in-flight requests, accept no more.
+    Graceful,
+    /// Drop the connection now.
+    Abort,
 }
 
 /// Serves `edge` on `listener` until `shutdown` resolves.
@@ -49,14 +93,18 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
-        .max_buf_size(64 * 1024);
+        .max_buf_size(config.max_header_bytes.max(MIN_HEADER_BYTES));
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(128);
+        .max_concurrent_streams(128)
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
+    let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let max_connections = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let (stop, stopping) = watch::channel(Stop::Running);
+    let config = Arc::new(config);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -75,30 +123,230 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let accepted_at = Instant::now();
         let _ = stream.set_nodelay(true);
         let edge = Arc::clone(&edge);
-        let service = service_fn(move |req| {
-            let edge = Arc::clone(&edge);
-            async move { Ok::<_, Infallible>(edge.handle(req).await) }
-        });
         let builder = Arc::clone(&builder);
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let config = Arc::clone(&config);
+        let tls = tls.clone();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            let metrics = Arc::clone(edge.metrics());
+            metrics.connection_opened();
+            let why = match tls {
+                None => {
+                    let io = TokioIo::new(stream);
+                    drive(io, edge, &builder, &config, accepted_at, stopping).await
+                }
+                Some(acceptor) => {
+                    let deadline = accepted_at + config.header_timeout;
+                    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let io = TokioIo::new(stream);
+                            drive(io, edge, &builder, &config, accepted_at, stopping).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            CloseReason::Tls
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            CloseReason::Tls
+                        }
+                    }
+                }
+            };
+            tracing::debug!(%peer, reason = ?why, "connection closed");
+            metrics.connection_closed(why);
             drop(permit);
         });
     }
     drop(listener);
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+    let _ = stop.send(Stop::Graceful);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(config.shutdown_grace, permits.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("shutdown grace period over; dropping remaining connections");
+        let _ = stop.send(Stop::Abort);
+        let _ = tokio::time::timeout(CLOSE_GRACE, permits.acquire_many(all)).await;
     }
     Ok(())
+}
+
+/// One connection's activity, shared by its requests and its driver.
+struct Activity {
+    in_flight: AtomicUsize,
+    started: AtomicU64,
+    /// When the last request in flight finished (or the connection was accepted).
+    idle_since: Mutex<Instant>,
+    changed: Notify,
+}
+
+impl Activity {
+    /// Counts a request in; returns its guard and how many requests this
+    /// connection has started, this one included.
+    fn begin(self: &Arc<Self>) -> (InFlight, u64) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let started = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+        self.changed.notify_one();
+        (InFlight(Arc::clone(self)), started)
+    }
+}
+
+/// A request in flight, until its response body is sent or dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Ok(mut at) = self.0.idle_since.lock() {
+                *at = Instant::now();
+            }
+        }
+        self.0.changed.notify_one();
+    }
+}
+
+/// A response body that keeps its request counted as in flight.
+struct Tracked {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves one connection until it ends or a limit closes it.
+async fn drive<I>(
+    io: I,
+    edge: Arc<Edge>,
+    builder: &auto::Builder<TokioExecutor>,
+    config: &ServerConfig,
+    accepted_at: Instant,
+    mut stopping: watch::Receiver<Stop>,
+) -> CloseReason
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity {
+        in_flight: AtomicUsize::new(0),
+        started: AtomicU64::new(0),
+        idle_since: Mutex::new(accepted_at),
+        changed: Notify::new(),
+    });
+    let service = {
+        let activity = Arc::clone(&activity);
+        let budget = config.max_requests_per_connection;
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let (in_flight, started) = activity.begin();
+            // HTTP/1.1 pipelining runs requests before the driver can react:
+            // the last one in the budget says it closes, and hyper closes.
+            let last = started >= budget && req.version() < http::Version::HTTP_2;
+            let edge = Arc::clone(&edge);
+            async move {
+                let (mut parts, body) = edge.handle(req).await.into_parts();
+                if last {
+                    parts.headers.insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                let body = Tracked {
+                    inner: body,
+                    _in_flight: in_flight,
+                };
+                Ok::<_, Infallible>(Response::from_parts(parts, body))
+            }
+        })
+    };
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    // Why the connection is being closed, and since when.
+    let mut closing: Option<(CloseReason, Instant)> = None;
+    loop {
+        let changed = activity.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let busy = activity.in_flight.load(Ordering::SeqCst) > 0;
+        let started = activity.started.load(Ordering::SeqCst);
+        if closing.is_none() && started >= config.max_requests_per_connection {
+            connection.as_mut().graceful_shutdown();
+            closing = Some((CloseReason::MaxRequests, Instant::now()));
+        }
+        let idle_since = activity.idle_since.lock().map_or(accepted_at, |at| *at);
+        let deadline = match closing {
+            _ if busy => None,
+            Some((_, since)) => Some(since.max(idle_since) + CLOSE_GRACE),
+            None if started == 0 => Some(accepted_at + config.header_timeout),
+            None => Some(idle_since + config.idle_timeout),
+        };
+        let stop_now = *stopping.borrow_and_update();
+        match stop_now {
+            Stop::Abort => return CloseReason::Shutdown,
+            Stop::Graceful if closing.is_none() => {
+                connection.as_mut().graceful_shutdown();
+                closing = Some((CloseReason::Shutdown, Instant::now()));
+                continue;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            ended = connection.as_mut() => {
+                let mut why = closing.map_or(CloseReason::Ended, |(why, _)| why);
+                if let Err(e) = ended {
+                    // hyper's own header timer may beat ours to a slow client.
+                    if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+                        why = CloseReason::Timeout;
+                    }
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                // Pipelined requests may all have run inside this one poll.
+                let started = activity.started.load(Ordering::SeqCst);
+                if why == CloseReason::Ended && started >= config.max_requests_per_connection {
+                    why = CloseReason::MaxRequests;
+                }
+                return why;
+            }
+            () = &mut changed => {}
+            result = stopping.changed() => {
+                if result.is_err() {
+                    // The server is gone: nothing will tell this connection to stop.
+                    return CloseReason::Shutdown;
+                }
+            }
+            () = sleep_until(deadline) => {
+                if let Some((why, _)) = closing {
+                    return why;
+                }
+                connection.as_mut().graceful_shutdown();
+                closing = Some((CloseReason::Timeout, Instant::now()));
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -29,6 +29,9 @@ type SignalCase = (
     &'static str,
 );
 
+/// When the fixture's manifest was published (Unix seconds).
+const PUBLISHED_AT: u64 = 1_700_000_000;
+
 struct Fixture {
     edge: Edge,
     /// Bytes of each variant, by name.
@@ -136,12 +139,25 @@ async fn fixture() -> Fixture {
     ];
     for (path, kind, variants) in specs {
         let mut vs = Vec::new();
+        // The page's identity copy is its author's bytes, as the pipeline keeps it.
+        let mut source_hash = ContentHash::of(path.as_bytes());
         for &(name, vkind, tier, len, mime, encoding) in variants {
             let body = bytes_for(name, len);
             let (key, _) = store.put_object(body.clone(), "bin").await.unwrap();
+            if kind == AssetKind::Page && encoding.is_none() {
+                source_hash = ContentHash::of(&body);
+            }
             bodies.insert(format!("{path}#{name}"), body);
+            let playlist = match vkind {
+                VariantKind::Video | VariantKind::Audio => {
+                    let text = format!("#EXTM3U\n# {name}\n");
+                    Some(store.put_object(Bytes::from(text), "m3u8").await.unwrap().0)
+                }
+                _ => None,
+            };
             vs.push(Variant {
                 encoding: encoding.map(Into::into),
+                playlist,
                 ..Variant::new(name, vkind, tier, key, len as u64, mime)
             });
         }
@@ -150,7 +166,7 @@ async fn fixture() -> Fixture {
             kind,
             source: SourceInfo {
                 bytes: 99_999,
-                hash: ContentHash::of(path.as_bytes()),
+                hash: source_hash,
                 mime: "x".into(),
             },
             derivation: ContentHash::of(b"d"),
@@ -168,7 +184,7 @@ async fn fixture() -> Fixture {
         },
         profile: "default".into(),
         tiers: Profile::builtin_default().tiers,
-        published_at: 1,
+        published_at: PUBLISHED_AT,
         assets,
     };
     store.publish(&manifest).await.unwrap();
@@ -280,7 +296,11 @@ async fn negotiated_responses_carry_their_headers() {
     assert_eq!(got.header("content-type"), "video/mp4");
     assert_eq!(got.header("content-length"), got.body.len().to_string());
     assert_eq!(got.header("accept-ranges"), "bytes");
-    assert!(got.header("cache-control").contains("must-revalidate"));
+    assert_eq!(
+        got.header("cache-control"),
+        "public, max-age=60, must-revalidate"
+    );
+    assert_eq!(got.header("last-modified"), "Tue, 14 Nov 2023 22:13:20 GMT");
 
     // The immutable object behind Content-Location serves the same bytes.
     let object = get(&f, got.header("content-location"), &[]).await;
@@ -503,4 +523,376 @@ async fn serves_over_a_real_socket_with_keep_alive() {
 
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// Splits a `multipart/byteranges` body into (Content-Range, bytes) parts.
+fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect("a multipart content type");
+    let delimiter = format!("\r\n--{boundary}");
+    let text = body.to_vec();
+    let mut parts = Vec::new();
+    let mut at = 0;
+    let find = |from: usize, needle: &[u8]| {
+        text[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    assert!(text.ends_with(format!("{delimiter}--\r\n").as_bytes()));
+    while let Some(start) = find(at, delimiter.as_bytes()) {
+        let after = start + delimiter.len();
+        if text[after..].starts_with(b"--") {
+            break;
+        }
+        let head_end = find(after, b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&text[after..head_end]).to_string();
+        let range = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Range: "))
+            .unwrap()
+            .to_owned();
+        let (_, span) = range.split_once(' ').unwrap();
+        let (span, _) = span.split_once('/').unwrap();
+        let (s, e) = span.split_once('-').unwrap();
+        let (s, e): (usize, usize) = (s.parse().unwrap(), e.parse().unwrap());
+        parts.push((range, text[head_end..head_end + (e - s + 1)].to_vec()));
+        at = head_end + (e - s + 1);
+    }
+    parts
+}
+
+#[tokio::test]
+async fn multiple_ranges_get_a_multipart_answer() {
+    let f = fixture().await;
+    let full = f.bodies["lessons/lecture.mp4#144p"].clone();
+    let len = full.len();
+    let two = get(
+        &f,
+        LECTURE,
+        &[("ect", "2g"), ("range", "bytes=3000-3099, 0-9,5-19")],
+    )
+    .await;
+    assert_eq!(two.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(two.header("content-length"), two.body.len().to_string());
+    assert!(two.header("content-range").is_empty());
+    let parts = multipart_parts(two.header("content-type"), &two.body);
+    assert_eq!(
+        parts,
+        vec![
+            (format!("bytes 0-19/{len}"), full[0..20].to_vec()),
+            (format!("bytes 3000-3099/{len}"), full[3000..3100].to_vec()),
+        ],
+        "sorted, overlapping ranges merged"
+    );
+    assert!(String::from_utf8_lossy(&two.body).contains("Content-Type: video/mp4\r\n"));
+
+    // Ranges that coalesce into one are a plain single-range answer.
+    let one = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=0-9,10-19")]).await;
+    assert_eq!(one.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(one.header("content-range"), format!("bytes 0-19/{len}"));
+    assert_eq!(one.body, full.slice(0..20));
+
+    // Past the bound the header is ignored: the whole object, 200.
+    let many: Vec<String> = (0..17)
+        .map(|i| format!("{}-{}", i * 100, i * 100))
+        .collect();
+    let range = format!("bytes={}", many.join(","));
+    let all = get(&f, LECTURE, &[("ect", "2g"), ("range", &range)]).await;
+    assert_eq!((all.status, all.body.len()), (StatusCode::OK, len));
+
+    // HEAD announces the exact multipart length without reading the object.
+    let head = request(
+        &f,
+        Method::HEAD,
+        LECTURE,
+        &[("ect", "2g"), ("range", "bytes=3000-3099, 0-9,5-19")],
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::PARTIAL_CONTENT);
+    assert!(head.body.is_empty());
+    let announced: usize = head.header("content-length").parse().unwrap();
+    // Boundaries differ per response but have the same length.
+    assert_eq!(announced, two.body.len());
+
+    // On an /o/ object too, and unsatisfiable members are dropped.
+    let object = get(
+        &f,
+        two.header("content-location"),
+        &[("range", "bytes=0-1,999999-,-2")],
+    )
+    .await;
+    let parts = multipart_parts(object.header("content-type"), &object.body);
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[1].1, full[len - 2..].to_vec());
+}
+
+#[tokio::test]
+async fn last_modified_and_if_modified_since() {
+    let f = fixture().await;
+    let published = "Tue, 14 Nov 2023 22:13:20 GMT";
+    let later = "Wed, 15 Nov 2023 00:00:00 GMT";
+    let earlier = "Mon, 13 Nov 2023 00:00:00 GMT";
+    for uri in [
+        LECTURE,
+        "/api/v1/modules/m1",
+        "/api/v1/modules",
+        "/",
+        "/m/m1/lessons/lecture.mp4/master.m3u8",
+    ] {
+        let got = get(&f, uri, &[]).await;
+        assert_eq!(got.header("last-modified"), published, "{uri}");
+        let same = get(&f, uri, &[("if-modified-since", published)]).await;
+        assert_eq!(same.status, StatusCode::NOT_MODIFIED, "{uri}");
+        assert!(same.body.is_empty());
+        let after = get(&f, uri, &[("if-modified-since", later)]).await;
+        assert_eq!(after.status, StatusCode::NOT_MODIFIED, "{uri}");
+        let before = get(&f, uri, &[("if-modified-since", earlier)]).await;
+        assert_eq!(before.status, StatusCode::OK, "{uri}");
+        // If-None-Match decides when both are sent (RFC 9110 §13.2.2).
+        let stale_tag = get(
+            &f,
+            uri,
+            &[("if-none-match", "\"stale\""), ("if-modified-since", later)],
+        )
+        .await;
+        assert_eq!(stale_tag.status, StatusCode::OK, "{uri}");
+        let good_tag = get(
+            &f,
+            uri,
+            &[
+                ("if-none-match", got.header("etag")),
+                ("if-modified-since", earlier),
+            ],
+        )
+        .await;
+        assert_eq!(good_tag.status, StatusCode::NOT_MODIFIED, "{uri}");
+    }
+    // /o/ objects take the store's modification time: a memory store's is
+    // the time of the put, which is now-ish and not in the future.
+    let lecture = get(&f, LECTURE, &[("ect", "2g")]).await;
+    let object = get(&f, lecture.header("content-location"), &[]).await;
+    let stored = httpdate::parse_http_date(object.header("last-modified")).unwrap();
+    let age = std::time::SystemTime::now()
+        .duration_since(stored)
+        .expect("Last-Modified is not in the future");
+    assert!(age.as_secs() < 600, "{age:?}");
+    let revalidated = get(
+        &f,
+        lecture.header("content-location"),
+        &[("if-modified-since", object.header("last-modified"))],
+    )
+    .await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        revalidated.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+
+    let failed = get(&f, LECTURE, &[("if-match", "\"other\"")]).await;
+    assert_eq!(failed.status, StatusCode::PRECONDITION_FAILED);
+    let json: serde_json::Value = serde_json::from_slice(&failed.body).unwrap();
+    assert_eq!(json["error"], "precondition_failed");
+    let unmodified = get(&f, LECTURE, &[("if-unmodified-since", earlier)]).await;
+    assert_eq!(unmodified.status, StatusCode::PRECONDITION_FAILED);
+}
+
+#[tokio::test]
+async fn cache_control_is_long_for_objects_short_for_the_rest() {
+    let f = fixture().await;
+    let revalidate = "public, max-age=60, must-revalidate";
+    for uri in [
+        LECTURE,
+        "/m/m1/index.html",
+        "/m/m1/lessons/lecture.mp4/master.m3u8",
+        "/api/v1/modules",
+        "/api/v1/modules/m1",
+        "/",
+    ] {
+        assert_eq!(
+            get(&f, uri, &[]).await.header("cache-control"),
+            revalidate,
+            "{uri}"
+        );
+    }
+    for uri in ["/healthz", "/nothing-here", "/m/m1/missing.mp4"] {
+        assert_eq!(
+            get(&f, uri, &[]).await.header("cache-control"),
+            "no-store",
+            "{uri}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_transform_gets_the_original_where_one_exists() {
+    let f = fixture().await;
+    let br = [("accept-encoding", "br, gzip")];
+    let usual = get(&f, "/m/m1/index.html", &br).await;
+    assert_eq!(usual.header("content-encoding"), "br");
+    assert!(usual.header("vary").contains("Cache-Control"));
+
+    let original = get(
+        &f,
+        "/m/m1/index.html",
+        &[
+            ("accept-encoding", "br, gzip"),
+            ("cache-control", "no-cache, no-transform"),
+        ],
+    )
+    .await;
+    assert_eq!(original.status, StatusCode::OK);
+    assert_eq!(original.header("content-encoding"), "");
+    assert_eq!(original.body, f.bodies["index.html#identity"]);
+    assert!(original
+        .header("lowband-variant")
+        .starts_with("identity; tier="));
+    assert!(original
+        .header("lowband-variant")
+        .ends_with("; no-transform=original"));
+
+    // A video has no stored original: the usual rung, and the header says so.
+    let video = get(
+        &f,
+        LECTURE,
+        &[("ect", "2g"), ("cache-control", "no-transform")],
+    )
+    .await;
+    assert_eq!(
+        video.header("lowband-variant"),
+        "144p; tier=2g; reason=ect; no-transform=unavailable"
+    );
+    assert!(!video.header("vary").contains("Cache-Control"));
+}
+
+#[tokio::test]
+async fn readiness_reports_the_store_and_the_index() {
+    let f = fixture().await;
+    let ready = get(&f, "/readyz", &[]).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
+    assert_eq!(json, serde_json::json!({ "ready": true, "modules": 1 }));
+    assert_eq!(ready.header("cache-control"), "no-store");
+
+    let reason = |got: &Got| -> String {
+        assert_eq!(got.status, StatusCode::SERVICE_UNAVAILABLE);
+        let json: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(json["ready"], false);
+        json["reason"].as_str().unwrap().to_owned()
+    };
+    let empty = Fixture {
+        edge: Edge::new(Store::open("memory://").unwrap(), EdgeConfig::default()),
+        bodies: Default::default(),
+    };
+    assert_eq!(reason(&get(&empty, "/readyz", &[]).await), "index_missing");
+    // Liveness does not depend on the store.
+    assert_eq!(get(&empty, "/healthz", &[]).await.status, StatusCode::OK);
+
+    let store = Store::open("memory://").unwrap();
+    let index = object_store::path::Path::from("modules/index.json");
+    object_store::ObjectStoreExt::put(store.inner().as_ref(), &index, "{not json".into())
+        .await
+        .unwrap();
+    let corrupt = Fixture {
+        edge: Edge::new(store, EdgeConfig::default()),
+        bodies: Default::default(),
+    };
+    assert_eq!(
+        reason(&get(&corrupt, "/readyz", &[]).await),
+        "index_unreadable"
+    );
+
+    // An S3 endpoint nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_bucket_name("lowband")
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_retry(object_store::RetryConfig {
+            max_retries: 0,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let down = Fixture {
+        edge: Edge::new(
+            Store::from_object_store(Arc::new(s3), "s3://lowband"),
+            EdgeConfig::default(),
+        ),
+        bodies: Default::default(),
+    };
+    let got = get(&down, "/readyz", &[]).await;
+    assert_eq!(reason(&got), "store_unavailable");
+    assert!(!String::from_utf8_lossy(&got.body).contains("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_bytes_savings_and_store_latency() {
+    let f = fixture().await;
+    let two_g = get(&f, LECTURE, &[("ect", "2g")]).await;
+    let _ = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=0-9")]).await;
+    let _ = request(&f, Method::HEAD, LECTURE, &[("save-data", "on")]).await;
+    let absent = lowband_catalog::ObjectKey::for_bytes(b"absent", "mp4");
+    let _ = get(&f, &format!("/o/{absent}"), &[]).await;
+    let _ = get(
+        &f,
+        "/m/m1/lessons/lecture.mp4/master.m3u8",
+        &[("ect", "4g")],
+    )
+    .await;
+    let got = get(&f, "/metrics", &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert!(got
+        .header("content-type")
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(got.body.to_vec()).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let asset_2g = "{route=\"asset\",tier=\"2g\",status=\"2xx\"}";
+    // GET 200, GET 206 and the Save-Data HEAD (capped at 2g).
+    assert_eq!(
+        value(&format!("lowband_edge_requests_total{asset_2g}")),
+        3.0
+    );
+    assert_eq!(
+        value(&format!("lowband_edge_response_bytes_total{asset_2g}")),
+        (two_g.body.len() + 10) as f64
+    );
+    // Only the whole GET counts: the source was 99,999 bytes, 4,000 were sent.
+    assert_eq!(
+        value("lowband_edge_bytes_saved_total{tier=\"2g\"}"),
+        (99_999 - 4_000) as f64
+    );
+    assert_eq!(
+        value("lowband_edge_selections_total{tier=\"2g\",reason=\"ect\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("lowband_edge_selections_total{tier=\"2g\",reason=\"save-data\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("lowband_edge_requests_total{route=\"object\",tier=\"none\",status=\"4xx\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("lowband_edge_requests_total{route=\"playlist\",tier=\"4g\",status=\"2xx\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("lowband_edge_store_seconds_count{op=\"manifest\"}"),
+        1.0
+    );
+    assert!(value("lowband_edge_store_seconds_count{op=\"get\"}") >= 2.0);
+    assert_eq!(value("lowband_edge_store_seconds_count{op=\"head\"}"), 1.0);
+    assert!(text.contains("# TYPE lowband_edge_store_seconds histogram\n"));
 }

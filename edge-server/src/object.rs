@@ -1,0 +1,269 @@
+//! Sending a stored object: validators, preconditions, byte ranges and a
+//! body streamed from the store with bounded memory.
+//!
+//! The object is never read whole: a full or single-range response is one
+//! ranged `get` streamed as it arrives; a multi-range response streams each
+//! range in turn between its framing (see `multipart`), opening the first
+//! before answering so that a store outage still becomes a clean 502.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use lowband_catalog::{ObjectKey, Store, StoreError};
+use object_store::path::Path as StorePath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+
+use crate::body::{self, Body};
+use crate::conditional::{self, Outcome};
+use crate::error::EdgeError;
+use crate::metrics::{Metrics, StoreOp};
+use crate::multipart::{self, Multipart};
+use crate::range::{self, ByteRange, Ranged};
+
+/// What to send and how it may be cached.
+pub struct ObjectSpec<'a> {
+    pub key: &'a ObjectKey,
+    /// Size from the manifest; `None` asks the store (and takes its modification time).
+    pub known_len: Option<u64>,
+    /// When the representation last changed, if known without asking the store.
+    pub last_modified: Option<SystemTime>,
+    pub mime: &'a str,
+    pub cache_control: &'static str,
+    /// A HEAD request: answer with headers only, read nothing.
+    pub head_only: bool,
+}
+
+/// Streams (part of) an immutable object; `headers` are added to the response.
+pub async fn send(
+    store: &Store,
+    metrics: &Metrics,
+    req_headers: &HeaderMap,
+    spec: ObjectSpec<'_>,
+    mut headers: HeaderMap,
+) -> Result<Response<Body>, EdgeError> {
+    let key = spec.key;
+    let etag = format!("\"{}\"", key.hash());
+    let path = StorePath::from(key.to_string());
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(spec.cache_control),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("/o/{key}")) {
+        headers.insert(header::CONTENT_LOCATION, v);
+    }
+    let (len, changed) = match spec.known_len {
+        Some(len) => (len, spec.last_modified),
+        None => {
+            let meta = metrics
+                .time_store(StoreOp::Head, store.inner().head(&path))
+                .await
+                .map_err(|e| store_error(store, &path, e))?;
+            (meta.size, Some(meta.last_modified.into()))
+        }
+    };
+    let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
+    if let Some(t) = last_modified {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+    }
+    match conditional::evaluate(req_headers, &etag, last_modified) {
+        Outcome::Proceed => {}
+        Outcome::NotModified => {
+            return Ok(with_headers(
+                StatusCode::NOT_MODIFIED,
+                headers,
+                body::empty(),
+            ))
+        }
+        Outcome::PreconditionFailed => return Err(EdgeError::PreconditionFailed),
+    }
+    let ranges = match range::evaluate(req_headers, len, &etag) {
+        Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
+        Ranged::Multipart(ranges) => {
+            let framing = Multipart::new(multipart::boundary(), &ranges, spec.mime, len);
+            let parts = Parts {
+                store,
+                metrics,
+                path,
+                key,
+                len,
+            };
+            return send_multipart(parts, framing, headers, spec.head_only).await;
+        }
+        Ranged::Partial(r) => Some(r),
+        Ranged::Full => None,
+    };
+    if let Ok(v) = HeaderValue::from_str(spec.mime) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    let status = match ranges {
+        Some(r) => {
+            if let Ok(v) = HeaderValue::from_str(&r.content_range(len)) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => StatusCode::OK,
+    };
+    let range = match ranges {
+        Some(r) => r,
+        None if len == 0 => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            return Ok(with_headers(status, headers, body::empty()));
+        }
+        None => ByteRange {
+            start: 0,
+            end: len - 1,
+        },
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(range.len()));
+    if spec.head_only {
+        return Ok(with_headers(status, headers, body::empty()));
+    }
+    let chunks = metrics
+        .time_store(StoreOp::Get, open_range(store.inner(), &path, range, len))
+        .await
+        .map_err(|e| e.into_edge(store, &path, key))?;
+    Ok(with_headers(status, headers, body::stream(chunks)))
+}
+
+/// The object a multipart answer reads from.
+struct Parts<'a> {
+    store: &'a Store,
+    metrics: &'a Metrics,
+    path: StorePath,
+    key: &'a ObjectKey,
+    len: u64,
+}
+
+async fn send_multipart(
+    object: Parts<'_>,
+    framing: Multipart,
+    mut headers: HeaderMap,
+    head_only: bool,
+) -> Result<Response<Body>, EdgeError> {
+    let Parts {
+        store,
+        metrics,
+        path,
+        key,
+        len,
+    } = object;
+    if let Ok(v) = HeaderValue::from_str(&framing.content_type()) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(framing.content_length()),
+    );
+    if head_only {
+        return Ok(with_headers(
+            StatusCode::PARTIAL_CONTENT,
+            headers,
+            body::empty(),
+        ));
+    }
+    let Multipart { parts, tail, .. } = framing;
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        return Err(EdgeError::RangeNotSatisfiable { len });
+    };
+    let first_chunks = metrics
+        .time_store(
+            StoreOp::Get,
+            open_range(store.inner(), &path, first.range, len),
+        )
+        .await
+        .map_err(|e| e.into_edge(store, &path, key))?;
+    let inner = Arc::clone(store.inner());
+    let rest = stream::iter(parts).flat_map(move |part| {
+        let inner = Arc::clone(&inner);
+        let path = path.clone();
+        let chunks = stream::once(async move {
+            open_range(&inner, &path, part.range, len)
+                .await
+                .map_err(std::io::Error::other)
+        })
+        .try_flatten();
+        stream::once(async move { Ok(part.head) }).chain(chunks)
+    });
+    let body = stream::once(async move { Ok::<_, std::io::Error>(first.head) })
+        .chain(first_chunks)
+        .chain(rest)
+        .chain(stream::once(async move { Ok(tail) }));
+    Ok(with_headers(
+        StatusCode::PARTIAL_CONTENT,
+        headers,
+        body::stream(body),
+    ))
+}
+
+/// Why a range could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(transparent)]
+    Store(object_store::Error),
+    #[error("the store holds {found} bytes, {expected} were expected")]
+    Size { expected: u64, found: u64 },
+}
+
+impl OpenError {
+    fn into_edge(self, store: &Store, path: &StorePath, key: &ObjectKey) -> EdgeError {
+        match self {
+            Self::Store(e) => store_error(store, path, e),
+            Self::Size { expected, found } => EdgeError::SizeMismatch {
+                key: key.to_string(),
+                expected,
+                found,
+            },
+        }
+    }
+}
+
+/// Starts streaming `range` of the object at `path`, checking the object is `len` bytes.
+async fn open_range(
+    store: &Arc<dyn ObjectStore>,
+    path: &StorePath,
+    range: ByteRange,
+    len: u64,
+) -> Result<BoxStream<'static, std::io::Result<Bytes>>, OpenError> {
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(range.start..range.end + 1)),
+        ..Default::default()
+    };
+    let result = store
+        .get_opts(path, options)
+        .await
+        .map_err(OpenError::Store)?;
+    if result.meta.size != len {
+        return Err(OpenError::Size {
+            expected: len,
+            found: result.meta.size,
+        });
+    }
+    Ok(result.into_stream().map_err(std::io::Error::other).boxed())
+}
+
+pub fn store_error(store: &Store, path: &StorePath, source: object_store::Error) -> EdgeError {
+    EdgeError::Store(StoreError::Io {
+        store: store.url().to_owned(),
+        key: path.to_string(),
+        source,
+    })
+}
+
+pub fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
