@@ -224,10 +224,18 @@ pub struct ImageSettings {
 #[serde(deny_unknown_fields)]
 pub struct PageSettings {
     pub brotli_quality: u32,
+    /// zstd level for the `zstd` copy (1-22; 19 is the highest before
+    /// zstd's "ultra" levels, which need large decoder windows).
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
     pub gzip_level: u32,
     pub max_bytes: u64,
     /// First-load weight allowed per tier, in KB.
     pub budget_kb: BTreeMap<String, u32>,
+}
+
+fn default_zstd_level() -> i32 {
+    19
 }
 
 /// A whole ladder: tiers, video, image and page settings.
@@ -563,6 +571,15 @@ impl Profile {
             return err(
                 "page.brotli_quality".into(),
                 format!("{} is outside 0-11", p.brotli_quality),
+            );
+        }
+        if !(1..=19).contains(&p.zstd_level) {
+            return err(
+                "page.zstd_level".into(),
+                format!(
+                    "{} is outside 1-19 (higher levels need decoder windows phones may refuse)",
+                    p.zstd_level
+                ),
             );
         }
         if !(1..=9).contains(&p.gzip_level) {

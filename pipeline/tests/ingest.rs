@@ -70,7 +70,7 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
         .iter()
         .map(|v| v.encoding.as_deref().unwrap_or("identity"))
         .collect();
-    assert_eq!(codings, ["identity", "br", "gzip"]);
+    assert_eq!(codings, ["identity", "br", "zstd", "gzip"]);
 
     // Every object named exists, has the recorded size and hashes to its key.
     for asset in &manifest.assets {

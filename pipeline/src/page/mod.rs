@@ -2,6 +2,9 @@
 //!
 //! Compression happens once, at ingest, at the highest settings (brotli
 //! quality 11 runs at well under 1 MB/s): the edge only ever picks a copy.
+//! brotli for browsers (all send `br` over HTTPS), zstd for the ones that
+//! announce it (Chromium 123+) and for clients on plain HTTP where browsers
+//! hold back `br`, gzip for everything else.
 
 use std::io::Write;
 
@@ -15,7 +18,7 @@ use crate::rendition::Rendition;
 /// Below this size a compressed copy saves too little to be worth a variant.
 const MIN_COMPRESS_BYTES: usize = 256;
 
-/// The identity copy plus brotli and gzip copies of a text file.
+/// The identity copy plus brotli, zstd and gzip copies of a text file.
 pub fn render(
     bytes: Bytes,
     mime: &str,
@@ -28,7 +31,7 @@ pub fn render(
     if bytes.len() < MIN_COMPRESS_BYTES {
         return vec![identity];
     }
-    let compressed: Vec<Rendition> = [Coding::Brotli, Coding::Gzip]
+    let compressed: Vec<Rendition> = [Coding::Brotli, Coding::Zstd, Coding::Gzip]
         .par_iter()
         .map(|coding| coding.compress(&bytes, settings))
         .filter(|c| c.len() < bytes.len())
@@ -40,6 +43,7 @@ pub fn render(
 #[derive(Clone, Copy)]
 enum Coding {
     Brotli,
+    Zstd,
     Gzip,
 }
 
@@ -56,6 +60,7 @@ impl Compressed {
     fn into_rendition(self, kind: VariantKind, tier: &str, mime: &str) -> Rendition {
         let (name, ext) = match self.coding {
             Coding::Brotli => ("br", "br"),
+            Coding::Zstd => ("zstd", "zst"),
             Coding::Gzip => ("gzip", "gz"),
         };
         let mut r = Rendition::bytes(name, kind, tier, ext, mime, self.bytes);
@@ -79,6 +84,11 @@ impl Coding {
                 // Writing into a Vec cannot fail.
                 let _ = brotli::BrotliCompress(&mut &input[..], &mut out, &params);
                 out
+            }
+            // Compressing into memory fails only if zstd cannot allocate; the
+            // input is then returned, and the caller drops a copy no smaller.
+            Coding::Zstd => {
+                zstd::bulk::compress(input, settings.zstd_level).unwrap_or_else(|_| input.to_vec())
             }
             Coding::Gzip => {
                 let mut enc = flate2::write::GzEncoder::new(
@@ -114,7 +124,7 @@ mod tests {
             &settings,
         );
         let names: Vec<_> = out.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["identity", "br", "gzip"]);
+        assert_eq!(names, ["identity", "br", "zstd", "gzip"]);
         for r in &out {
             let crate::rendition::Payload::Bytes(b) = &r.payload else {
                 panic!("in memory")
@@ -122,6 +132,7 @@ mod tests {
             let mut decoded = Vec::new();
             match r.encoding.as_deref() {
                 Some("br") => brotli::BrotliDecompress(&mut &b[..], &mut decoded).unwrap(),
+                Some("zstd") => decoded = zstd::decode_all(&b[..]).unwrap(),
                 Some("gzip") => {
                     flate2::read::GzDecoder::new(&b[..])
                         .read_to_end(&mut decoded)
