@@ -2,7 +2,9 @@
 # Installs what building and testing lowband needs on Debian 12, skipping
 # what is already there:
 #   build: FFmpeg 5.1 development libraries, clang/libclang (bindgen), pkg-config, nasm (mozjpeg)
-#   tests: the ffmpeg CLI (ffprobe checks outputs), s3s-fs (an S3-compatible server on loopback)
+#   tests: the ffmpeg CLI (ffprobe checks outputs), s3s-fs (an S3-compatible server on loopback),
+#          REDbot (HTTP lint, run on the edge) in a Python venv at
+#          ${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv, versions from scripts/redbot-requirements.txt
 # Usage: scripts/install-deps.sh [--test]
 set -euo pipefail
 
@@ -11,7 +13,7 @@ packages=(
   libswscale-dev libswresample-dev pkg-config clang libclang-dev nasm ca-certificates
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(ffmpeg)
+  packages+=(ffmpeg python3 python3-venv)
 fi
 
 missing=()
@@ -31,5 +33,20 @@ if [[ "${1:-}" == "--test" ]]; then
   if ! command -v s3s-fs >/dev/null; then
     echo "installing s3s-fs (S3 test server, a few minutes once)" >&2
     cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+  fi
+
+  # REDbot: a venv of its own, reinstalled only when the pinned requirements
+  # or the interpreter change (the stamp records both).
+  here="$(cd "$(dirname "$0")" && pwd)"
+  requirements="$here/redbot-requirements.txt"
+  venv="${LOWBAND_TOOLS:-$HOME/.cache/lowband}/redbot-venv"
+  python="${LOWBAND_PYTHON:-/usr/bin/python3}"
+  stamp="$("$python" --version 2>&1) $(sha256sum <"$requirements" | cut -d' ' -f1)"
+  if [[ ! -x "$venv/bin/redbot" || "$(cat "$venv/.lowband-stamp" 2>/dev/null)" != "$stamp" ]]; then
+    echo "installing REDbot into $venv" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-cache-dir -r "$requirements"
+    echo "$stamp" >"$venv/.lowband-stamp"
   fi
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test: unit, property and
 # integration tests of all crates, against memory://, file:// and a real
-# S3-compatible server (s3s-fs) that the store suite starts on loopback.
+# S3-compatible server (s3s-fs) that the store suite starts on loopback,
+# and REDbot (HTTP lint) run on the edge over loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
