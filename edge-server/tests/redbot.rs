@@ -7,6 +7,7 @@
 //! `scripts/install-deps.sh --test` installs REDbot in a venv; the binary is
 //! `$LOWBAND_REDBOT`, else `${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv/bin/redbot`.
 //! Without it the test fails: it must not pass without having run.
+//! `LOWBAND_REDBOT_VERBOSE=1` prints every note, not only the warnings.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
