@@ -6,6 +6,7 @@
 //! turns them into one tier of the module's profile, with the reason.
 
 use http::header::{HeaderMap, ACCEPT, ACCEPT_ENCODING, COOKIE};
+use lowband_catalog::manifest::AssetKind;
 use lowband_catalog::Tier;
 
 /// Name of the cookie the quality picker sets.
@@ -14,8 +15,18 @@ pub const TIER_COOKIE: &str = "lowband_tier";
 /// (`MediaSource.isTypeSupported('video/mp4; codecs="av01.0.00M.08"')`).
 pub const AV1_COOKIE: &str = "lowband_av1";
 
-/// Request headers that can change which variant is chosen, for `Vary`.
-pub const VARY: &str = "Accept, Accept-Encoding, Save-Data, ECT, Downlink, RTT, Cookie";
+/// Request headers that can change which variant of an asset of this kind
+/// is chosen, for `Vary`: no more than that, since every header listed
+/// splits a shared cache's entries (the link hints, the tier cookie, and
+/// `Accept` for AV1 or WebP; content-codings only for pages and files).
+pub fn vary(kind: AssetKind) -> &'static str {
+    match kind {
+        AssetKind::Video | AssetKind::Audio | AssetKind::Image => {
+            "Accept, Save-Data, ECT, Downlink, RTT, Cookie"
+        }
+        AssetKind::Page | AssetKind::File => "Accept-Encoding",
+    }
+}
 /// Hints we ask Chromium to send from the next request on.
 pub const ACCEPT_CH: &str = "ECT, Downlink, RTT, Save-Data";
 
