@@ -70,21 +70,8 @@ pub async fn send(
         }
     };
     let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
-    if let Some(t) = last_modified {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
-            headers.insert(header::LAST_MODIFIED, v);
-        }
-    }
-    match conditional::evaluate(req_headers, &etag, last_modified) {
-        Outcome::Proceed => {}
-        Outcome::NotModified => {
-            return Ok(with_headers(
-                StatusCode::NOT_MODIFIED,
-                headers,
-                body::empty(),
-            ))
-        }
-        Outcome::PreconditionFailed => return Err(EdgeError::PreconditionFailed),
+    if let Some(not_modified) = preconditions(req_headers, &mut headers, &etag, last_modified)? {
+        return Ok(not_modified);
     }
     let ranges = match range::evaluate(req_headers, len, &etag) {
         Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
@@ -259,6 +246,31 @@ pub fn store_error(store: &Store, path: &StorePath, source: object_store::Error)
         key: path.to_string(),
         source,
     })
+}
+
+/// Sets `Last-Modified` and evaluates the request's preconditions against
+/// the validators (RFC 9110 §13.2.2): `Some(304)` to send as is, an error
+/// for 412, `None` to go on and send the representation.
+pub fn preconditions(
+    req_headers: &HeaderMap,
+    headers: &mut HeaderMap,
+    etag: &str,
+    last_modified: Option<SystemTime>,
+) -> Result<Option<Response<Body>>, EdgeError> {
+    if let Some(t) = last_modified {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
+            headers.insert(header::LAST_MODIFIED, v);
+        }
+    }
+    match conditional::evaluate(req_headers, etag, last_modified) {
+        Outcome::Proceed => Ok(None),
+        Outcome::NotModified => Ok(Some(with_headers(
+            StatusCode::NOT_MODIFIED,
+            std::mem::take(headers),
+            body::empty(),
+        ))),
+        Outcome::PreconditionFailed => Err(EdgeError::PreconditionFailed),
+    }
 }
 
 pub fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {

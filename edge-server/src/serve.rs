@@ -14,7 +14,7 @@ use lowband_catalog::manifest::{Asset, Manifest};
 use lowband_catalog::{ModuleId, ObjectKey, Store};
 
 use crate::body::{self, Body};
-use crate::conditional::{self, Outcome};
+use crate::conditional;
 use crate::error::EdgeError;
 use crate::hls;
 use crate::metrics::{Metrics, RouteLabel, StoreOp};
@@ -485,21 +485,10 @@ fn small_response(
         headers.insert(header::ETAG, v);
     }
     let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
-    if let Some(t) = last_modified {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
-            headers.insert(header::LAST_MODIFIED, v);
-        }
-    }
-    match conditional::evaluate(req_headers, &etag, last_modified) {
-        Outcome::Proceed => {}
-        Outcome::NotModified => {
-            return Ok(with_headers(
-                StatusCode::NOT_MODIFIED,
-                headers,
-                body::empty(),
-            ))
-        }
-        Outcome::PreconditionFailed => return Err(EdgeError::PreconditionFailed),
+    if let Some(not_modified) =
+        object::preconditions(req_headers, &mut headers, &etag, last_modified)?
+    {
+        return Ok(not_modified);
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
