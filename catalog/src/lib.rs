@@ -10,6 +10,7 @@ pub mod keys;
 pub mod manifest;
 pub mod profile;
 pub mod store;
+pub mod strict_toml;
 
 pub use keys::{ContentHash, KeyError, ModuleId, ObjectKey};
 pub use manifest::{

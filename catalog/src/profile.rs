@@ -254,25 +254,10 @@ pub struct Profile {
 impl Profile {
     /// Parses and validates a profile; `file` names it in errors.
     pub fn from_toml(file: &str, text: &str) -> Result<Self, ProfileError> {
-        let de = toml::Deserializer::new(text);
-        let profile: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = match e.path().to_string() {
-                p if p == "." => "-".to_owned(),
-                p => p,
-            };
-            let inner = e.inner();
-            let line = inner
-                .span()
-                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
-            let reason = match line {
-                Some(line) => format!("{} (line {line})", inner.message().trim()),
-                None => inner.message().trim().to_owned(),
-            };
-            ProfileError {
-                file: file.to_owned(),
-                key,
-                reason,
-            }
+        let profile: Profile = crate::strict_toml::from_str(text).map_err(|e| ProfileError {
+            file: file.to_owned(),
+            key: e.key,
+            reason: e.reason,
         })?;
         profile.validate().map_err(|(key, reason)| ProfileError {
             file: file.to_owned(),

@@ -95,27 +95,12 @@ impl Settings {
 
     /// Parses TOML settings; `origin` names them in errors.
     pub fn from_toml(origin: &str, text: &str) -> Result<Self, ConfigError> {
-        let de = toml::Deserializer::new(text);
-        let settings: Settings = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = match e.path().to_string() {
-                p if p == "." => "-".to_owned(),
-                p => p,
-            };
-            let inner = e.inner();
-            let line = inner
-                .span()
-                .and_then(|span| text.get(..span.start))
-                .map(|before| before.matches('\n').count() + 1);
-            let reason = match line {
-                Some(line) => format!("{} (line {line})", inner.message().trim()),
-                None => inner.message().trim().to_owned(),
-            };
-            ConfigError {
+        let settings: Settings =
+            lowband_catalog::strict_toml::from_str(text).map_err(|e| ConfigError {
                 origin: origin.to_owned(),
-                key,
-                reason,
-            }
-        })?;
+                key: e.key,
+                reason: e.reason,
+            })?;
         settings.check(origin)?;
         Ok(settings)
     }
