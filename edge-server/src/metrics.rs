@@ -256,15 +256,21 @@ impl Metrics {
             "Responses sent, by route, client tier and status class.",
         );
         if let Ok(map) = self.traffic.lock() {
-            for ((route, tier, class), t) in map.iter() {
-                let labels = format!(
-                    "route=\"{}\",tier=\"{tier}\",status=\"{class}\"",
-                    route.as_str()
-                );
+            let labelled: Vec<_> = map
+                .iter()
+                .map(|((route, tier, class), t)| {
+                    let labels = format!(
+                        "route=\"{}\",tier=\"{tier}\",status=\"{class}\"",
+                        route.as_str()
+                    );
+                    (labels, t)
+                })
+                .collect();
+            for (labels, t) in &labelled {
                 sample(
                     &mut out,
                     REQUESTS,
-                    &labels,
+                    labels,
                     t.requests.load(Ordering::Relaxed),
                 );
             }
@@ -274,51 +280,29 @@ impl Metrics {
                 "counter",
                 "Body bytes sent, by route, client tier and status class.",
             );
-            for ((route, tier, class), t) in map.iter() {
-                let labels = format!(
-                    "route=\"{}\",tier=\"{tier}\",status=\"{class}\"",
-                    route.as_str()
-                );
+            for (labels, t) in &labelled {
                 sample(
                     &mut out,
                     RESPONSE_BYTES,
-                    &labels,
+                    labels,
                     t.bytes.load(Ordering::Relaxed),
                 );
             }
         }
-        header(
+        counters(
             &mut out,
             BYTES_SAVED,
-            "counter",
             "Source bytes minus bytes sent, over whole variants served (200), by client tier.",
+            &self.saved,
+            |tier| format!("tier=\"{tier}\""),
         );
-        if let Ok(map) = self.saved.lock() {
-            for (tier, n) in map.iter() {
-                sample(
-                    &mut out,
-                    BYTES_SAVED,
-                    &format!("tier=\"{tier}\""),
-                    n.load(Ordering::Relaxed),
-                );
-            }
-        }
-        header(
+        counters(
             &mut out,
             SELECTIONS,
-            "counter",
             "Variants chosen, by client tier and the signal that decided the tier.",
+            &self.selections,
+            |(tier, reason)| format!("tier=\"{tier}\",reason=\"{reason}\""),
         );
-        if let Ok(map) = self.selections.lock() {
-            for ((tier, reason), n) in map.iter() {
-                sample(
-                    &mut out,
-                    SELECTIONS,
-                    &format!("tier=\"{tier}\",reason=\"{reason}\""),
-                    n.load(Ordering::Relaxed),
-                );
-            }
-        }
         header(
             &mut out,
             STORE_SECONDS,
@@ -365,22 +349,13 @@ impl Metrics {
             "{CONNECTIONS_OPEN} {}",
             self.connections_open.load(Ordering::Relaxed)
         );
-        header(
+        counters(
             &mut out,
             CONNECTIONS_CLOSED,
-            "counter",
             "Client connections closed, by reason.",
+            &self.closed,
+            |why| format!("reason=\"{}\"", why.as_str()),
         );
-        if let Ok(map) = self.closed.lock() {
-            for (why, n) in map.iter() {
-                sample(
-                    &mut out,
-                    CONNECTIONS_CLOSED,
-                    &format!("reason=\"{}\"", why.as_str()),
-                    n.load(Ordering::Relaxed),
-                );
-            }
-        }
         out
     }
 }
@@ -388,6 +363,22 @@ impl Metrics {
 fn add<K: Ord>(map: &Mutex<BTreeMap<K, Arc<AtomicU64>>>, key: K, n: u64) {
     if let Ok(mut map) = map.lock() {
         map.entry(key).or_default().fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// One counter family: its header, then a sample per key of `map`.
+fn counters<K>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    map: &Mutex<BTreeMap<K, Arc<AtomicU64>>>,
+    labels: impl Fn(&K) -> String,
+) {
+    header(out, name, "counter", help);
+    if let Ok(map) = map.lock() {
+        for (key, n) in map.iter() {
+            sample(out, name, &labels(key), n.load(Ordering::Relaxed));
+        }
     }
 }
 
