@@ -18,14 +18,16 @@ fn media(name: &str) -> PathBuf {
 }
 
 fn render(name: &str) -> Result<(Vec<Rendition>, tempfile::TempDir), VideoError> {
+    render_with(name, &Profile::builtin_default().video)
+}
+
+/// Renders `name` with these video settings into a fresh work directory.
+fn render_with(
+    name: &str,
+    settings: &lowband_catalog::profile::VideoSettings,
+) -> Result<(Vec<Rendition>, tempfile::TempDir), VideoError> {
     let work = tempfile::tempdir().unwrap();
-    let out = video::render(
-        &media(name),
-        &Profile::builtin_default().video,
-        work.path(),
-        "slow-2g",
-        &|_| {},
-    )?;
+    let out = video::render(&media(name), settings, work.path(), "slow-2g", &|_| {})?;
     Ok((out.renditions, work))
 }
 
@@ -215,16 +217,8 @@ fn ssim_target_trades_bytes_for_quality() {
         for rung in &mut settings.rungs {
             rung.ssim_target = Some(target);
         }
-        let work = tempfile::tempdir().unwrap();
-        let out = video::render(
-            &media("clip.mov"),
-            &settings,
-            work.path(),
-            "slow-2g",
-            &|_| {},
-        )
-        .unwrap();
-        let rung = rung(&out.renditions, "144p");
+        let (renditions, _work) = render_with("clip.mov", &settings).unwrap();
+        let rung = rung(&renditions, "144p");
         let Payload::File(path) = &rung.payload else {
             panic!("a file")
         };
@@ -297,19 +291,8 @@ fn av1_rungs_when_the_profile_asks() {
         ..h264.clone()
     };
     settings.rungs = vec![h264, av1.clone()];
-    let work = tempfile::tempdir().unwrap();
-    let out = video::render(
-        &media("clip.mov"),
-        &settings,
-        work.path(),
-        "slow-2g",
-        &|_| {},
-    )
-    .unwrap();
-    let (x264, svt) = (
-        rung(&out.renditions, "144p"),
-        rung(&out.renditions, "144p-av1"),
-    );
+    let (renditions, _work) = render_with("clip.mov", &settings).unwrap();
+    let (x264, svt) = (rung(&renditions, "144p"), rung(&renditions, "144p-av1"));
     assert_eq!(
         probe(svt, "v", "codec_name,width,height,pix_fmt"),
         "codec_name=av1 height=144 pix_fmt=yuv420p width=256"
