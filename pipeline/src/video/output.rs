@@ -399,7 +399,11 @@ pub(super) fn video_encoder(
     };
     let codec = encoder::find_by_name(name).ok_or_else(|| VideoError::Refused {
         file: source.to_owned(),
-        reason: format!("rung {}: this FFmpeg has no {name} encoder", plan.name),
+        reason: format!(
+            "rung {}: this FFmpeg has no {name} encoder; install an FFmpeg built with it \
+             (Debian 12's libavcodec59 has libx264 and libsvtav1) or change the rung's codec",
+            plan.name
+        ),
     })?;
     let mut enc = codec::context::Context::new_with_codec(codec)
         .encoder()
@@ -737,10 +741,19 @@ fn video_codecs_string(codec: VideoCodec, encoder: &encoder::Video) -> String {
             std::slice::from_raw_parts(ctx.extradata, ctx.extradata_size as usize)
         }
     };
-    match codec {
-        VideoCodec::H264 => super::codecs::avc1_from_extradata(extradata)
-            .unwrap_or_else(|| "avc1.4d401e".to_owned()),
-        VideoCodec::Av1 => super::codecs::av01_from_extradata(extradata)
-            .unwrap_or_else(|| "av01.0.08M.08".to_owned()),
-    }
+    let (parsed, fallback) = match codec {
+        VideoCodec::H264 => (super::codecs::avc1_from_extradata(extradata), "avc1.4d401e"),
+        VideoCodec::Av1 => (
+            super::codecs::av01_from_extradata(extradata),
+            "av01.0.08M.08",
+        ),
+    };
+    parsed.unwrap_or_else(|| {
+        tracing::warn!(
+            ?codec,
+            fallback,
+            "cannot read the codec string from the encoder's extradata; using a conservative one"
+        );
+        fallback.to_owned()
+    })
 }
