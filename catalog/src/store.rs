@@ -65,6 +65,8 @@ impl StoreError {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     url: String,
+    /// The directory of a `file://` store, for readers that go straight to disk.
+    local_dir: Option<PathBuf>,
 }
 
 impl Store {
@@ -74,6 +76,7 @@ impl Store {
             url: url.to_owned(),
             reason: reason.to_owned(),
         };
+        let mut local_dir = None;
         let inner: Arc<dyn ObjectStore> = if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -107,11 +110,16 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
             let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| bad(&e.to_string()))?;
+            local_dir = Some(
+                dir.canonicalize()
+                    .map_err(|e| bad(&format!("cannot resolve {}: {e}", dir.display())))?,
+            );
             Arc::new(fs.with_fsync(true))
         };
         Ok(Self {
             inner,
             url: url.to_owned(),
+            local_dir,
         })
     }
 
@@ -120,7 +128,14 @@ impl Store {
         Self {
             inner,
             url: label.to_owned(),
+            local_dir: None,
         }
+    }
+
+    /// The directory of a `file://` store: the object at key `k` is the file
+    /// `<dir>/k`, as object_store's `LocalFileSystem` lays it out.
+    pub fn local_dir(&self) -> Option<&FsPath> {
+        self.local_dir.as_deref()
     }
 
     pub fn url(&self) -> &str {

@@ -10,6 +10,7 @@ pub mod body;
 pub mod conditional;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod hls;
 pub mod metrics;
 pub mod multipart;

@@ -20,6 +20,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use crate::body::{self, Body};
 use crate::conditional::{self, Outcome};
 use crate::error::EdgeError;
+use crate::files::{self, LocalObject};
 use crate::metrics::{Metrics, StoreOp};
 use crate::multipart::{self, Multipart};
 use crate::range::{self, ByteRange, Ranged};
@@ -59,9 +60,28 @@ pub async fn send(
     if let Ok(v) = HeaderValue::from_str(&format!("/o/{key}")) {
         headers.insert(header::CONTENT_LOCATION, v);
     }
-    let (len, changed) = match spec.known_len {
-        Some(len) => (len, spec.last_modified),
-        None => {
+    // A `file://` store is read straight from disk (see `files`).
+    let local = match store.local_dir() {
+        Some(dir) => Some(
+            metrics
+                .time_store(StoreOp::Head, async { files::open(dir, key) })
+                .await
+                .map_err(|e| local_error(dir, key, e))?
+                .ok_or(EdgeError::NotFound)?,
+        ),
+        None => None,
+    };
+    let (len, changed) = match (&local, spec.known_len) {
+        (Some(object), Some(expected)) if object.len != expected => {
+            return Err(EdgeError::SizeMismatch {
+                key: key.to_string(),
+                expected,
+                found: object.len,
+            })
+        }
+        (Some(object), _) => (object.len, spec.last_modified.or(object.modified)),
+        (None, Some(len)) => (len, spec.last_modified),
+        (None, None) => {
             let meta = metrics
                 .time_store(StoreOp::Head, store.inner().head(&path))
                 .await
@@ -116,11 +136,47 @@ pub async fn send(
     if spec.head_only {
         return Ok(with_headers(status, headers, body::empty()));
     }
+    if let (Some(object), Some(dir)) = (local, store.local_dir()) {
+        let body = metrics
+            .time_store(StoreOp::Get, local_body(object, range))
+            .await
+            .map_err(|e| local_error(dir, key, e))?;
+        return Ok(with_headers(status, headers, body));
+    }
     let chunks = metrics
         .time_store(StoreOp::Get, open_range(store.inner(), &path, range, len))
         .await
         .map_err(|e| e.into_edge(store, &path, key))?;
     Ok(with_headers(status, headers, body::stream(chunks)))
+}
+
+/// A body for `range` of a local object: read whole when it fits in one
+/// chunk (hyper then writes headers and body together), else its first
+/// chunk now, so that a read error is still a clean 502, and the rest as
+/// the client takes it.
+async fn local_body(object: LocalObject, range: ByteRange) -> std::io::Result<Body> {
+    if range.len() <= files::CHUNK {
+        return Ok(body::full(object.read(range).await?));
+    }
+    let first = ByteRange {
+        start: range.start,
+        end: range.start + files::CHUNK - 1,
+    };
+    let head = object.read(first).await?;
+    let rest = object.stream(ByteRange {
+        start: first.end + 1,
+        end: range.end,
+    });
+    Ok(body::stream(
+        stream::once(async move { Ok(head) }).chain(rest),
+    ))
+}
+
+fn local_error(dir: &std::path::Path, key: &ObjectKey, source: std::io::Error) -> EdgeError {
+    EdgeError::Store(StoreError::LocalFile {
+        path: dir.join(key.to_string()),
+        source,
+    })
 }
 
 /// The object a multipart answer reads from.
