@@ -13,6 +13,12 @@ use lowband_catalog::Store;
 use lowband_edge::config::{Resolved, Settings};
 use lowband_edge::Edge;
 
+/// mimalloc instead of glibc's malloc: a request makes a few dozen small,
+/// short-lived allocations (headers, paths, labels), and glibc spent about
+/// 8% of the edge's CPU on them under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "lowband-edge",
