@@ -20,7 +20,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use crate::body::{self, Body};
 use crate::conditional::{self, Outcome};
 use crate::error::EdgeError;
-use crate::files::{self, LocalObject};
+use crate::files::{self, LocalObject, OpenFiles};
 use crate::metrics::{Metrics, StoreOp};
 use crate::multipart::{self, Multipart};
 use crate::range::{self, ByteRange, Ranged};
@@ -41,6 +41,7 @@ pub struct ObjectSpec<'a> {
 /// Streams (part of) an immutable object; `headers` are added to the response.
 pub async fn send(
     store: &Store,
+    files: Option<&OpenFiles>,
     metrics: &Metrics,
     req_headers: &HeaderMap,
     spec: ObjectSpec<'_>,
@@ -61,12 +62,12 @@ pub async fn send(
         headers.insert(header::CONTENT_LOCATION, v);
     }
     // A `file://` store is read straight from disk (see `files`).
-    let local = match store.local_dir() {
-        Some(dir) => Some(
+    let local = match files {
+        Some(files) => Some(
             metrics
-                .time_store(StoreOp::Head, async { files::open(dir, key) })
+                .time_store(StoreOp::Head, async { files.get(key) })
                 .await
-                .map_err(|e| local_error(dir, key, e))?
+                .map_err(|e| local_error(files.dir(), key, e))?
                 .ok_or(EdgeError::NotFound)?,
         ),
         None => None,
@@ -136,11 +137,11 @@ pub async fn send(
     if spec.head_only {
         return Ok(with_headers(status, headers, body::empty()));
     }
-    if let (Some(object), Some(dir)) = (local, store.local_dir()) {
+    if let (Some(object), Some(files)) = (local, files) {
         let body = metrics
             .time_store(StoreOp::Get, local_body(object, range))
             .await
-            .map_err(|e| local_error(dir, key, e))?;
+            .map_err(|e| local_error(files.dir(), key, e))?;
         return Ok(with_headers(status, headers, body));
     }
     let chunks = metrics

@@ -16,6 +16,7 @@ use lowband_catalog::{ModuleId, ObjectKey, Store};
 use crate::body::{self, Body};
 use crate::conditional;
 use crate::error::EdgeError;
+use crate::files::OpenFiles;
 use crate::hls;
 use crate::metrics::{Metrics, RouteLabel, StoreOp};
 use crate::object::{self, with_headers, ObjectSpec};
@@ -62,6 +63,8 @@ type CachedManifest = (Instant, Option<Arc<Manifest>>);
 /// The edge: a store, a manifest cache and the configuration.
 pub struct Edge {
     store: Store,
+    /// Open objects of a `file://` store, read without object_store.
+    files: Option<OpenFiles>,
     config: EdgeConfig,
     manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
     metrics: Arc<Metrics>,
@@ -79,6 +82,7 @@ struct Served {
 impl Edge {
     pub fn new(store: Store, config: EdgeConfig) -> Self {
         Self {
+            files: store.local_dir().map(OpenFiles::new),
             store,
             config,
             manifests: Mutex::new(HashMap::new()),
@@ -270,8 +274,15 @@ impl Edge {
             cache_control: REVALIDATE,
             head_only: req.method() == Method::HEAD,
         };
-        let mut response =
-            object::send(&self.store, &self.metrics, req.headers(), spec, headers).await?;
+        let mut response = object::send(
+            &self.store,
+            self.files.as_ref(),
+            &self.metrics,
+            req.headers(),
+            spec,
+            headers,
+        )
+        .await?;
         response.extensions_mut().insert(Served {
             route: RouteLabel::Asset,
             tier: tier.to_owned(),
@@ -318,6 +329,7 @@ impl Edge {
         };
         object::send(
             &self.store,
+            self.files.as_ref(),
             &self.metrics,
             req.headers(),
             spec,
