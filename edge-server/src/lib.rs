@@ -1,6 +1,7 @@
 //! lowband's edge: hands each client the smallest variant its link can carry.
 //!
-//! `signals` parses what a request says about the client, `select` picks a
+//! `signals` parses what a request says about the client, `estimate` keeps
+//! what each client's connections measured (`TCP_INFO`), `select` picks a
 //! variant (both pure, `transform` honours `no-transform`), `paths` routes and
 //! normalises URLs, `range`, `conditional` and `multipart` handle byte
 //! ranges and validators, `object` streams stored objects, `serve` answers
@@ -10,6 +11,7 @@ pub mod body;
 pub mod conditional;
 pub mod config;
 pub mod error;
+pub mod estimate;
 pub mod hls;
 pub mod metrics;
 pub mod multipart;
