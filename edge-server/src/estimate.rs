@@ -2,21 +2,30 @@
 //! browsers that send no hints (every browser but Chromium, and Chromium
 //! too over plain HTTP, where it sends no client hints at all).
 //!
-//! The kernel measures each TCP connection: `tcpi_delivery_rate` is the
-//! rate at which the client acknowledged data over the last round trip,
-//! `tcpi_min_rtt` the smallest round trip seen. [`Probe`] reads them
-//! (one `getsockopt(TCP_INFO)`, the only effect here) when a response body
-//! has been handed to the socket and when the connection ends. [`Estimator`]
-//! keeps, per client address, a time-decaying average of those samples;
-//! it is pure (time is passed in) and bounded in size. [`Estimate::rank`]
-//! turns an average into a tier.
+//! The kernel measures each TCP connection. [`Probe`] reads its
+//! `TCP_INFO` (one `getsockopt`, the only effect here) when a response body
+//! has been handed to the socket and when the connection ends.
+//! [`TcpSample::between`] turns two readings into a rate: bytes the client
+//! acknowledged over the time the connection was busy sending them
+//! (`tcpi_bytes_acked` / `tcpi_busy_time`), so idle keep-alive time does
+//! not count. [`Estimator`] keeps, per client address, a time-decaying
+//! average of those rates and of `tcpi_min_rtt`; it is pure (time is
+//! passed in) and bounded in size. [`Estimate::rank`] turns an average into
+//! a tier.
 //!
-//! What a sample is worth: the kernel flags a rate as *app-limited* when
-//! the sender had nothing more to send (a small response, the tail of a
-//! large one, a loopback link): the link was at least that fast. Such a
+//! Why not `tcpi_delivery_rate`: it is the kernel's *last* rate sample,
+//! one round trip wide, and on a real 100 kbit/s link (the `netns` test)
+//! it read 80-110 Mbit/s after the client acknowledged the FIN or a
+//! recovery burst. An average over the whole transfer does not jump so.
+//!
+//! What a sample is worth: the kernel flags its last rate sample as
+//! *app-limited* when the sender had nothing more to send (a small
+//! response, a loopback link): the link was at least that fast. Such a
 //! sample is a lower bound, so it may raise the average but never lowers
-//! it. A connection that has had fewer than [`MIN_BYTES_ACKED`] acknowledged
-//! has not left slow start and says nothing yet.
+//! it; so is a transfer that finished within one tick of the kernel's busy
+//! clock. Until [`MIN_BYTES_ACKED`] more have been acknowledged since the
+//! last sample, a connection has said nothing new (slow start, tiny
+//! responses) and its readings accumulate.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -38,25 +47,55 @@ pub const MIN_BYTES_ACKED: u64 = 16 * 1024;
 const MIN_WEIGHT: f64 = 0.25;
 /// Rates above this (10 Gbit/s) are clamped: the tiers end long before.
 const MAX_KBPS: f64 = 10_000_000.0;
+/// The busy clock counts kernel ticks (4 ms at HZ=250, the coarsest
+/// common setting): a shorter transfer reads as this long, a lower bound.
+const BUSY_TICK_US: u64 = 4_000;
 
-/// One reading of a connection's `TCP_INFO`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TcpSample {
-    /// `tcpi_delivery_rate`, bytes per second.
-    pub delivery_rate: u64,
-    /// The rate was limited by the sender, not the link: a lower bound.
+/// One reading of a connection's `TCP_INFO`; counters are cumulative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpReading {
+    /// `tcpi_bytes_acked`.
+    pub bytes_acked: u64,
+    /// `tcpi_busy_time`, microseconds with data queued or in flight
+    /// (including time limited by the receive window or send buffer).
+    pub busy_us: u64,
+    /// `tcpi_delivery_rate_app_limited`: the last rate sample was limited
+    /// by the sender, not the link.
     pub app_limited: bool,
     /// `tcpi_min_rtt`, microseconds (0: not measured yet).
     pub min_rtt_us: u32,
-    /// `tcpi_bytes_acked` over the connection's life.
-    pub bytes_acked: u64,
-    /// `tcpi_delivered`, packets: tells a new sample from a repeated one.
-    pub delivered: u32,
+}
+
+/// What a connection said between two readings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TcpSample {
+    /// Bytes acknowledged per busy second.
+    pub rate: u64,
+    /// A lower bound on the link, not a measure of it.
+    pub app_limited: bool,
+    /// `tcpi_min_rtt`, microseconds (0: not measured yet).
+    pub min_rtt_us: u32,
 }
 
 impl TcpSample {
+    /// The sample from `before` to `now`, or `None` while fewer than
+    /// [`MIN_BYTES_ACKED`] have been acknowledged in between (then `before`
+    /// should be kept, so small responses add up).
+    pub fn between(before: &TcpReading, now: &TcpReading) -> Option<Self> {
+        let acked = now.bytes_acked.checked_sub(before.bytes_acked)?;
+        let busy = now.busy_us.saturating_sub(before.busy_us);
+        if acked < MIN_BYTES_ACKED {
+            return None;
+        }
+        Some(Self {
+            rate: acked.saturating_mul(1_000_000) / busy.max(BUSY_TICK_US),
+            app_limited: now.app_limited || busy < BUSY_TICK_US,
+            min_rtt_us: now.min_rtt_us,
+        })
+    }
+
     fn kbps(&self) -> f64 {
-        (self.delivery_rate as f64 * 8.0 / 1000.0).min(MAX_KBPS)
+        (self.rate as f64 * 8.0 / 1000.0).min(MAX_KBPS)
     }
 }
 
@@ -102,7 +141,7 @@ pub enum Recorded {
     LowerBound,
     /// App-limited and at or below the average: says nothing new.
     BelowAverage,
-    /// Too little acknowledged, or no rate yet.
+    /// No rate.
     TooEarly,
 }
 
@@ -181,7 +220,7 @@ impl Estimator {
 
     /// Folds one sample from a connection of `client` into its average.
     pub fn record(&mut self, client: IpAddr, sample: &TcpSample, now: Instant) -> Recorded {
-        if sample.bytes_acked < MIN_BYTES_ACKED || sample.delivery_rate == 0 {
+        if sample.rate == 0 {
             return Recorded::TooEarly;
         }
         let key = client_key(client);
@@ -269,7 +308,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 /// The kernel's `struct tcp_info` (`include/uapi/linux/tcp.h`) up to
-/// `tcpi_delivered` (Linux 4.18). Declared here rather than taken from
+/// `tcpi_delivered` (Linux 4.18; `tcpi_busy_time` is 4.10). Declared here rather than taken from
 /// `libc` because libc's glibc layout leaves out the byte holding the
 /// app-limited bit.
 #[cfg(target_os = "linux")]
@@ -335,8 +374,8 @@ pub struct Probe {
     peer: IpAddr,
     #[cfg(target_os = "linux")]
     fd: std::os::fd::OwnedFd,
-    /// `tcpi_delivered` at the last sample taken, to skip repeats.
-    last_delivered: std::sync::atomic::AtomicU32,
+    /// The reading the next sample starts from.
+    last: std::sync::Mutex<TcpReading>,
 }
 
 impl Probe {
@@ -350,7 +389,7 @@ impl Probe {
             Some(Self {
                 peer,
                 fd,
-                last_delivered: std::sync::atomic::AtomicU32::new(0),
+                last: std::sync::Mutex::new(TcpReading::default()),
             })
         }
         #[cfg(not(target_os = "linux"))]
@@ -364,19 +403,18 @@ impl Probe {
         self.peer
     }
 
-    /// The connection's current reading, or `None` if nothing new was
-    /// acknowledged since the last one (or the socket cannot be read).
+    /// What the connection did since the last sample, if enough to tell
+    /// (`None` too if the socket cannot be read).
     pub fn sample(&self) -> Option<TcpSample> {
-        use std::sync::atomic::Ordering;
-        let sample = self.read()?;
-        let previous = self
-            .last_delivered
-            .swap(sample.delivered, Ordering::Relaxed);
-        (sample.delivered != previous).then_some(sample)
+        let now = self.read()?;
+        let mut last = self.last.lock().ok()?;
+        let sample = TcpSample::between(&last, &now)?;
+        *last = now;
+        Some(sample)
     }
 
     #[cfg(target_os = "linux")]
-    fn read(&self) -> Option<TcpSample> {
+    fn read(&self) -> Option<TcpReading> {
         use std::os::fd::AsRawFd;
         let mut info = RawTcpInfo::default();
         let mut len = std::mem::size_of::<RawTcpInfo>() as libc::socklen_t;
@@ -402,17 +440,16 @@ impl Probe {
         } else {
             0x80
         };
-        Some(TcpSample {
-            delivery_rate: info.delivery_rate,
+        Some(TcpReading {
+            bytes_acked: info.bytes_acked,
+            busy_us: info.busy_time,
             app_limited: info.app_limited_bits & app_limited_mask != 0,
             min_rtt_us: info.min_rtt,
-            bytes_acked: info.bytes_acked,
-            delivered: info.delivered,
         })
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn read(&self) -> Option<TcpSample> {
+    fn read(&self) -> Option<TcpReading> {
         None
     }
 }
@@ -426,11 +463,9 @@ mod tests {
 
     fn sample(kbps: u64, app_limited: bool) -> TcpSample {
         TcpSample {
-            delivery_rate: kbps * KB,
+            rate: kbps * KB,
             app_limited,
             min_rtt_us: 0,
-            bytes_acked: 1 << 20,
-            delivered: 1,
         }
     }
 
@@ -477,14 +512,41 @@ mod tests {
     }
 
     #[test]
-    fn too_early_samples_are_ignored() {
+    fn a_sample_is_acked_bytes_over_busy_time() {
+        let reading = |acked: u64, busy_ms: u64, app_limited: bool| TcpReading {
+            bytes_acked: acked,
+            busy_us: busy_ms * 1000,
+            app_limited,
+            min_rtt_us: 600_000,
+        };
+        let start = reading(1_000, 10, false);
+        // 50 kB in 4 busy seconds: 12.5 kB/s, a 100 kbit/s link.
+        let s = TcpSample::between(&start, &reading(51_000, 4_010, false)).unwrap();
+        assert_eq!(
+            (s.rate, s.app_limited, s.min_rtt_us),
+            (12_500, false, 600_000)
+        );
+        // Too little acknowledged since: nothing yet, the start is kept.
+        assert_eq!(
+            TcpSample::between(&start, &reading(10_000, 900, false)),
+            None
+        );
+        // A reading from before the start (a reset counter): nothing.
+        assert_eq!(TcpSample::between(&start, &reading(0, 0, false)), None);
+        // Done within one tick of the busy clock: a lower bound.
+        let quick = TcpSample::between(&start, &reading(101_000, 10, false)).unwrap();
+        assert_eq!((quick.rate, quick.app_limited), (25_000_000, true));
+        assert!(
+            TcpSample::between(&start, &reading(51_000, 900, true))
+                .unwrap()
+                .app_limited
+        );
+    }
+
+    #[test]
+    fn zero_rates_are_ignored() {
         let t = Instant::now();
         let mut e = Estimator::default();
-        let small = TcpSample {
-            bytes_acked: MIN_BYTES_ACKED - 1,
-            ..sample(100, false)
-        };
-        assert_eq!(e.record(ip(1), &small, t), Recorded::TooEarly);
         assert_eq!(e.record(ip(1), &sample(0, false), t), Recorded::TooEarly);
         assert!(e.is_empty());
     }

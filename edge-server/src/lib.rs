@@ -25,5 +25,5 @@ pub mod signals;
 pub mod tls;
 pub mod transform;
 
-pub use serve::{Edge, EdgeConfig};
+pub use serve::{ClientAddr, Edge, EdgeConfig};
 pub use server::{serve, ServerConfig};
