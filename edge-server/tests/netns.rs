@@ -68,60 +68,25 @@ impl ShapedLink {
         let peer_ip = link.peer_ip();
         let ns = link.ns.as_str();
         // From here on, `link` drops (and cleans up) on any failure.
-        run(&["ip", "netns", "add", ns])?;
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &link.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer_if,
-        ])?;
-        run(&["ip", "link", "set", &peer_if, "netns", ns])?;
-        run(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{host_ip}/30"),
-            "dev",
-            &link.host_if,
-        ])?;
-        run(&["ip", "link", "set", &link.host_if, "up"])?;
-        let in_ns = |args: &[&str]| {
-            let mut all = vec!["ip", "netns", "exec", ns];
-            all.extend_from_slice(args);
-            run(&all)
-        };
-        in_ns(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{peer_ip}/30"),
-            "dev",
-            &peer_if,
-        ])?;
-        in_ns(&["ip", "link", "set", &peer_if, "up"])?;
-        in_ns(&["ip", "link", "set", "lo", "up"])?;
+        let cmd = |line: String| run(&line.split_whitespace().collect::<Vec<_>>());
+        let host_if = &link.host_if;
+        cmd(format!("ip netns add {ns}"))?;
+        cmd(format!(
+            "ip link add {host_if} type veth peer name {peer_if}"
+        ))?;
+        cmd(format!("ip link set {peer_if} netns {ns}"))?;
+        cmd(format!("ip addr add {host_ip}/30 dev {host_if}"))?;
+        cmd(format!("ip link set {host_if} up"))?;
+        cmd(format!(
+            "ip netns exec {ns} ip addr add {peer_ip}/30 dev {peer_if}"
+        ))?;
+        cmd(format!("ip netns exec {ns} ip link set {peer_if} up"))?;
+        cmd(format!("ip netns exec {ns} ip link set lo up"))?;
         // Shape what the edge sends (the download). The bucket holds 4 KB,
         // so only the first few packets pass at the veth's own speed.
-        run(&[
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            &link.host_if,
-            "root",
-            "tbf",
-            "rate",
-            RATE,
-            "burst",
-            "4kb",
-            "latency",
-            "500ms",
-        ])?;
+        cmd(format!(
+            "tc qdisc add dev {host_if} root tbf rate {RATE} burst 4kb latency 500ms"
+        ))?;
         Ok(link)
     }
 
