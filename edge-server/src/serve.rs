@@ -30,6 +30,10 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of everything a manifest can change (negotiated assets,
 /// playlists, manifests, the index, pages): short, then revalidate.
 const REVALIDATE: &str = "public, max-age=60, must-revalidate";
+/// `Cache-Control` of a choice made from the connection estimate: no request
+/// header says what it depended on, so no `Vary` can keep a shared cache
+/// from handing one client's measured tier to another.
+const REVALIDATE_PRIVATE: &str = "private, max-age=60, must-revalidate";
 /// `Cache-Control` of probes and errors: never stored.
 pub const NO_STORE: &str = "no-store";
 /// Names the variant served and why it was chosen.
@@ -258,6 +262,15 @@ impl Edge {
         if let Some(critical) = signals::critical_ch(asset.kind, &signals) {
             headers.insert(CRITICAL_CH, HeaderValue::from_static(critical));
         }
+        let cache_control = if reason == signals::Reason::Connection {
+            REVALIDATE_PRIVATE
+        } else {
+            REVALIDATE
+        };
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        );
         let mut label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
         if let Some(n) = no_transform {
             label.push_str("; no-transform=");
@@ -304,7 +317,7 @@ impl Edge {
             known_len: Some(variant.bytes),
             last_modified: published,
             mime: &variant.mime,
-            cache_control: REVALIDATE,
+            cache_control,
             head_only: req.method() == Method::HEAD,
         };
         let mut response =
@@ -520,7 +533,10 @@ fn small_response(
     mut headers: HeaderMap,
 ) -> Result<Response<Body>, EdgeError> {
     let etag = format!("\"{}\"", lowband_catalog::ContentHash::of(&bytes));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+    // A caller may have set a stricter one (a choice only this client's link explains).
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static(REVALIDATE));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }

@@ -312,10 +312,13 @@ async fn the_connection_estimate_serves_clients_without_hints() {
         min_rtt_us: 400_000,
     };
     f.edge.record_connection([10, 0, 0, 1].into(), &slow);
+    let measured = from([10, 0, 0, 1], &[]).await;
+    // No header explains the choice to a shared cache: only the client may keep it.
     assert_eq!(
-        label(from([10, 0, 0, 1], &[]).await),
-        "144p; tier=2g; reason=connection"
+        measured.headers()["cache-control"],
+        "private, max-age=60, must-revalidate"
     );
+    assert_eq!(label(measured), "144p; tier=2g; reason=connection");
     // Another client is not this one; hints and choices still outrank it.
     assert_eq!(
         label(from([10, 0, 0, 2], &[]).await),
