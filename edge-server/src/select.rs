@@ -456,6 +456,31 @@ mod tests {
         }
 
         #[test]
+        fn a_slower_measured_link_never_gets_more_bytes(
+            a in 0u32..20_000,
+            b in 0u32..20_000,
+            rtt in proptest::option::of(0u32..3_000),
+            hint in proptest::option::of(0u32..20_000),
+        ) {
+            // From the connection estimate (or a Downlink hint over it) to bytes.
+            use crate::estimate::Estimate;
+            use crate::signals::client_tier;
+            let tiers = Profile::builtin_default().tiers;
+            let a_video = video();
+            let bytes = |kbps: u32| {
+                let s = Signals {
+                    downlink_kbps: hint,
+                    connection: Some(Estimate { kbps, min_rtt_ms: rtt }),
+                    ..Default::default()
+                };
+                let (rank, _) = client_tier(&s, &tiers, 2);
+                select(&a_video, &tiers, rank, &s).unwrap().bytes
+            };
+            let (lo, hi) = (a.min(b), a.max(b));
+            prop_assert!(bytes(lo) <= bytes(hi));
+        }
+
+        #[test]
         fn a_faster_client_never_gets_fewer_bytes(lo in 0usize..4, hi in 0usize..4) {
             let (lo, hi) = (lo.min(hi), lo.max(hi));
             let a = video();

@@ -170,8 +170,9 @@ pub async fn serve(
                     }
                 }
             };
-            // Everything sent has been acknowledged or given up on: the
-            // truest reading of a connection that carried one response.
+            // The client has taken what it wanted and the busy clock has
+            // stopped: the fullest reading of a one-response connection.
+            // (The probe's duplicate is the socket's last descriptor; it closes here.)
             sample(&edge, probe.as_deref());
             drop(probe);
             tracing::debug!(%peer, reason = ?why, "connection closed");
