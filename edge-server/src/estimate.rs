@@ -145,6 +145,17 @@ pub enum Recorded {
     TooEarly,
 }
 
+impl Recorded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::LowerBound => "lower_bound",
+            Self::BelowAverage => "below_average",
+            Self::TooEarly => "too_early",
+        }
+    }
+}
+
 /// A value whose past samples weigh less the older they are.
 #[derive(Debug, Clone, Copy, Default)]
 struct Decaying {

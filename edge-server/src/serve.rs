@@ -108,6 +108,7 @@ impl Edge {
         };
         let recorded = estimator.record(client, sample, Instant::now());
         drop(estimator);
+        self.metrics.connection_sample(recorded.as_str());
         tracing::trace!(
             %client,
             kbps = sample.rate * 8 / 1000,

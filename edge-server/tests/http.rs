@@ -333,10 +333,12 @@ async fn the_connection_estimate_serves_clients_without_hints() {
         "480p; tier=4g; reason=chosen"
     );
     let metrics = f.edge.metrics().render();
-    assert!(
-        metrics.contains("lowband_edge_selections_total{tier=\"2g\",reason=\"connection\"} 1"),
-        "{metrics}"
-    );
+    for series in [
+        "lowband_edge_selections_total{tier=\"2g\",reason=\"connection\"} 1",
+        "lowband_edge_connection_samples_total{outcome=\"rate\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
 }
 
 #[tokio::test]
