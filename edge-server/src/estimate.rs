@@ -141,8 +141,9 @@ pub enum Recorded {
     LowerBound,
     /// App-limited and at or below the average: says nothing new.
     BelowAverage,
-    /// No rate.
-    TooEarly,
+    /// A zero rate: nothing to average (readings below
+    /// [`MIN_BYTES_ACKED`] never become samples at all).
+    NoRate,
 }
 
 impl Recorded {
@@ -151,7 +152,7 @@ impl Recorded {
             Self::Rate => "rate",
             Self::LowerBound => "lower_bound",
             Self::BelowAverage => "below_average",
-            Self::TooEarly => "too_early",
+            Self::NoRate => "no_rate",
         }
     }
 }
@@ -232,7 +233,7 @@ impl Estimator {
     /// Folds one sample from a connection of `client` into its average.
     pub fn record(&mut self, client: IpAddr, sample: &TcpSample, now: Instant) -> Recorded {
         if sample.rate == 0 {
-            return Recorded::TooEarly;
+            return Recorded::NoRate;
         }
         let key = client_key(client);
         let mut current = match self.clients.get(&key) {
@@ -319,9 +320,9 @@ fn client_key(ip: IpAddr) -> IpAddr {
 }
 
 /// The kernel's `struct tcp_info` (`include/uapi/linux/tcp.h`) up to
-/// `tcpi_delivered` (Linux 4.18; `tcpi_busy_time` is 4.10). Declared here rather than taken from
-/// `libc` because libc's glibc layout leaves out the byte holding the
-/// app-limited bit.
+/// `tcpi_delivered` (Linux 4.18; `tcpi_busy_time` is 4.10). Declared here
+/// rather than taken from `libc` because libc's glibc layout leaves out
+/// the byte holding the app-limited bit.
 #[cfg(target_os = "linux")]
 #[repr(C)]
 #[derive(Default)]
@@ -558,7 +559,7 @@ mod tests {
     fn zero_rates_are_ignored() {
         let t = Instant::now();
         let mut e = Estimator::default();
-        assert_eq!(e.record(ip(1), &sample(0, false), t), Recorded::TooEarly);
+        assert_eq!(e.record(ip(1), &sample(0, false), t), Recorded::NoRate);
         assert!(e.is_empty());
     }
 
