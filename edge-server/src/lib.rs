@@ -1,6 +1,7 @@
 //! lowband's edge: hands each client the smallest variant its link can carry.
 //!
-//! `signals` parses what a request says about the client, `select` picks a
+//! `signals` parses what a request says about the client, `estimate` keeps
+//! what each client's connections measured (`TCP_INFO`), `select` picks a
 //! variant (both pure, `transform` honours `no-transform`), `paths` routes and
 //! normalises URLs, `range`, `conditional` and `multipart` handle byte
 //! ranges and validators, `object` streams stored objects, `serve` answers
@@ -10,6 +11,7 @@ pub mod body;
 pub mod conditional;
 pub mod config;
 pub mod error;
+pub mod estimate;
 pub mod files;
 pub mod hls;
 pub mod metrics;
@@ -24,5 +26,5 @@ pub mod signals;
 pub mod tls;
 pub mod transform;
 
-pub use serve::{Edge, EdgeConfig};
+pub use serve::{ClientAddr, Edge, EdgeConfig};
 pub use server::{serve, ServerConfig};

@@ -30,6 +30,7 @@ pub const SELECTIONS: &str = "lowband_edge_selections_total";
 pub const STORE_SECONDS: &str = "lowband_edge_store_seconds";
 pub const CONNECTIONS_OPEN: &str = "lowband_edge_connections_open";
 pub const CONNECTIONS_CLOSED: &str = "lowband_edge_connections_closed_total";
+pub const CONNECTION_SAMPLES: &str = "lowband_edge_connection_samples_total";
 
 /// Distinct tier names kept as label values.
 pub const MAX_TIER_LABELS: usize = 8;
@@ -165,6 +166,7 @@ pub struct Metrics {
     store: Mutex<BTreeMap<StoreOp, Arc<Histogram>>>,
     connections_open: AtomicI64,
     closed: Mutex<BTreeMap<CloseReason, Arc<AtomicU64>>>,
+    samples: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
 }
 
 impl Metrics {
@@ -244,6 +246,12 @@ impl Metrics {
     pub fn connection_closed(&self, why: CloseReason) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
         add(&self.closed, why, 1);
+    }
+
+    /// One `TCP_INFO` sample taken, by what the estimate made of it
+    /// ([`crate::estimate::Recorded::as_str`]).
+    pub fn connection_sample(&self, outcome: &'static str) {
+        add(&self.samples, outcome, 1);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -355,6 +363,13 @@ impl Metrics {
             "Client connections closed, by reason.",
             &self.closed,
             |why| format!("reason=\"{}\"", why.as_str()),
+        );
+        counters(
+            &mut out,
+            CONNECTION_SAMPLES,
+            "TCP_INFO samples of client connections, by what the link estimate made of them.",
+            &self.samples,
+            |outcome| format!("outcome=\"{outcome}\""),
         );
         out
     }

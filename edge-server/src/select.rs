@@ -5,7 +5,10 @@
 //! if none fits, the smallest variant is, because a slow lesson beats none.
 //! Videos fall back to their audio-only rendition when even the lowest
 //! picture rung is above the client's tier; images pick a format the client
-//! accepts; pages and files pick the best content-coding the client accepts.
+//! accepts and, when the client said how wide the image is shown
+//! (`Sec-CH-Width`, or the viewport and DPR), the narrowest fitting width
+//! that still covers it; pages and files pick the best content-coding the
+//! client accepts.
 //! AV1 rungs go only to clients that said they decode AV1 ([`playable`]),
 //! and are preferred over H.264 of the same tier when they did.
 
@@ -58,7 +61,27 @@ pub fn select<'a>(
             let has_webp = asset.variants.iter().any(|v| v.mime == "image/webp");
             let want_webp = signals.accept_webp && has_webp;
             let format_ok = |v: &Variant| (v.mime == "image/webp") == want_webp;
-            best_fitting(VariantKind::Image, &format_ok)
+            let sized = signals.image_width_px().and_then(|need| {
+                let fitting = || {
+                    asset.variants.iter().filter(|v| {
+                        v.kind == VariantKind::Image && format_ok(v) && rank(v) <= client_rank
+                    })
+                };
+                // The narrowest width that covers the need; if none does,
+                // the widest the tier allows (never one wider than that).
+                fitting()
+                    .filter_map(|v| Some((v.width?, v)))
+                    .filter(|(w, _)| *w >= need)
+                    .min_by_key(|(w, v)| (*w, v.bytes))
+                    .or_else(|| {
+                        fitting()
+                            .filter_map(|v| Some((v.width?, v)))
+                            .max_by_key(|(w, v)| (*w, v.bytes))
+                    })
+                    .map(|(_, v)| v)
+            });
+            sized
+                .or_else(|| best_fitting(VariantKind::Image, &format_ok))
                 .or_else(|| smallest(VariantKind::Image, &format_ok))
         }
         AssetKind::Page | AssetKind::File => {
@@ -266,6 +289,74 @@ mod tests {
         assert_eq!(pick(&a, 3, &Signals::default()), "w800-jpeg");
     }
 
+    /// The default profile's image ladder in both formats, with widths.
+    fn image_ladder() -> Asset {
+        let mut variants = Vec::new();
+        for (w, tier) in [(320, "slow-2g"), (480, "2g"), (800, "3g"), (1280, "4g")] {
+            for (fmt, mime, per_px) in [("webp", "image/webp", 20), ("jpeg", "image/jpeg", 30)] {
+                variants.push(Variant {
+                    width: Some(w),
+                    ..variant(
+                        &format!("w{w}-{fmt}"),
+                        VariantKind::Image,
+                        tier,
+                        u64::from(w) * per_px,
+                        mime,
+                        None,
+                    )
+                });
+            }
+        }
+        asset(AssetKind::Image, variants)
+    }
+
+    fn hinted(width: Option<u32>, dpr: Option<f64>, viewport: Option<u32>) -> Signals {
+        Signals {
+            accept_webp: true,
+            width_px: width,
+            dpr,
+            viewport_width: viewport,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn images_sized_by_client_hints() {
+        let a = image_ladder();
+        // A 360 px wide phone at DPR 1.5 needs 540 physical px: 800 covers it.
+        assert_eq!(
+            pick(&a, 3, &hinted(None, Some(1.5), Some(360))),
+            "w800-webp"
+        );
+        // Sec-CH-Width is already physical pixels.
+        assert_eq!(
+            pick(&a, 3, &hinted(Some(300), Some(3.0), None)),
+            "w320-webp"
+        );
+        assert_eq!(pick(&a, 3, &hinted(Some(481), None, None)), "w800-webp");
+        // The tier caps the width: a 2g client gets 480 however wide its screen.
+        assert_eq!(pick(&a, 1, &hinted(Some(1200), None, None)), "w480-webp");
+        // Wider than any: the widest the tier allows.
+        assert_eq!(pick(&a, 3, &hinted(Some(4000), None, None)), "w1280-webp");
+        // No width to go by: the tier decides alone, as before.
+        assert_eq!(pick(&a, 3, &hinted(None, Some(2.0), None)), "w1280-webp");
+        // JPEG for clients without WebP, sized the same way.
+        let jpeg = Signals {
+            accept_webp: false,
+            ..hinted(Some(400), None, None)
+        };
+        assert_eq!(pick(&a, 3, &jpeg), "w480-jpeg");
+        // Variants without a recorded width fall back to the tier choice.
+        let mut unsized_ = image_ladder();
+        for v in &mut unsized_.variants {
+            v.width = None;
+        }
+        assert_eq!(
+            pick(&unsized_, 2, &hinted(Some(100), None, None)),
+            "w800-webp"
+        );
+    }
+
     #[test]
     fn pages_by_encoding() {
         let a = asset(
@@ -317,7 +408,78 @@ mod tests {
         assert_eq!(pick(&a, 1, &enc(&["*"])), "br");
     }
 
+    fn width_of(a: &Asset, rank: usize, s: &Signals) -> u32 {
+        let tiers = Profile::builtin_default().tiers;
+        select(a, &tiers, rank, s)
+            .and_then(|v| v.width)
+            .unwrap_or(0)
+    }
+
     proptest! {
+        #[test]
+        fn a_wider_need_never_gets_a_narrower_image(
+            rank in 0usize..4,
+            w in proptest::option::of(1u32..3000),
+            vw in proptest::option::of(1u32..3000),
+            dpr in proptest::option::of(0.5f64..4.0),
+            grow_w in 0u32..2000,
+            grow_vw in 0u32..2000,
+            grow_dpr in 0.0f64..3.0,
+        ) {
+            let a = image_ladder();
+            let small = hinted(w, dpr, vw);
+            let large = hinted(
+                w.map(|w| w + grow_w),
+                dpr.map(|d| d + grow_dpr),
+                vw.map(|v| v + grow_vw),
+            );
+            prop_assert!(width_of(&a, rank, &small) <= width_of(&a, rank, &large));
+        }
+
+        #[test]
+        fn an_image_never_exceeds_the_tier_unless_nothing_fits(
+            rank in 0usize..4,
+            w in proptest::option::of(1u32..5000),
+            webp in any::<bool>(),
+        ) {
+            let a = image_ladder();
+            let tiers = Profile::builtin_default().tiers;
+            let s = Signals { accept_webp: webp, ..hinted(w, None, None) };
+            let v = select(&a, &tiers, rank, &s).unwrap();
+            prop_assert!(tiers.iter().position(|t| t.name == v.tier).unwrap() <= rank);
+            prop_assert_eq!(v.mime == "image/webp", webp);
+            // With a width hint, the choice covers it or is the widest the tier allows.
+            let widest = width_of(&a, rank, &Signals { accept_webp: webp, ..Default::default() });
+            if let Some(need) = w {
+                prop_assert!(v.width.unwrap() >= need.min(widest));
+            }
+        }
+
+        #[test]
+        fn a_slower_measured_link_never_gets_more_bytes(
+            a in 0u32..20_000,
+            b in 0u32..20_000,
+            rtt in proptest::option::of(0u32..3_000),
+            hint in proptest::option::of(0u32..20_000),
+        ) {
+            // From the connection estimate (or a Downlink hint over it) to bytes.
+            use crate::estimate::Estimate;
+            use crate::signals::client_tier;
+            let tiers = Profile::builtin_default().tiers;
+            let a_video = video();
+            let bytes = |kbps: u32| {
+                let s = Signals {
+                    downlink_kbps: hint,
+                    connection: Some(Estimate { kbps, min_rtt_ms: rtt }),
+                    ..Default::default()
+                };
+                let (rank, _) = client_tier(&s, &tiers, 2);
+                select(&a_video, &tiers, rank, &s).unwrap().bytes
+            };
+            let (lo, hi) = (a.min(b), a.max(b));
+            prop_assert!(bytes(lo) <= bytes(hi));
+        }
+
         #[test]
         fn a_faster_client_never_gets_fewer_bytes(lo in 0usize..4, hi in 0usize..4) {
             let (lo, hi) = (lo.min(hi), lo.max(hi));

@@ -16,6 +16,7 @@ use lowband_catalog::{ModuleId, ObjectKey, Store};
 use crate::body::{self, Body};
 use crate::conditional;
 use crate::error::EdgeError;
+use crate::estimate::{self, Estimator, TcpSample};
 use crate::files::OpenFiles;
 use crate::hls;
 use crate::metrics::{Metrics, RouteLabel, StoreOp};
@@ -30,10 +31,16 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of everything a manifest can change (negotiated assets,
 /// playlists, manifests, the index, pages): short, then revalidate.
 const REVALIDATE: &str = "public, max-age=60, must-revalidate";
+/// `Cache-Control` of a choice made from the connection estimate: no request
+/// header says what it depended on, so no `Vary` can keep a shared cache
+/// from handing one client's measured tier to another.
+const REVALIDATE_PRIVATE: &str = "private, max-age=60, must-revalidate";
 /// `Cache-Control` of probes and errors: never stored.
 pub const NO_STORE: &str = "no-store";
 /// Names the variant served and why it was chosen.
 pub const LOWBAND_VARIANT: HeaderName = HeaderName::from_static("lowband-variant");
+const ACCEPT_CH: HeaderName = HeaderName::from_static("accept-ch");
+const CRITICAL_CH: HeaderName = HeaderName::from_static("critical-ch");
 /// Manifests cached at most this many at once (absent modules included).
 const MANIFEST_CACHE_ENTRIES: usize = 4096;
 /// Longest a readiness probe waits for the store.
@@ -68,7 +75,14 @@ pub struct Edge {
     config: EdgeConfig,
     manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
     metrics: Arc<Metrics>,
+    /// What each client's connections measured, for clients without hints.
+    estimator: Mutex<Estimator>,
 }
+
+/// The address a request came from (a request extension the server sets;
+/// absent when a test calls [`Edge::handle`] directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// What an asset response served, for the metrics (a response extension).
 #[derive(Debug, Clone)]
@@ -87,7 +101,31 @@ impl Edge {
             config,
             manifests: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
+            estimator: Mutex::new(Estimator::default()),
         }
+    }
+
+    /// Folds a reading of one of `client`'s connections into its estimate.
+    pub fn record_connection(&self, client: std::net::IpAddr, sample: &TcpSample) {
+        let Ok(mut estimator) = self.estimator.lock() else {
+            return;
+        };
+        let recorded = estimator.record(client, sample, Instant::now());
+        drop(estimator);
+        self.metrics.connection_sample(recorded.as_str());
+        tracing::trace!(
+            %client,
+            kbps = sample.rate * 8 / 1000,
+            app_limited = sample.app_limited,
+            min_rtt_us = sample.min_rtt_us,
+            ?recorded,
+            "connection sample"
+        );
+    }
+
+    /// What `client`'s connections measured, if recent enough.
+    pub fn connection_estimate(&self, client: std::net::IpAddr) -> Option<estimate::Estimate> {
+        self.estimator.lock().ok()?.estimate(client, Instant::now())
     }
 
     /// The edge's metrics, shared with the server for connection counts.
@@ -195,7 +233,11 @@ impl Edge {
                 .ok_or(EdgeError::NotFound)?,
             None => return Err(EdgeError::NotFound),
         };
-        let signals = Signals::from_request(req.headers(), req.uri().query());
+        let mut signals = Signals::from_request(req.headers(), req.uri().query());
+        signals.connection = req
+            .extensions()
+            .get::<ClientAddr>()
+            .and_then(|c| self.connection_estimate(c.0));
         let default_rank = manifest
             .tier_rank(&self.config.default_tier)
             .unwrap_or(manifest.tiers.len() / 2);
@@ -209,7 +251,7 @@ impl Edge {
         };
         let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
         self.metrics.selection(Some(tier), reason.as_str());
-        tracing::debug!(module = %module, asset = path, variant = %variant.name, tier, reason = reason.as_str(), "selected");
+        tracing::debug!(module = %module, asset = path, variant = %variant.name, tier, reason = reason.as_str(), connection_kbps = ?signals.connection.map(|e| e.kbps), "selected");
 
         let mut headers = HeaderMap::new();
         // Where no-transform can pick the original, the request's Cache-Control selects too.
@@ -221,9 +263,18 @@ impl Edge {
         if let Ok(v) = vary {
             headers.insert(header::VARY, v);
         }
+        headers.insert(ACCEPT_CH, HeaderValue::from_static(signals::ACCEPT_CH));
+        if let Some(critical) = signals::critical_ch(asset.kind, &signals) {
+            headers.insert(CRITICAL_CH, HeaderValue::from_static(critical));
+        }
+        let cache_control = if reason == signals::Reason::Connection {
+            REVALIDATE_PRIVATE
+        } else {
+            REVALIDATE
+        };
         headers.insert(
-            HeaderName::from_static("accept-ch"),
-            HeaderValue::from_static(signals::ACCEPT_CH),
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
         );
         let mut label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
         if let Some(n) = no_transform {
@@ -271,7 +322,7 @@ impl Edge {
             known_len: Some(variant.bytes),
             last_modified: published,
             mime: &variant.mime,
-            cache_control: REVALIDATE,
+            cache_control,
             head_only: req.method() == Method::HEAD,
         };
         let mut response = object::send(
@@ -415,12 +466,15 @@ impl Edge {
             ));
         }
         html.push_str("</ul></html>");
+        // Often a teacher's first page on this origin: ask for hints here.
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT_CH, HeaderValue::from_static(signals::ACCEPT_CH));
         small_response(
             req_headers,
             html.into_bytes(),
             "text/html; charset=utf-8",
             published.map(conditional::from_unix),
-            HeaderMap::new(),
+            headers,
         )
     }
 }
@@ -492,7 +546,10 @@ fn small_response(
     mut headers: HeaderMap,
 ) -> Result<Response<Body>, EdgeError> {
     let etag = format!("\"{}\"", lowband_catalog::ContentHash::of(&bytes));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(REVALIDATE));
+    // A caller may have set a stricter one (a choice only this client's link explains).
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static(REVALIDATE));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
     }

@@ -9,9 +9,15 @@
 //! budget per connection. Each connection is driven by one task that
 //! watches its own activity; shutdown stops accepting, lets in-flight
 //! responses finish for a grace period, then drops what is left.
+//!
+//! Each connection also reads its own `TCP_INFO` ([`Probe`]) when a
+//! response body has been handed to the socket and when it ends, for the
+//! edge's per-client estimate of the link; requests carry the peer's
+//! address ([`ClientAddr`]) so the estimate can be looked up.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +35,9 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::body::Body;
+use crate::estimate::Probe;
 use crate::metrics::CloseReason;
+use crate::serve::ClientAddr;
 use crate::Edge;
 
 /// Smallest header bound hyper accepts (its minimum read buffer).
@@ -125,6 +133,7 @@ pub async fn serve(
         };
         let accepted_at = Instant::now();
         let _ = stream.set_nodelay(true);
+        let probe = Probe::new(&stream, peer.ip()).map(Arc::new);
         let edge = Arc::clone(&edge);
         let builder = Arc::clone(&builder);
         let config = Arc::clone(&config);
@@ -133,17 +142,22 @@ pub async fn serve(
         tokio::spawn(async move {
             let metrics = Arc::clone(edge.metrics());
             metrics.connection_opened();
+            let conn = Conn {
+                edge: Arc::clone(&edge),
+                peer: peer.ip(),
+                probe: probe.clone(),
+            };
             let why = match tls {
                 None => {
                     let io = TokioIo::new(stream);
-                    drive(io, edge, &builder, &config, accepted_at, stopping).await
+                    drive(io, conn, &builder, &config, accepted_at, stopping).await
                 }
                 Some(acceptor) => {
                     let deadline = accepted_at + config.header_timeout;
                     match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let io = TokioIo::new(stream);
-                            drive(io, edge, &builder, &config, accepted_at, stopping).await
+                            drive(io, conn, &builder, &config, accepted_at, stopping).await
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -156,6 +170,11 @@ pub async fn serve(
                     }
                 }
             };
+            // The client has taken what it wanted and the busy clock has
+            // stopped: the fullest reading of a one-response connection.
+            // (The probe's duplicate is the socket's last descriptor; it closes here.)
+            sample(&edge, probe.as_deref());
+            drop(probe);
             tracing::debug!(%peer, reason = ?why, "connection closed");
             metrics.connection_closed(why);
             drop(permit);
@@ -209,10 +228,36 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted as in flight.
+/// What a connection's requests need to know about it.
+struct Conn {
+    edge: Arc<Edge>,
+    peer: IpAddr,
+    probe: Option<Arc<Probe>>,
+}
+
+/// Reads the connection's `TCP_INFO` into the edge's estimate, if there
+/// is anything new in it.
+fn sample(edge: &Edge, probe: Option<&Probe>) {
+    if let Some(probe) = probe {
+        if let Some(s) = probe.sample() {
+            edge.record_connection(probe.peer(), &s);
+        }
+    }
+}
+
+/// A response body that keeps its request counted as in flight, and takes
+/// a reading of the connection once it has been handed to the socket.
 struct Tracked {
     inner: Body,
     _in_flight: InFlight,
+    edge: Arc<Edge>,
+    probe: Option<Arc<Probe>>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        sample(&self.edge, self.probe.as_deref());
+    }
 }
 
 impl HttpBody for Tracked {
@@ -238,7 +283,7 @@ impl HttpBody for Tracked {
 /// Serves one connection until it ends or a limit closes it.
 async fn drive<I>(
     io: I,
-    edge: Arc<Edge>,
+    conn: Conn,
     builder: &auto::Builder<TokioExecutor>,
     config: &ServerConfig,
     accepted_at: Instant,
@@ -256,12 +301,14 @@ where
     let service = {
         let activity = Arc::clone(&activity);
         let budget = config.max_requests_per_connection;
-        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             let (in_flight, started) = activity.begin();
             // HTTP/1.1 pipelining runs requests before the driver can react:
             // the last one in the budget says it closes, and hyper closes.
             let last = started >= budget && req.version() < http::Version::HTTP_2;
-            let edge = Arc::clone(&edge);
+            req.extensions_mut().insert(ClientAddr(conn.peer));
+            let edge = Arc::clone(&conn.edge);
+            let probe = conn.probe.clone();
             async move {
                 let (mut parts, body) = edge.handle(req).await.into_parts();
                 if last {
@@ -273,6 +320,8 @@ where
                 let body = Tracked {
                     inner: body,
                     _in_flight: in_flight,
+                    edge,
+                    probe,
                 };
                 Ok::<_, Infallible>(Response::from_parts(parts, body))
             }

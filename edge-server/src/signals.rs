@@ -1,13 +1,18 @@
 //! What a request says about its client's link and abilities.
 //!
 //! Pure parsing, no I/O: `Save-Data`, the network client hints (`ECT`,
-//! `Downlink`, `RTT`), `Accept`, `Accept-Encoding`, an explicit `?tier=` or
-//! the `lowband_tier` cookie set by the quality picker. Then [`client_tier`]
-//! turns them into one tier of the module's profile, with the reason.
+//! `Downlink`, `RTT`), the image client hints (`Sec-CH-Width`, `Sec-CH-DPR`,
+//! `Sec-CH-Viewport-Width` and their legacy names), `Accept`,
+//! `Accept-Encoding`, an explicit `?tier=` or the `lowband_tier` cookie set
+//! by the quality picker. The server adds what the connection itself
+//! measured ([`crate::estimate`]). Then [`client_tier`] turns them into one
+//! tier of the module's profile, with the reason.
 
 use http::header::{HeaderMap, ACCEPT, ACCEPT_ENCODING, COOKIE};
 use lowband_catalog::manifest::AssetKind;
 use lowband_catalog::Tier;
+
+use crate::estimate::Estimate;
 
 /// Name of the cookie the quality picker sets.
 pub const TIER_COOKIE: &str = "lowband_tier";
@@ -21,14 +26,44 @@ pub const AV1_COOKIE: &str = "lowband_av1";
 /// `Accept` for AV1 or WebP; content-codings only for pages and files).
 pub fn vary(kind: AssetKind) -> &'static str {
     match kind {
-        AssetKind::Video | AssetKind::Audio | AssetKind::Image => {
-            "Accept, Save-Data, ECT, Downlink, RTT, Cookie"
+        AssetKind::Video | AssetKind::Audio => "Accept, Save-Data, ECT, Downlink, RTT, Cookie",
+        AssetKind::Image => {
+            "Accept, Save-Data, ECT, Downlink, RTT, Cookie, \
+             Sec-CH-Width, Sec-CH-DPR, Sec-CH-Viewport-Width, Width, DPR, Viewport-Width"
         }
         AssetKind::Page | AssetKind::File => "Accept-Encoding",
     }
 }
-/// Hints we ask Chromium to send from the next request on.
-pub const ACCEPT_CH: &str = "ECT, Downlink, RTT, Save-Data";
+/// Hints we ask Chromium to send from the next request on (and, from a
+/// page, on the requests for its own images and videos). Chromium sends
+/// client hints only over HTTPS (and to localhost): over plain HTTP the
+/// connection estimate is all there is.
+pub const ACCEPT_CH: &str =
+    "ECT, Downlink, RTT, Save-Data, Sec-CH-Width, Sec-CH-DPR, Sec-CH-Viewport-Width";
+
+/// `Critical-CH` for a negotiated response, if it pays.
+///
+/// Chromium, told that a hint it did not send was critical, drops the
+/// response and asks again with the hint: one more round trip (1.5-2 s on
+/// 2G, plus what was already in flight) on the first visit to the origin.
+/// That pays only where the bytes depend on the hint and are large:
+/// a navigation straight to a video, an audio file or an image chosen
+/// without `ECT` and without an explicit choice, where the wrong tier
+/// costs a 2G teacher megabytes. A page's bytes do not depend on the link
+/// (only on `Accept-Encoding`), and its own images and videos get the
+/// hints from the page's `Accept-CH`, so pages never send it.
+/// Not in `Vary`: a cache that serves it to a non-navigation, or leaves
+/// it out for one, costs nothing but the retry.
+pub fn critical_ch(kind: AssetKind, signals: &Signals) -> Option<&'static str> {
+    let link_dependent = matches!(kind, AssetKind::Video | AssetKind::Audio | AssetKind::Image);
+    let chosen = signals.tier_query.is_some() || signals.tier_cookie.is_some();
+    (link_dependent && signals.navigate && signals.ect.is_none() && !chosen).then_some("ECT")
+}
+
+/// Widest image a client can ask for, in physical pixels (16K).
+const MAX_PX: u32 = 16_384;
+/// Largest device pixel ratio believed.
+const MAX_DPR: f64 = 16.0;
 
 /// Everything parsed from one request.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,6 +85,17 @@ pub struct Signals {
     /// or an `Accept` naming `codecs=av01`. Browsers send no such thing for
     /// media on their own, so without one of these a client gets H.264.
     pub av1: bool,
+    /// `Sec-CH-Width` (or `Width`): the image's display width in physical pixels.
+    pub width_px: Option<u32>,
+    /// `Sec-CH-DPR` (or `DPR`): physical pixels per CSS pixel.
+    pub dpr: Option<f64>,
+    /// `Sec-CH-Viewport-Width` (or `Viewport-Width`), CSS pixels.
+    pub viewport_width: Option<u32>,
+    /// `Sec-Fetch-Mode: navigate`: the browser shows this response as a document.
+    pub navigate: bool,
+    /// What the client's connections measured (set by the server, never
+    /// from a header).
+    pub connection: Option<Estimate>,
 }
 
 impl Signals {
@@ -66,6 +112,16 @@ impl Signals {
             .filter(|v| !v.is_empty() && v.len() <= 16);
         let downlink_kbps = text("downlink").and_then(parse_mbps);
         let rtt_ms = text("rtt").and_then(|v| v.parse::<u32>().ok());
+        let width_px = text("sec-ch-width")
+            .or_else(|| text("width"))
+            .and_then(parse_px);
+        let dpr = text("sec-ch-dpr")
+            .or_else(|| text("dpr"))
+            .and_then(parse_dpr);
+        let viewport_width = text("sec-ch-viewport-width")
+            .or_else(|| text("viewport-width"))
+            .and_then(parse_px);
+        let navigate = text("sec-fetch-mode").is_some_and(|v| v.eq_ignore_ascii_case("navigate"));
         let tier_query = query.and_then(|q| query_param(q, "tier"));
         let tier_cookie = headers
             .get_all(COOKIE)
@@ -111,7 +167,22 @@ impl Signals {
             accept_webp,
             encodings,
             av1,
+            width_px,
+            dpr,
+            viewport_width,
+            navigate,
+            connection: None,
         }
+    }
+
+    /// Physical pixels an image must have across to look sharp here:
+    /// `Sec-CH-Width` when sent, else the viewport's width times the DPR
+    /// (an image is rarely wider than the screen); `None` when unknown.
+    pub fn image_width_px(&self) -> Option<u32> {
+        self.width_px.or_else(|| {
+            let css = f64::from(self.viewport_width?);
+            Some((css * self.dpr.unwrap_or(1.0)).ceil() as u32)
+        })
     }
 
     pub fn accepts_encoding(&self, coding: &str) -> bool {
@@ -128,6 +199,8 @@ pub enum Reason {
     Ect,
     Downlink,
     Rtt,
+    /// No hint: what the client's connections measured (`TCP_INFO`).
+    Connection,
     /// No signal at all: the edge's default tier.
     Default,
 }
@@ -140,6 +213,7 @@ impl Reason {
             Self::Ect => "ect",
             Self::Downlink => "downlink",
             Self::Rtt => "rtt",
+            Self::Connection => "connection",
             Self::Default => "default",
         }
     }
@@ -148,10 +222,11 @@ impl Reason {
 /// The tier (index into `tiers`, slowest first) this client should get.
 ///
 /// An explicit choice wins. Otherwise the most conservative of the link
-/// signals decides, because a too-large variant on 2G costs the teacher
-/// money and minutes while a too-small one costs a little sharpness; and
-/// `Save-Data: on` caps the result at the second-slowest tier (the smallest
-/// video that still shows a picture).
+/// hints decides, because a too-large variant on 2G costs the teacher
+/// money and minutes while a too-small one costs a little sharpness. A
+/// client that sends no hint gets what its connections measured, then the
+/// default; `Save-Data: on` caps the result at the second-slowest tier (the
+/// smallest video that still shows a picture).
 pub fn client_tier(signals: &Signals, tiers: &[Tier], default_tier: usize) -> (usize, Reason) {
     let rank = |name: &str| tiers.iter().position(|t| t.name.eq_ignore_ascii_case(name));
     let last = tiers.len().saturating_sub(1);
@@ -180,7 +255,12 @@ pub fn client_tier(signals: &Signals, tiers: &[Tier], default_tier: usize) -> (u
         signals.rtt_ms.and_then(ect_for_rtt).and_then(rank),
         Reason::Rtt,
     );
-    let (mut tier, mut reason) = best.unwrap_or((default_tier.min(last), Reason::Default));
+    let measured = signals
+        .connection
+        .map(|e| (e.rank(tiers).min(last), Reason::Connection));
+    let (mut tier, mut reason) = best
+        .or(measured)
+        .unwrap_or((default_tier.min(last), Reason::Default));
     let save_data_cap = 1.min(last);
     if signals.save_data && tier > save_data_cap {
         tier = save_data_cap;
@@ -212,6 +292,20 @@ fn ect_for_rtt(rtt_ms: u32) -> Option<&'static str> {
 fn parse_mbps(v: &str) -> Option<u32> {
     let mbps: f64 = v.parse().ok()?;
     (mbps.is_finite() && (0.0..=100_000.0).contains(&mbps)).then(|| (mbps * 1000.0).round() as u32)
+}
+
+/// A pixel count: a whole number in 1..=16384 (no fractions, no signs).
+fn parse_px(v: &str) -> Option<u32> {
+    if !v.bytes().all(|b| b.is_ascii_digit()) || v.len() > 5 {
+        return None;
+    }
+    v.parse().ok().filter(|px| (1..=MAX_PX).contains(px))
+}
+
+/// A device pixel ratio: finite, above zero, at most 16.
+fn parse_dpr(v: &str) -> Option<f64> {
+    let dpr: f64 = v.parse().ok()?;
+    (dpr.is_finite() && dpr > 0.0 && dpr <= MAX_DPR).then_some(dpr)
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -324,6 +418,110 @@ mod tests {
     }
 
     #[test]
+    fn the_connection_decides_only_without_hints() {
+        let t = tiers();
+        let slow = Some(Estimate {
+            kbps: 100,
+            min_rtt_ms: Some(400),
+        });
+        let with = |pairs: &[(&'static str, &'static str)], query: Option<&str>| {
+            let s = Signals {
+                connection: slow,
+                ..signals(pairs, query)
+            };
+            let (rank, reason) = client_tier(&s, &t, 2);
+            (t[rank].name.clone(), reason)
+        };
+        assert_eq!(with(&[], None), ("2g".into(), Reason::Connection));
+        // Hints, then explicit choices, outrank the measurement.
+        assert_eq!(with(&[("ect", "4g")], None), ("4g".into(), Reason::Ect));
+        assert_eq!(
+            with(&[("downlink", "5")], None),
+            ("4g".into(), Reason::Downlink)
+        );
+        assert_eq!(with(&[], Some("tier=4g")), ("4g".into(), Reason::Chosen));
+        assert_eq!(
+            with(&[("cookie", "lowband_tier=3g")], None),
+            ("3g".into(), Reason::Chosen)
+        );
+        // Save-Data still caps it.
+        let fast = Signals {
+            connection: Some(Estimate {
+                kbps: 50_000,
+                min_rtt_ms: Some(5),
+            }),
+            save_data: true,
+            ..Default::default()
+        };
+        assert_eq!(client_tier(&fast, &t, 2), (1, Reason::SaveData));
+        assert_eq!(Reason::Connection.as_str(), "connection");
+    }
+
+    #[test]
+    fn image_hints_are_bounded() {
+        let s = signals(
+            &[
+                ("sec-ch-width", "412"),
+                ("sec-ch-dpr", "2.625"),
+                ("sec-ch-viewport-width", "360"),
+                ("width", "9999"),
+            ],
+            None,
+        );
+        assert_eq!(
+            (s.width_px, s.dpr, s.viewport_width),
+            (Some(412), Some(2.625), Some(360))
+        );
+        assert_eq!(s.image_width_px(), Some(412));
+        // Legacy names when the Sec-CH- ones are absent.
+        let s = signals(&[("dpr", "2"), ("viewport-width", "360")], None);
+        assert_eq!(s.image_width_px(), Some(720));
+        let s = signals(&[("viewport-width", "400")], None);
+        assert_eq!(s.image_width_px(), Some(400));
+        assert_eq!(signals(&[("sec-ch-dpr", "3")], None).image_width_px(), None);
+        for bad in [
+            "NaN", "inf", "-1", "0", "1e9", "-0", "", "100000", "2.5", "+5", "0x10",
+        ] {
+            let mut h = HeaderMap::new();
+            for name in ["sec-ch-width", "sec-ch-viewport-width"] {
+                h.insert(name, HeaderValue::from_str(bad).unwrap());
+            }
+            let s = Signals::from_request(&h, None);
+            assert_eq!((s.width_px, s.viewport_width), (None, None), "{bad:?}");
+        }
+        for bad in ["NaN", "inf", "-inf", "-1", "0", "17", "1e308", "x"] {
+            let mut h = HeaderMap::new();
+            h.insert("sec-ch-dpr", HeaderValue::from_str(bad).unwrap());
+            assert_eq!(Signals::from_request(&h, None).dpr, None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn critical_ch_only_where_a_retry_pays() {
+        let nav = [("sec-fetch-mode", "navigate")];
+        let s = signals(&nav, None);
+        assert_eq!(critical_ch(AssetKind::Video, &s), Some("ECT"));
+        assert_eq!(critical_ch(AssetKind::Image, &s), Some("ECT"));
+        // A page's bytes do not depend on the link.
+        assert_eq!(critical_ch(AssetKind::Page, &s), None);
+        assert_eq!(critical_ch(AssetKind::File, &s), None);
+        // Not a navigation, ECT already sent, or an explicit choice: no retry.
+        assert_eq!(critical_ch(AssetKind::Video, &signals(&[], None)), None);
+        let sent = signals(&[("sec-fetch-mode", "navigate"), ("ect", "2g")], None);
+        assert_eq!(critical_ch(AssetKind::Video, &sent), None);
+        assert_eq!(
+            critical_ch(AssetKind::Video, &signals(&nav, Some("tier=2g"))),
+            None
+        );
+        for hint in ACCEPT_CH.split(", ") {
+            assert!(!hint.is_empty());
+        }
+        assert!(ACCEPT_CH.contains("ECT") && ACCEPT_CH.contains("Sec-CH-DPR"));
+        assert!(vary(AssetKind::Image).contains("Sec-CH-Width"));
+        assert!(!vary(AssetKind::Video).contains("Sec-CH-Width"));
+    }
+
+    #[test]
     fn av1_only_when_the_client_says_so() {
         assert!(!signals(&[("accept", "*/*")], None).av1);
         assert!(!signals(&[], Some("av1=0")).av1);
@@ -390,6 +588,54 @@ mod tests {
             let (rank, reason) = client_tier(&s, &t, 2);
             prop_assert!(rank < t.len());
             if save && reason != Reason::Chosen { prop_assert!(rank <= 1); }
+        }
+
+        #[test]
+        fn image_hints_never_panic_and_stay_bounded(w in "\\PC{0,12}", dpr in "\\PC{0,12}", vw in "\\PC{0,12}") {
+            let mut h = HeaderMap::new();
+            for (k, v) in [("sec-ch-width", w), ("dpr", dpr), ("viewport-width", vw)] {
+                if let Ok(v) = HeaderValue::from_str(&v) { h.insert(k, v); }
+            }
+            let s = Signals::from_request(&h, None);
+            if let Some(px) = s.image_width_px() {
+                prop_assert!(px >= 1 && u64::from(px) <= u64::from(MAX_PX) * 16);
+            }
+            if let Some(d) = s.dpr { prop_assert!(d.is_finite() && d > 0.0 && d <= MAX_DPR); }
+        }
+
+        #[test]
+        fn more_bandwidth_never_gets_a_slower_tier(a in 0u32..20_000, b in 0u32..20_000, ect in proptest::option::of(0usize..4), rtt in proptest::option::of(0u32..4_000), save in any::<bool>()) {
+            // With every other signal held, a faster Downlink or connection never lowers the tier.
+            let t = tiers();
+            let (lo, hi) = (a.min(b), a.max(b));
+            let with = |kbps: u32, connection: bool| {
+                let s = Signals {
+                    ect: ect.map(|i| t[i].name.clone()),
+                    rtt_ms: rtt,
+                    save_data: save,
+                    downlink_kbps: (!connection).then_some(kbps),
+                    connection: connection.then_some(Estimate { kbps, min_rtt_ms: None }),
+                    ..Default::default()
+                };
+                client_tier(&s, &t, 2).0
+            };
+            prop_assert!(with(lo, false) <= with(hi, false));
+            prop_assert!(with(lo, true) <= with(hi, true));
+        }
+
+        #[test]
+        fn an_explicit_tier_always_wins(pick in 0usize..4, ect in "\\PC{0,8}", down in "\\PC{0,8}", save in any::<bool>(), kbps in proptest::option::of(0u32..100_000)) {
+            let t = tiers();
+            let mut h = HeaderMap::new();
+            for (k, v) in [("ect", ect), ("downlink", down)] {
+                if let Ok(v) = HeaderValue::from_str(&v) { h.insert(k, v); }
+            }
+            if save { h.insert("save-data", HeaderValue::from_static("on")); }
+            let s = Signals {
+                connection: kbps.map(|kbps| Estimate { kbps, min_rtt_ms: None }),
+                ..Signals::from_request(&h, Some(&format!("tier={}", t[pick].name)))
+            };
+            prop_assert_eq!(client_tier(&s, &t, 2), (pick, Reason::Chosen));
         }
 
         #[test]

@@ -11,7 +11,8 @@ use lowband_catalog::manifest::{
     Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
 };
 use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
-use lowband_edge::{Edge, EdgeConfig};
+use lowband_edge::estimate::TcpSample;
+use lowband_edge::{ClientAddr, Edge, EdgeConfig};
 
 /// name, kind, tier, bytes, mime, content-coding
 type VariantSpec = (
@@ -155,9 +156,14 @@ async fn fixture() -> Fixture {
                 }
                 _ => None,
             };
+            // Image variants are named for their width, as the pipeline names them.
+            let width = (vkind == VariantKind::Image)
+                .then(|| name.strip_prefix('w')?.split('-').next()?.parse().ok())
+                .flatten();
             vs.push(Variant {
                 encoding: encoding.map(Into::into),
                 playlist,
+                width,
                 ..Variant::new(name, vkind, tier, key, len as u64, mime)
             });
         }
@@ -279,6 +285,129 @@ async fn every_signal_selects_a_tier() {
     let two_g = get(&f, LECTURE, &[("ect", "2g")]).await;
     let four_g = get(&f, LECTURE, &[("ect", "4g")]).await;
     assert!(two_g.body.len() * 5 < four_g.body.len());
+}
+
+#[tokio::test]
+async fn the_connection_estimate_serves_clients_without_hints() {
+    let f = fixture().await;
+    let from = |ip: [u8; 4], headers: &[(&str, &str)]| {
+        let mut req = Request::get(LECTURE);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(()).unwrap();
+        req.extensions_mut().insert(ClientAddr(ip.into()));
+        f.edge.handle(req)
+    };
+    let label = |r: http::Response<_>| r.headers()["lowband-variant"].to_str().unwrap().to_owned();
+    // Nothing measured yet: the default tier.
+    assert_eq!(
+        label(from([10, 0, 0, 1], &[]).await),
+        "360p; tier=3g; reason=default"
+    );
+    // 12.5 kB/s: a 100 kbit/s link.
+    let slow = TcpSample {
+        rate: 12_500,
+        app_limited: false,
+        min_rtt_us: 400_000,
+    };
+    f.edge.record_connection([10, 0, 0, 1].into(), &slow);
+    let measured = from([10, 0, 0, 1], &[]).await;
+    // No header explains the choice to a shared cache: only the client may keep it.
+    assert_eq!(
+        measured.headers()["cache-control"],
+        "private, max-age=60, must-revalidate"
+    );
+    assert_eq!(label(measured), "144p; tier=2g; reason=connection");
+    // Another client is not this one; hints and choices still outrank it.
+    assert_eq!(
+        label(from([10, 0, 0, 2], &[]).await),
+        "360p; tier=3g; reason=default"
+    );
+    assert_eq!(
+        label(from([10, 0, 0, 1], &[("ect", "4g")]).await),
+        "480p; tier=4g; reason=ect"
+    );
+    assert_eq!(
+        label(from([10, 0, 0, 1], &[("cookie", "lowband_tier=4g")]).await),
+        "480p; tier=4g; reason=chosen"
+    );
+    let metrics = f.edge.metrics().render();
+    for series in [
+        "lowband_edge_selections_total{tier=\"2g\",reason=\"connection\"} 1",
+        "lowband_edge_connection_samples_total{outcome=\"rate\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+}
+
+#[tokio::test]
+async fn image_hints_size_the_image_and_pages_ask_for_them() {
+    let f = fixture().await;
+    let photo = "/m/m1/img/photo.jpg";
+    let webp = ("accept", "image/webp,*/*");
+    // A 4g client whose image shows 300 physical px wide gets the 320 px one.
+    let small = get(&f, photo, &[webp, ("ect", "4g"), ("sec-ch-width", "300")]).await;
+    assert_eq!(small.variant(), "w320-webp");
+    let legacy = get(
+        &f,
+        photo,
+        &[
+            webp,
+            ("ect", "4g"),
+            ("viewport-width", "200"),
+            ("dpr", "1.5"),
+        ],
+    )
+    .await;
+    assert_eq!(legacy.variant(), "w320-webp");
+    // Wider than that, or hostile: the tier decides.
+    let wide = get(&f, photo, &[webp, ("ect", "4g"), ("sec-ch-width", "900")]).await;
+    assert_eq!(wide.variant(), "w1280-webp");
+    let junk = get(
+        &f,
+        photo,
+        &[
+            webp,
+            ("ect", "4g"),
+            ("sec-ch-dpr", "NaN"),
+            ("sec-ch-width", "-5"),
+        ],
+    )
+    .await;
+    assert_eq!(junk.variant(), "w1280-webp");
+    let vary = small.header("vary");
+    for hint in [
+        "Sec-CH-Width",
+        "Sec-CH-DPR",
+        "Sec-CH-Viewport-Width",
+        "Width",
+        "DPR",
+    ] {
+        assert!(vary.contains(hint), "{hint} in {vary}");
+    }
+    // Pages ask for the hints (their subresources get them) but vary only
+    // on Accept-Encoding, and never ask for a retry.
+    for page in ["/m/m1/index.html", "/"] {
+        let got = get(&f, page, &[("sec-fetch-mode", "navigate")]).await;
+        assert!(
+            got.header("accept-ch").contains("Sec-CH-Width")
+                && got.header("accept-ch").contains("ECT"),
+            "{page}"
+        );
+        assert_eq!(got.header("critical-ch"), "", "{page}");
+    }
+    // A navigation straight to a video without ECT asks for it once.
+    let nav = get(&f, LECTURE, &[("sec-fetch-mode", "navigate")]).await;
+    assert_eq!(nav.header("critical-ch"), "ECT");
+    let with_ect = get(
+        &f,
+        LECTURE,
+        &[("sec-fetch-mode", "navigate"), ("ect", "2g")],
+    )
+    .await;
+    assert_eq!(with_ect.header("critical-ch"), "");
+    assert_eq!(get(&f, LECTURE, &[]).await.header("critical-ch"), "");
 }
 
 #[tokio::test]

@@ -1,0 +1,278 @@
+//! The connection estimate on a real rate-limited link.
+//!
+//! A network namespace joined to this one by a veth pair whose edge-side
+//! end is shaped with `tc qdisc ... tbf` (netem is not available on every
+//! kernel; tbf is): a client in the namespace that sends no hints must be
+//! measured as slow, the same client over loopback as fast. Needs root (or
+//! CAP_NET_ADMIN) and `ip`, `tc` and `curl`; without them the test fails,
+//! unless `LOWBAND_SKIP_NETNS=1` says to skip it.
+
+#![cfg(target_os = "linux")]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lowband_catalog::manifest::{
+    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
+};
+use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_edge::{Edge, EdgeConfig, ServerConfig};
+
+/// The shaped link: 100 kbit/s is a 2G link by the default profile's tiers.
+const RATE: &str = "100kbit";
+/// Bytes fetched per request over it (about 4 s at 100 kbit/s).
+const OBJECT_BYTES: usize = 48 * 1024;
+
+/// Runs a command, returning its stdout or a message naming it and its stderr.
+fn run(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A namespace and veth pair, removed when dropped (a failed assertion included).
+struct ShapedLink {
+    ns: String,
+    host_if: String,
+    /// The edge side's address; the namespace side is the next one.
+    host_ip: [u8; 4],
+}
+
+impl ShapedLink {
+    fn create() -> Result<Self, String> {
+        // Unique per process and per call, short enough for an interface name (15).
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let tag = format!("{:x}{n}", pid % 0x10_0000);
+        let net = [10, 200 + (pid % 50) as u8, ((pid / 50) % 256) as u8];
+        let link = Self {
+            ns: format!("lowband-{tag}"),
+            host_if: format!("lbh{tag}"),
+            host_ip: [net[0], net[1], net[2], 1],
+        };
+        let peer_if = format!("lbp{tag}");
+        let host_ip = IpAddr::from(link.host_ip);
+        let peer_ip = link.peer_ip();
+        let ns = link.ns.as_str();
+        // From here on, `link` drops (and cleans up) on any failure.
+        let cmd = |line: String| run(&line.split_whitespace().collect::<Vec<_>>());
+        let host_if = &link.host_if;
+        cmd(format!("ip netns add {ns}"))?;
+        cmd(format!(
+            "ip link add {host_if} type veth peer name {peer_if}"
+        ))?;
+        cmd(format!("ip link set {peer_if} netns {ns}"))?;
+        cmd(format!("ip addr add {host_ip}/30 dev {host_if}"))?;
+        cmd(format!("ip link set {host_if} up"))?;
+        cmd(format!(
+            "ip netns exec {ns} ip addr add {peer_ip}/30 dev {peer_if}"
+        ))?;
+        cmd(format!("ip netns exec {ns} ip link set {peer_if} up"))?;
+        cmd(format!("ip netns exec {ns} ip link set lo up"))?;
+        // Shape what the edge sends (the download). The bucket holds 4 KB,
+        // so only the first few packets pass at the veth's own speed.
+        cmd(format!(
+            "tc qdisc add dev {host_if} root tbf rate {RATE} burst 4kb latency 500ms"
+        ))?;
+        Ok(link)
+    }
+
+    fn peer_ip(&self) -> IpAddr {
+        let [a, b, c, d] = self.host_ip;
+        IpAddr::from([a, b, c, d + 1])
+    }
+
+    /// Runs `curl` inside the namespace.
+    fn curl(&self, args: &[&str]) -> Result<String, String> {
+        let mut all = vec!["ip", "netns", "exec", self.ns.as_str(), "curl"];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+}
+
+impl Drop for ShapedLink {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and with it ours.
+        let _ = run(&["ip", "netns", "del", &self.ns]);
+        let _ = run(&["ip", "link", "del", &self.host_if]);
+    }
+}
+
+/// A module with one video (a rung per tier) and one large object.
+async fn store() -> (Store, ObjectKey) {
+    let store = Store::open("memory://").unwrap();
+    let big = Bytes::from((0..OBJECT_BYTES).map(|i| (i * 7) as u8).collect::<Vec<_>>());
+    let (big_key, _) = store.put_object(big, "bin").await.unwrap();
+    let mut variants = Vec::new();
+    for (name, tier) in [
+        ("audio", "slow-2g"),
+        ("144p", "2g"),
+        ("360p", "3g"),
+        ("480p", "4g"),
+    ] {
+        let (key, _) = store
+            .put_object(Bytes::from(format!("{name} bytes")), "mp4")
+            .await
+            .unwrap();
+        let kind = if name == "audio" {
+            VariantKind::Audio
+        } else {
+            VariantKind::Video
+        };
+        variants.push(Variant::new(name, kind, tier, key, 10, "video/mp4"));
+    }
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        module: ModuleInfo {
+            id: ModuleId::parse("m").unwrap(),
+            title: "m".into(),
+            language: None,
+        },
+        profile: "default".into(),
+        tiers: Profile::builtin_default().tiers,
+        published_at: 1_700_000_000,
+        assets: vec![Asset {
+            path: "v.mp4".into(),
+            kind: AssetKind::Video,
+            source: SourceInfo {
+                bytes: 1,
+                hash: ContentHash::of(b"v"),
+                mime: "video/mp4".into(),
+            },
+            derivation: ContentHash::of(b"d"),
+            duration: None,
+            variants,
+            captions: Vec::new(),
+        }],
+    };
+    store.publish(&manifest).await.unwrap();
+    (store, big_key)
+}
+
+/// The `Lowband-Variant` header of a hint-less request for the video.
+fn variant_header(curl_output: &str) -> String {
+    curl_output
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("lowband-variant")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no Lowband-Variant in {curl_output:?}"))
+}
+
+/// `curl` outside any namespace (loopback).
+fn curl_here(args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["curl"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shaped_link_is_measured_slow_and_loopback_fast() {
+    if std::env::var("LOWBAND_SKIP_NETNS").as_deref() == Ok("1") {
+        eprintln!("skipped: LOWBAND_SKIP_NETNS=1");
+        return;
+    }
+    let link = ShapedLink::create().unwrap_or_else(|e| {
+        panic!(
+            "cannot build the shaped test link ({e}); this test needs root or CAP_NET_ADMIN \
+             and ip, tc and curl. Set LOWBAND_SKIP_NETNS=1 to skip it."
+        )
+    });
+
+    let (store, big) = store().await;
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lowband_edge::serve(
+        Arc::clone(&edge),
+        listener,
+        ServerConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Over the shaped link: a few fetches of the object, two on one
+    // connection and one on its own, then a video request without hints.
+    let link = Arc::new(link);
+    let shaped = SocketAddr::new(IpAddr::from(link.host_ip), port);
+    let head = tokio::task::spawn_blocking({
+        let link = Arc::clone(&link);
+        let object = format!("http://{shaped}/o/{big}");
+        let video = format!("http://{shaped}/m/m/v.mp4");
+        move || -> Result<String, String> {
+            let get = ["-sS", "--max-time", "60", "-o", "/dev/null"];
+            link.curl(&[&get[..], &["-o", "/dev/null", &object, &object]].concat())?;
+            link.curl(&[&get[..], &[object.as_str()]].concat())?;
+            link.curl(&[
+                "-sS",
+                "--max-time",
+                "10",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &video,
+            ])
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("over the shaped link: {e}"));
+    let measured = edge.connection_estimate(link.peer_ip());
+    eprintln!("shaped link ({RATE}): estimate {measured:?}");
+    let label = variant_header(&head);
+    assert!(
+        label.contains("reason=connection")
+            && (label.contains("tier=2g") || label.contains("tier=slow-2g")),
+        "a hint-less client on a {RATE} link gets {label:?} (estimate {measured:?})"
+    );
+    // A hint still outranks the measurement.
+    let hinted = tokio::task::spawn_blocking({
+        let video = format!("http://127.0.0.1:{port}/m/m/v.mp4");
+        move || curl_here(&["-sS", "-D", "-", "-o", "/dev/null", "-H", "ECT: 4g", &video])
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(variant_header(&hinted).contains("reason=ect"));
+
+    // Over loopback, unshaped: the same requests make a fast link.
+    let fast = tokio::task::spawn_blocking(move || {
+        let object = format!("http://127.0.0.1:{port}/o/{big}");
+        let video = format!("http://127.0.0.1:{port}/m/m/v.mp4");
+        for _ in 0..3 {
+            curl_here(&["-sS", "-o", "/dev/null", &object])?;
+        }
+        curl_here(&["-sS", "-D", "-", "-o", "/dev/null", &video])
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("over loopback: {e}"));
+    let measured = edge.connection_estimate(IpAddr::from([127, 0, 0, 1]));
+    eprintln!("loopback: estimate {measured:?}");
+    let label = variant_header(&fast);
+    assert!(
+        label.contains("reason=connection") && label.contains("tier=4g"),
+        "a hint-less client over loopback gets {label:?} (estimate {measured:?})"
+    );
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+}
