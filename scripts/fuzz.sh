@@ -14,6 +14,11 @@ fuzz="$root/edge-server/fuzz"
 out="$root/target/fuzz"
 targets=(signals range paths conditional)
 
+if (($#)) && [[ " ${targets[*]} " != *" $1 "* ]]; then
+  echo "fuzz.sh: no target $1 (${targets[*]})" >&2
+  exit 2
+fi
+
 # What `cargo fuzz build --sanitizer none` passes, all of it stable rustc:
 # coverage counters and comparison tracing for libFuzzer, `cfg(fuzzing)`.
 # A target dir of its own, since these flags would rebuild the main one.
@@ -27,22 +32,23 @@ host="$(rustc -vV | sed -n 's/^host: //p')"
 cargo build --manifest-path "$fuzz/Cargo.toml" --release --locked --target "$host" --bins
 bin="$out/$host/release"
 
-# libFuzzer writes new inputs to the first corpus directory: ours, not the seeds.
+# libFuzzer writes new inputs to the first corpus directory: ours, not the
+# seeds. Given a file, it runs just that input (a crash to replay).
 run() {
   local target="$1"
   shift
+  local corpora=("$out/corpus/$target" "$fuzz/corpus/$target")
+  for arg in "$@"; do
+    [[ -f "$arg" ]] && corpora=()
+  done
   mkdir -p "$out/corpus/$target" "$out/artifacts/$target"
   "$bin/$target" -artifact_prefix="$out/artifacts/$target/" -timeout=10 -rss_limit_mb=2048 \
-    "$@" "$out/corpus/$target" "$fuzz/corpus/$target"
+    "$@" "${corpora[@]}"
 }
 
 if (($#)); then
   target="$1"
   shift
-  [[ " ${targets[*]} " == *" $target "* ]] || {
-    echo "fuzz.sh: no target $target (${targets[*]})" >&2
-    exit 2
-  }
   run "$target" "$@"
   exit
 fi
