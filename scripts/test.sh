@@ -2,7 +2,8 @@
 # Installs what is missing and runs every test: unit, property and
 # integration tests of all crates, against memory://, file:// and a real
 # S3-compatible server (s3s-fs) that the store suite starts on loopback,
-# and REDbot (HTTP lint) run on the edge over loopback.
+# and REDbot (HTTP lint) run on the edge over loopback; then every fuzz
+# target of the edge's parsers briefly from its seed corpus (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -10,3 +11,4 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export LOWBAND_REQUIRE_S3=1
 cargo build --workspace --all-targets --locked
 cargo test --workspace --all-targets --locked
+scripts/fuzz.sh
