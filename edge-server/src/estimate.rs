@@ -388,6 +388,10 @@ pub struct Probe {
     fd: std::os::fd::OwnedFd,
     /// The reading the next sample starts from.
     last: std::sync::Mutex<TcpReading>,
+    /// Bytes handed to the socket since that reading (a little more, with
+    /// an allowance for response heads): while fewer than
+    /// [`MIN_BYTES_ACKED`], no sample can count and `TCP_INFO` is not read.
+    unsampled: std::sync::atomic::AtomicU64,
 }
 
 impl Probe {
@@ -402,6 +406,7 @@ impl Probe {
                 peer,
                 fd,
                 last: std::sync::Mutex::new(TcpReading::default()),
+                unsampled: std::sync::atomic::AtomicU64::new(0),
             })
         }
         #[cfg(not(target_os = "linux"))]
@@ -415,6 +420,19 @@ impl Probe {
         self.peer
     }
 
+    /// Counts a response handed to the socket: `body` bytes and its head.
+    /// Returns whether enough has been sent since the last sample for a new
+    /// one to count, so that small responses cost no `getsockopt`.
+    pub fn sent(&self, body: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        /// About what a response head takes on the wire.
+        const HEAD_BYTES: u64 = 256;
+        let before = self
+            .unsampled
+            .fetch_add(body + HEAD_BYTES, Ordering::Relaxed);
+        before + body + HEAD_BYTES >= MIN_BYTES_ACKED
+    }
+
     /// What the connection did since the last sample, if enough to tell
     /// (`None` too if the socket cannot be read).
     pub fn sample(&self) -> Option<TcpSample> {
@@ -422,6 +440,8 @@ impl Probe {
         let mut last = self.last.lock().ok()?;
         let sample = TcpSample::between(&last, &now)?;
         *last = now;
+        self.unsampled
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         Some(sample)
     }
 

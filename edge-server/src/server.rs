@@ -246,17 +246,21 @@ fn sample(edge: &Edge, probe: Option<&Probe>) {
 }
 
 /// A response body that keeps its request counted as in flight, and takes
-/// a reading of the connection once it has been handed to the socket.
+/// a reading of the connection once it has been handed to the socket (when
+/// enough has been sent since the last one for it to count).
 struct Tracked {
     inner: Body,
     _in_flight: InFlight,
     edge: Arc<Edge>,
     probe: Option<Arc<Probe>>,
+    sent: u64,
 }
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        sample(&self.edge, self.probe.as_deref());
+        if self.probe.as_ref().is_some_and(|p| p.sent(self.sent)) {
+            sample(&self.edge, self.probe.as_deref());
+        }
     }
 }
 
@@ -268,7 +272,13 @@ impl HttpBody for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.sent += data.len() as u64;
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -322,6 +332,7 @@ where
                     _in_flight: in_flight,
                     edge,
                     probe,
+                    sent: 0,
                 };
                 Ok::<_, Infallible>(Response::from_parts(parts, body))
             }
