@@ -39,7 +39,32 @@ impl ContentHash {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_digits().to_owned()
+    }
+
+    /// The 64 hex digits, without allocating: the edge formats a key into
+    /// its `ETag`, `Content-Location` and file path on every request, and
+    /// `hex::encode` (a `char` iterator collected into a `String`) showed
+    /// up at ~1.5% of its CPU.
+    fn hex_digits(&self) -> HexDigits {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        HexDigits(out)
+    }
+}
+
+/// A digest's hex digits on the stack.
+struct HexDigits([u8; 64]);
+
+impl std::ops::Deref for HexDigits {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -58,7 +83,7 @@ impl ContentHasher {
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.write_str(&self.hex_digits())
     }
 }
 
@@ -161,8 +186,8 @@ fn valid_ext(ext: &str) -> bool {
 
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hex = self.hash.to_hex();
-        write!(f, "objects/{}/{}.{}", &hex[..2], hex, self.ext)
+        let hex = self.hash.hex_digits();
+        write!(f, "objects/{}/{}.{}", &hex[..2], &*hex, self.ext)
     }
 }
 
@@ -229,6 +254,17 @@ pub const MODULE_INDEX_KEY: &str = "modules/index.json";
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn hashes_show_as_lowercase_hex_and_parse_back() {
+        let hash = ContentHash::of(b"abc");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hash.to_hex(), hex);
+        assert_eq!(hash.to_string(), hex);
+        let key = ObjectKey::new(hash, "br");
+        assert_eq!(key.to_string(), format!("objects/ba/{hex}.br"));
+        assert_eq!(ObjectKey::parse(&key.to_string()).unwrap(), key);
+    }
 
     #[test]
     fn key_layout_shards_by_hash_prefix() {

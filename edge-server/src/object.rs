@@ -49,7 +49,8 @@ pub async fn send(
 ) -> Result<Response<Body>, EdgeError> {
     let key = spec.key;
     let etag = format!("\"{}\"", key.hash());
-    let path = StorePath::from(key.to_string());
+    // Only a store read through object_store needs its path (not a local file).
+    let store_path = || StorePath::from(key.to_string());
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(spec.cache_control),
@@ -83,6 +84,7 @@ pub async fn send(
         (Some(object), _) => (object.len, spec.last_modified.or(object.modified)),
         (None, Some(len)) => (len, spec.last_modified),
         (None, None) => {
+            let path = store_path();
             let meta = metrics
                 .time_store(StoreOp::Head, store.inner().head(&path))
                 .await
@@ -101,7 +103,7 @@ pub async fn send(
             let parts = Parts {
                 store,
                 metrics,
-                path,
+                path: store_path(),
                 key,
                 len,
             };
@@ -144,6 +146,7 @@ pub async fn send(
             .map_err(|e| local_error(files.dir(), key, e))?;
         return Ok(with_headers(status, headers, body));
     }
+    let path = store_path();
     let chunks = metrics
         .time_store(StoreOp::Get, open_range(store.inner(), &path, range, len))
         .await
