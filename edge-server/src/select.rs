@@ -133,6 +133,7 @@ mod tests {
             },
             derivation: ContentHash::of(b""),
             captions: Vec::new(),
+            placeholder: None,
             duration: None,
             variants,
         }
