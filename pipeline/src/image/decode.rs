@@ -45,7 +45,7 @@ pub(crate) fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<Source, S
     let header = reader()?;
     let format = header
         .format()
-        .ok_or("not an image lowband reads (JPEG, PNG, WebP or GIF)")?;
+        .ok_or("not a readable image: the bytes are not JPEG, PNG, WebP or GIF")?;
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err("truncated JPEG: the last scan has no end-of-image marker".into());
     }
@@ -128,6 +128,9 @@ fn decode_animation(bytes: &[u8], limits: image::Limits) -> Result<Animation, St
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot decode the GIF: {e}"))?;
+    if frames.is_empty() {
+        return Err("cannot decode the GIF: no frame decoded".into());
+    }
     Ok(Animation { frames })
 }
 
