@@ -57,7 +57,10 @@ pub fn select<'a>(
             // One format per response: WebP when the client takes it (smaller at equal quality), else the rest.
             let has_webp = asset.variants.iter().any(|v| v.mime == "image/webp");
             let want_webp = signals.accept_webp && has_webp;
-            let format_ok = |v: &Variant| (v.mime == "image/webp") == want_webp;
+            // AVIF variants wait until `Accept: image/avif` is read (issue 4, item 7):
+            // until then no client is sent a format it may not decode.
+            let format_ok =
+                |v: &Variant| v.mime != "image/avif" && (v.mime == "image/webp") == want_webp;
             best_fitting(VariantKind::Image, &format_ok)
                 .or_else(|| smallest(VariantKind::Image, &format_ok))
         }
@@ -254,6 +257,14 @@ mod tests {
                     "3g",
                     30,
                     "image/jpeg",
+                    None,
+                ),
+                variant(
+                    "w800-avif",
+                    VariantKind::Image,
+                    "3g",
+                    20,
+                    "image/avif",
                     None,
                 ),
             ],
