@@ -166,6 +166,8 @@ def ssim(out, src, w, h):
 
 rows = defaultdict(lambda: {"lowband": [0, []], "magick": [0, []]})
 for asset in manifest["assets"]:
+    if asset["kind"] != "image":
+        continue
     src = f"{tmp}/module/{asset['path']}"
     stem = os.path.splitext(os.path.basename(src))[0]
     for v in asset["variants"]:
