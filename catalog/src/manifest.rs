@@ -134,6 +134,11 @@ pub struct Asset {
     /// (`intro.vtt`, `intro.km.vtt`), each an asset of this manifest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captions: Vec<Caption>,
+    /// For images: a `data:image/webp;base64,...` URI of at most 1 KB, a
+    /// blurred miniature of the picture that a page can inline and show
+    /// (stretched to the picture's aspect) until the real image arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -382,6 +387,7 @@ pub(crate) mod tests {
                 derivation: ContentHash::of(b"derivation"),
                 duration: Some(61.5),
                 captions: Vec::new(),
+                placeholder: None,
                 variants: vec![
                     variant("144p", "2g", 400_000),
                     variant("480p", "4g", 2_000_000),

@@ -81,6 +81,8 @@ pub enum AudioCodec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
+    /// AV1 still picture (libaom through FFmpeg) in an AVIF container; alpha kept.
+    Avif,
     Webp,
     Jpeg,
 }
@@ -88,6 +90,7 @@ pub enum ImageFormat {
 impl ImageFormat {
     pub fn ext(self) -> &'static str {
         match self {
+            Self::Avif => "avif",
             Self::Webp => "webp",
             Self::Jpeg => "jpg",
         }
@@ -95,8 +98,18 @@ impl ImageFormat {
 
     pub fn mime(self) -> &'static str {
         match self {
+            Self::Avif => "image/avif",
             Self::Webp => "image/webp",
             Self::Jpeg => "image/jpeg",
+        }
+    }
+
+    /// The name used in variant names (`w480-avif`) and profiles.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Avif => "avif",
+            Self::Webp => "webp",
+            Self::Jpeg => "jpeg",
         }
     }
 }
@@ -214,10 +227,18 @@ pub struct ImageRung {
 #[serde(deny_unknown_fields)]
 pub struct ImageSettings {
     pub formats: Vec<ImageFormat>,
-    /// Decoding is refused above this many pixels (decompression bombs).
+    /// Decoding is refused above this many pixels (decompression bombs); an
+    /// animation's frames count together.
     pub max_pixels: u64,
     pub max_bytes: u64,
+    /// An animated GIF with more frames is refused before any frame is decoded.
+    #[serde(default = "default_max_frames")]
+    pub max_frames: u64,
     pub rungs: Vec<ImageRung>,
+}
+
+fn default_max_frames() -> u64 {
+    500
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -531,7 +552,7 @@ impl Profile {
                 "at least one format is required".into(),
             );
         }
-        if im.max_pixels == 0 || im.max_bytes == 0 {
+        if im.max_pixels == 0 || im.max_bytes == 0 || im.max_frames == 0 {
             return err("image.max_pixels".into(), "limits must be positive".into());
         }
         if im.rungs.is_empty() {

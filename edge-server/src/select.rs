@@ -57,10 +57,26 @@ pub fn select<'a>(
         AssetKind::Audio => best_fitting(VariantKind::Audio, &plays)
             .or_else(|| smallest(VariantKind::Audio, &plays)),
         AssetKind::Image => {
-            // One format per response: WebP when the client takes it (smaller at equal quality), else the rest.
-            let has_webp = asset.variants.iter().any(|v| v.mime == "image/webp");
-            let want_webp = signals.accept_webp && has_webp;
-            let format_ok = |v: &Variant| (v.mime == "image/webp") == want_webp;
+            // One format per response, the smallest the client decodes:
+            // AVIF, then WebP, then the rest (JPEG), each only when the
+            // client's tier has it.
+            let has = |mime: &str| {
+                asset
+                    .variants
+                    .iter()
+                    .any(|v| v.mime == mime && rank(v) <= client_rank)
+            };
+            let wanted = if signals.accept_avif && has("image/avif") {
+                Some("image/avif")
+            } else if signals.accept_webp && has("image/webp") {
+                Some("image/webp")
+            } else {
+                None
+            };
+            let format_ok = |v: &Variant| match wanted {
+                Some(mime) => v.mime == mime,
+                None => v.mime != "image/avif" && v.mime != "image/webp",
+            };
             let sized = signals.image_width_px().and_then(|need| {
                 let fitting = || {
                     asset.variants.iter().filter(|v| {
@@ -156,6 +172,7 @@ mod tests {
             },
             derivation: ContentHash::of(b""),
             captions: Vec::new(),
+            placeholder: None,
             duration: None,
             variants,
         }
@@ -278,6 +295,14 @@ mod tests {
                     "image/jpeg",
                     None,
                 ),
+                variant(
+                    "w800-avif",
+                    VariantKind::Image,
+                    "3g",
+                    20,
+                    "image/avif",
+                    None,
+                ),
             ],
         );
         let webp = Signals {
@@ -287,6 +312,13 @@ mod tests {
         assert_eq!(pick(&a, 0, &webp), "w320-webp");
         assert_eq!(pick(&a, 3, &webp), "w800-webp");
         assert_eq!(pick(&a, 3, &Signals::default()), "w800-jpeg");
+        // AVIF only for clients that name it, and only where the tier has one.
+        let avif = Signals {
+            accept_avif: true,
+            ..webp.clone()
+        };
+        assert_eq!(pick(&a, 3, &avif), "w800-avif");
+        assert_eq!(pick(&a, 0, &avif), "w320-webp");
     }
 
     /// The default profile's image ladder in both formats, with widths.

@@ -79,6 +79,8 @@ pub struct Signals {
     /// Tier from the picker's cookie.
     pub tier_cookie: Option<String>,
     pub accept_webp: bool,
+    /// `Accept` names `image/avif` (Chromium 85+, Firefox 93+, Safari 16+).
+    pub accept_avif: bool,
     /// Content-codings the client accepts (q > 0), lowercase.
     pub encodings: Vec<String>,
     /// The client decodes AV1 video: `?av1=1`, the `lowband_av1=1` cookie,
@@ -128,12 +130,16 @@ impl Signals {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(|c| cookie_value(c, TIER_COOKIE));
-        let accept_webp = headers
-            .get_all(ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|item| accepts(item, "image/webp"));
+        let accepted = |mime: &str| {
+            headers
+                .get_all(ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|item| accepts(item, mime))
+        };
+        let accept_webp = accepted("image/webp");
+        let accept_avif = accepted("image/avif");
         let av1 = query.and_then(|q| query_param(q, "av1")).as_deref() == Some("1")
             || headers
                 .get_all(COOKIE)
@@ -165,6 +171,7 @@ impl Signals {
             tier_query,
             tier_cookie,
             accept_webp,
+            accept_avif,
             encodings,
             av1,
             width_px,
@@ -567,12 +574,12 @@ mod tests {
             ],
             None,
         );
-        assert!(s.accept_webp);
+        assert!(s.accept_webp && s.accept_avif);
         assert!(
             s.accepts_encoding("br") && s.accepts_encoding("gzip") && !s.accepts_encoding("zstd")
         );
         let s = signals(&[("accept", "image/webp;q=0")], None);
-        assert!(!s.accept_webp);
+        assert!(!s.accept_webp && !s.accept_avif);
     }
 
     proptest! {

@@ -156,6 +156,7 @@ async fn store() -> (Store, ObjectKey) {
             duration: None,
             variants,
             captions: Vec::new(),
+            placeholder: None,
         }],
     };
     store.publish(&manifest).await.unwrap();

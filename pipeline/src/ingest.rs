@@ -28,7 +28,7 @@ use crate::{image, page, video};
 
 /// Bumped whenever a change to the pipeline changes the bytes it produces,
 /// so stored variants made by an older build are not reused.
-const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r3");
+const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r4");
 
 /// Uploads in flight at once for one asset.
 const UPLOAD_CONCURRENCY: usize = 4;
@@ -228,6 +228,7 @@ async fn ingest_asset(
         mime: src.mime.to_owned(),
     };
     let duration = rendered.duration;
+    let placeholder = rendered.placeholder;
     let variants: Vec<Variant> = futures::stream::iter(rendered.renditions)
         .map(|r| upload(store, src, r))
         .buffered(UPLOAD_CONCURRENCY)
@@ -254,6 +255,7 @@ async fn ingest_asset(
         duration,
         variants,
         captions: Vec::new(),
+        placeholder,
     };
     Ok((asset, false))
 }
@@ -349,6 +351,8 @@ fn derivation(kind: AssetKind, source: &ContentHash, profile: &Profile) -> Conte
 struct Rendered {
     renditions: Vec<Rendition>,
     duration: Option<f64>,
+    /// An image's inlinable placeholder (a data URI).
+    placeholder: Option<String>,
     /// Keeps the work directory of encoded files alive until they are uploaded.
     _workdir: Option<tempfile::TempDir>,
 }
@@ -385,15 +389,17 @@ async fn render(
                 Ok(Rendered {
                     renditions: out.renditions,
                     duration: out.duration,
+                    placeholder: None,
                     _workdir: Some(workdir),
                 })
             }
             AssetKind::Image => {
                 let bytes = bytes.unwrap_or_default();
-                let renditions = image::render(&src.file, &bytes, &profile.image)?;
+                let out = image::render(&src.file, &bytes, &profile.image)?;
                 Ok(Rendered {
-                    renditions,
+                    renditions: out.renditions,
                     duration: None,
+                    placeholder: Some(out.placeholder),
                     _workdir: None,
                 })
             }
@@ -425,6 +431,7 @@ async fn render(
                 Ok(Rendered {
                     renditions,
                     duration: None,
+                    placeholder: None,
                     _workdir: None,
                 })
             }

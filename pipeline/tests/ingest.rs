@@ -60,8 +60,17 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
         .collect();
     assert_eq!(
         formats,
-        [(Some(200), "image/webp"), (Some(200), "image/jpeg")],
+        [
+            (Some(200), "image/avif"),
+            (Some(200), "image/webp"),
+            (Some(200), "image/jpeg")
+        ],
         "never upscaled, one width"
+    );
+    let placeholder = image.placeholder.as_deref().unwrap_or_default();
+    assert!(
+        placeholder.starts_with("data:image/webp;base64,") && placeholder.len() <= 1024,
+        "{placeholder}"
     );
 
     let page = manifest.asset("index.html").unwrap();

@@ -1,24 +1,31 @@
-//! Images: decoded under limits, oriented, resized to the profile's widths
-//! and encoded as lossy WebP and progressive JPEG.
+//! Images: decoded under limits, turned upright and into sRGB, resized to
+//! the profile's widths and encoded as AVIF, lossy WebP and progressive JPEG,
+//! with a tiny inlinable placeholder.
 //!
-//! The header is read first and the pixel count checked against the profile
-//! before any pixel buffer is allocated, so a decompression bomb costs a few
-//! microseconds and no memory. EXIF orientation is applied and no metadata
-//! is carried into the outputs.
+//! `decode` checks bytes, pixels and frames before any pixel buffer exists
+//! and converts colour (`colour`); `avif` wraps libaom's AV1 in AVIF. No
+//! metadata reaches the outputs: they are untagged, hence sRGB. An animated
+//! GIF becomes an animated WebP per width (`mode: "animated"`), its first
+//! frame the JPEG (a still poster for browsers without WebP).
 
-use std::io::Cursor;
+mod avif;
+mod colour;
+mod decode;
+
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use fast_image_resize::{
     images::Image as FirImage, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
 };
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, RgbaImage};
 use lowband_catalog::manifest::VariantKind;
 use lowband_catalog::profile::{ImageFormat, ImageSettings};
 use rayon::prelude::*;
 
 use crate::rendition::Rendition;
+use decode::{Animation, Source};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {reason}")]
@@ -27,18 +34,28 @@ pub struct ImageError {
     pub reason: String,
 }
 
+/// What one image became.
+#[derive(Debug)]
+pub struct Rendered {
+    pub renditions: Vec<Rendition>,
+    /// A `data:image/webp;base64,...` URI of at most [`PLACEHOLDER_MAX`] bytes.
+    pub placeholder: String,
+}
+
+/// Largest placeholder data URI, in bytes.
+pub const PLACEHOLDER_MAX: usize = 1024;
+
 /// Renders every width × format of the ladder for one image.
-pub fn render(
-    file: &Path,
-    bytes: &[u8],
-    settings: &ImageSettings,
-) -> Result<Vec<Rendition>, ImageError> {
+pub fn render(file: &Path, bytes: &[u8], settings: &ImageSettings) -> Result<Rendered, ImageError> {
     let fail = |reason: String| ImageError {
         file: file.to_owned(),
         reason,
     };
-    let source = decode(bytes, settings).map_err(fail)?;
-    let (src_w, src_h) = (source.width(), source.height());
+    let source = decode::decode(bytes, settings).map_err(fail)?;
+    let (src_w, src_h) = match &source {
+        Source::Still(image) => (image.width(), image.height()),
+        Source::Animated(a) => a.frames[0].0.dimensions(),
+    };
 
     // One entry per distinct output width, owned by the slowest tier asking for it.
     let mut widths: Vec<(u32, &str, u8)> = Vec::new();
@@ -48,109 +65,137 @@ pub fn render(
             widths.push((width, &rung.tier, rung.quality));
         }
     }
-
-    let has_alpha = source.color().has_alpha();
-    let rgba = if has_alpha {
-        DynamicImage::ImageRgba8(source.to_rgba8())
-    } else {
-        DynamicImage::ImageRgb8(source.to_rgb8())
+    let height_for = |width: u32| {
+        ((u64::from(src_h) * u64::from(width) + u64::from(src_w) / 2) / u64::from(src_w)).max(1)
+            as u32
     };
-    drop(source);
 
+    let (still, animation) = match source {
+        Source::Still(image) => (image, None),
+        Source::Animated(a) => (DynamicImage::ImageRgba8(a.frames[0].0.clone()), Some(a)),
+    };
+    // An animation is WebP (animated) and JPEG (its first frame): AVIF
+    // sequences are not worth their encode time for classroom GIFs.
+    let formats: Vec<ImageFormat> = match animation {
+        None => settings.formats.clone(),
+        Some(_) => [ImageFormat::Webp, ImageFormat::Jpeg]
+            .into_iter()
+            .filter(|f| settings.formats.contains(f))
+            .collect(),
+    };
     let jobs: Vec<_> = widths
         .iter()
-        .flat_map(|&(w, tier, quality)| {
-            settings.formats.iter().map(move |&f| (w, tier, quality, f))
-        })
+        .flat_map(|&(w, tier, quality)| formats.iter().map(move |&f| (w, tier, quality, f)))
         .collect();
-    jobs.par_iter()
+    let renditions = jobs
+        .par_iter()
         .map(|&(width, tier, quality, format)| {
-            let height = ((u64::from(src_h) * u64::from(width) + u64::from(src_w) / 2)
-                / u64::from(src_w))
-            .max(1) as u32;
-            let resized = resize(&rgba, width, height).map_err(fail)?;
-            let encoded = encode(&resized, format, quality).map_err(fail)?;
-            let mut r = Rendition::bytes(
-                &format!("w{width}-{}", format_name(format)),
-                VariantKind::Image,
-                tier,
-                format.ext(),
-                format.mime(),
-                encoded,
-            );
+            let height = height_for(width);
+            let mut r = match (&animation, format) {
+                (Some(a), ImageFormat::Webp) => {
+                    let (bytes, duration) =
+                        animated_webp(a, width, height, quality).map_err(fail)?;
+                    let mut r = image_rendition(width, tier, format, bytes);
+                    r.mode = Some("animated".into());
+                    r.duration = Some(duration);
+                    r
+                }
+                _ => {
+                    let resized = resize(&still, width, height).map_err(fail)?;
+                    let bytes = encode(&resized, format, quality).map_err(fail)?;
+                    image_rendition(width, tier, format, bytes)
+                }
+            };
             r.width = Some(width);
             r.height = Some(height);
             Ok(r)
         })
-        .collect()
+        .collect::<Result<Vec<_>, ImageError>>()?;
+    let placeholder = placeholder(&still).map_err(fail)?;
+    Ok(Rendered {
+        renditions,
+        placeholder,
+    })
 }
 
-fn format_name(format: ImageFormat) -> &'static str {
-    match format {
-        ImageFormat::Webp => "webp",
-        ImageFormat::Jpeg => "jpeg",
-    }
+fn image_rendition(width: u32, tier: &str, format: ImageFormat, bytes: Bytes) -> Rendition {
+    Rendition::bytes(
+        &format!("w{width}-{}", format.name()),
+        VariantKind::Image,
+        tier,
+        format.ext(),
+        format.mime(),
+        bytes,
+    )
 }
 
-/// Decodes with the pixel budget enforced from the header, then orients.
-fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<DynamicImage, String> {
-    if bytes.is_empty() {
-        return Err("the file is empty".into());
+/// A miniature (32 px on its longer side or less) as a WebP data URI: blurry
+/// by construction once the page stretches it, and a few hundred bytes.
+fn placeholder(image: &DynamicImage) -> Result<String, String> {
+    let (w, h) = (image.width(), image.height());
+    for side in [32u32, 24, 16, 8] {
+        let scale = f64::from(side) / f64::from(w.max(h));
+        let (pw, ph) = if scale >= 1.0 {
+            (w, h)
+        } else {
+            (
+                ((f64::from(w) * scale).round() as u32).max(1),
+                ((f64::from(h) * scale).round() as u32).max(1),
+            )
+        };
+        let tiny = resize(image, pw, ph)?;
+        let bytes = encode(&tiny, ImageFormat::Webp, 30)?;
+        let uri = format!(
+            "data:image/webp;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(&bytes)
+        );
+        if uri.len() <= PLACEHOLDER_MAX {
+            return Ok(uri);
+        }
     }
-    if bytes.len() as u64 > settings.max_bytes {
-        return Err(format!(
-            "{} bytes, more than the {} allowed",
-            bytes.len(),
-            settings.max_bytes
+    Err("cannot make a placeholder under 1 KB".into())
+}
+
+/// Every frame resized and encoded as one animated lossy WebP; returns the
+/// bytes and the duration in seconds.
+fn animated_webp(
+    animation: &Animation,
+    width: u32,
+    height: u32,
+    quality: u8,
+) -> Result<(Bytes, f64), String> {
+    let frames = animation
+        .frames
+        .iter()
+        .map(
+            |(frame, _)| match resize(&DynamicImage::ImageRgba8(frame.clone()), width, height)? {
+                DynamicImage::ImageRgba8(buf) => Ok(buf),
+                other => Ok(other.into_rgba8()),
+            },
+        )
+        .collect::<Result<Vec<RgbaImage>, String>>()?;
+    let mut config =
+        webp::WebPConfig::new().map_err(|()| "the WebP encoder cannot be configured".to_owned())?;
+    config.quality = f32::from(quality);
+    config.method = 4;
+    let mut encoder = webp::AnimEncoder::new(width, height, &config);
+    encoder.set_loop_count(0);
+    let mut at_ms = 0i32;
+    for (buf, (_, delay)) in frames.iter().zip(&animation.frames) {
+        encoder.add_frame(webp::AnimFrame::from_rgba(
+            buf.as_raw(),
+            width,
+            height,
+            at_ms,
         ));
+        // Browsers show 0–10 ms GIF delays as 100 ms; keep what they show.
+        let delay = if *delay <= 10 { 100 } else { *delay };
+        at_ms = at_ms.saturating_add(i32::try_from(delay).unwrap_or(i32::MAX));
     }
-    let reader = || {
-        ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| format!("cannot read the image header: {e}"))
-    };
-    let header = reader()?;
-    if header.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
-        return Err("truncated JPEG: the last scan has no end-of-image marker".into());
-    }
-    let (w, h) = header
-        .into_dimensions()
-        .map_err(|e| format!("not a readable image: {e}"))?;
-    let pixels = u64::from(w) * u64::from(h);
-    if pixels > settings.max_pixels {
-        return Err(format!(
-            "{w}x{h} is {pixels} pixels, more than the {} allowed",
-            settings.max_pixels
-        ));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(w);
-    limits.max_image_height = Some(h);
-    // Room for the decoded picture at 16 bits per channel with alpha, and the decoder's own buffers.
-    limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
-    let mut reader = reader()?;
-    reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("not a readable image: {e}"))?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image =
-        DynamicImage::from_decoder(decoder).map_err(|e| format!("cannot decode the image: {e}"))?;
-    image.apply_orientation(orientation);
-    Ok(image)
-}
-
-/// Decoders fill a cut-off JPEG with grey and report success; a complete
-/// file has an end-of-image marker after its last start-of-scan. Neither
-/// marker can occur inside entropy-coded data (0xFF is stuffed there).
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_scan {
-        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
-    }
+    let bytes = encoder
+        .try_encode()
+        .map_err(|e| format!("the animated WebP encoder failed: {e:?}"))?;
+    Ok((Bytes::copy_from_slice(&bytes), f64::from(at_ms) / 1000.0))
 }
 
 fn resize(src: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, String> {
@@ -176,7 +221,7 @@ fn resize(src: &DynamicImage, width: u32, height: u32) -> Result<DynamicImage, S
     out.ok_or_else(|| format!("resizing to {width}x{height}: buffer size mismatch"))
 }
 
-/// Encodes RGB or RGBA pixels as lossy WebP or progressive JPEG.
+/// Encodes RGB or RGBA pixels as AVIF, lossy WebP or progressive JPEG.
 pub(crate) fn encode(
     image: &DynamicImage,
     format: ImageFormat,
@@ -184,6 +229,7 @@ pub(crate) fn encode(
 ) -> Result<Bytes, String> {
     let (w, h) = (image.width(), image.height());
     match format {
+        ImageFormat::Avif => avif::encode(image, quality),
         ImageFormat::Webp => {
             let encoder = match image {
                 DynamicImage::ImageRgba8(buf) => webp::Encoder::from_rgba(buf.as_raw(), w, h),
@@ -195,21 +241,12 @@ pub(crate) fn encode(
         ImageFormat::Jpeg => {
             // JPEG has no alpha: flatten onto white, as a page background would show it.
             let rgb = match image {
-                DynamicImage::ImageRgba8(buf) => flatten_on_white(buf),
+                DynamicImage::ImageRgba8(buf) => colour::flatten_on_white(buf),
                 other => other.to_rgb8(),
             };
             encode_jpeg(rgb.as_raw(), w, h, quality)
         }
     }
-}
-
-fn flatten_on_white(buf: &image::RgbaImage) -> image::RgbImage {
-    image::RgbImage::from_fn(buf.width(), buf.height(), |x, y| {
-        let [r, g, b, a] = buf.get_pixel(x, y).0;
-        let blend =
-            |c: u8| ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a)) + 127) / 255) as u8;
-        image::Rgb([blend(r), blend(g), blend(b)])
-    })
 }
 
 fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Bytes, String> {

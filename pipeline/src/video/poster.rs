@@ -39,11 +39,8 @@ pub fn renditions(
     let poster = fit_width(&upright, POSTER_WIDTH);
     for format in [ImageFormat::Jpeg, ImageFormat::Webp] {
         let bytes = encode(&poster, format, POSTER_QUALITY)?;
-        let name = match format {
-            ImageFormat::Jpeg => "poster-jpeg",
-            ImageFormat::Webp => "poster-webp",
-        };
-        out.push(image_rendition(name, tier, format, bytes, &poster));
+        let name = format!("poster-{}", format.name());
+        out.push(image_rendition(&name, tier, format, bytes, &poster));
     }
     let tiny = fit_width(&upright, PLACEHOLDER_WIDTH);
     let bytes = encode(&tiny, ImageFormat::Webp, PLACEHOLDER_QUALITY)?;
