@@ -8,7 +8,7 @@
 //! measured ([`crate::estimate`]). Then [`client_tier`] turns them into one
 //! tier of the module's profile, with the reason.
 
-use http::header::{HeaderMap, ACCEPT, ACCEPT_ENCODING, COOKIE};
+use http::header::{HeaderMap, HeaderName, ACCEPT, ACCEPT_ENCODING, COOKIE};
 use lowband_catalog::manifest::AssetKind;
 use lowband_catalog::Tier;
 
@@ -100,30 +100,49 @@ pub struct Signals {
     pub connection: Option<Estimate>,
 }
 
+/// The hint headers, named once: a lookup by `&str` parses the name on
+/// every request.
+mod hint {
+    use http::header::HeaderName;
+
+    pub const SAVE_DATA: HeaderName = HeaderName::from_static("save-data");
+    pub const ECT: HeaderName = HeaderName::from_static("ect");
+    pub const DOWNLINK: HeaderName = HeaderName::from_static("downlink");
+    pub const RTT: HeaderName = HeaderName::from_static("rtt");
+    pub const SEC_CH_WIDTH: HeaderName = HeaderName::from_static("sec-ch-width");
+    pub const WIDTH: HeaderName = HeaderName::from_static("width");
+    pub const SEC_CH_DPR: HeaderName = HeaderName::from_static("sec-ch-dpr");
+    pub const DPR: HeaderName = HeaderName::from_static("dpr");
+    pub const SEC_CH_VIEWPORT_WIDTH: HeaderName = HeaderName::from_static("sec-ch-viewport-width");
+    pub const VIEWPORT_WIDTH: HeaderName = HeaderName::from_static("viewport-width");
+    pub const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
+}
+
 impl Signals {
     pub fn from_request(headers: &HeaderMap, query: Option<&str>) -> Self {
-        let text = |name: &str| {
+        let text = |name: &HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
         };
-        let save_data = text("save-data").is_some_and(|v| v.eq_ignore_ascii_case("on"));
-        let ect = text("ect")
+        let save_data = text(&hint::SAVE_DATA).is_some_and(|v| v.eq_ignore_ascii_case("on"));
+        let ect = text(&hint::ECT)
             .map(|v| v.trim_matches('"').to_ascii_lowercase())
             .filter(|v| !v.is_empty() && v.len() <= 16);
-        let downlink_kbps = text("downlink").and_then(parse_mbps);
-        let rtt_ms = text("rtt").and_then(|v| v.parse::<u32>().ok());
-        let width_px = text("sec-ch-width")
-            .or_else(|| text("width"))
+        let downlink_kbps = text(&hint::DOWNLINK).and_then(parse_mbps);
+        let rtt_ms = text(&hint::RTT).and_then(|v| v.parse::<u32>().ok());
+        let width_px = text(&hint::SEC_CH_WIDTH)
+            .or_else(|| text(&hint::WIDTH))
             .and_then(parse_px);
-        let dpr = text("sec-ch-dpr")
-            .or_else(|| text("dpr"))
+        let dpr = text(&hint::SEC_CH_DPR)
+            .or_else(|| text(&hint::DPR))
             .and_then(parse_dpr);
-        let viewport_width = text("sec-ch-viewport-width")
-            .or_else(|| text("viewport-width"))
+        let viewport_width = text(&hint::SEC_CH_VIEWPORT_WIDTH)
+            .or_else(|| text(&hint::VIEWPORT_WIDTH))
             .and_then(parse_px);
-        let navigate = text("sec-fetch-mode").is_some_and(|v| v.eq_ignore_ascii_case("navigate"));
+        let navigate =
+            text(&hint::SEC_FETCH_MODE).is_some_and(|v| v.eq_ignore_ascii_case("navigate"));
         let tier_query = query.and_then(|q| query_param(q, "tier"));
         let tier_cookie = headers
             .get_all(COOKIE)
