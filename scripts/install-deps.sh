@@ -2,7 +2,8 @@
 # Installs what building and testing lowband needs on Debian 12, skipping
 # what is already there:
 #   build: FFmpeg 5.1 development libraries, clang/libclang (bindgen), pkg-config, nasm (mozjpeg)
-#   tests: the ffmpeg CLI (ffprobe checks outputs), s3s-fs (an S3-compatible server on loopback),
+#   tests: the ffmpeg CLI (ffprobe checks outputs), the brotli CLI (benches/page-bytes.sh),
+#          s3s-fs (an S3-compatible server on loopback),
 #          REDbot (HTTP lint, run on the edge) in a Python venv at
 #          ${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv, versions from scripts/redbot-requirements.txt
 # Usage: scripts/install-deps.sh [--test]
@@ -13,7 +14,7 @@ packages=(
   libswscale-dev libswresample-dev pkg-config clang libclang-dev nasm ca-certificates
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(ffmpeg python3 python3-venv)
+  packages+=(ffmpeg brotli python3 python3-venv)
 fi
 
 missing=()

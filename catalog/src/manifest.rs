@@ -14,6 +14,10 @@ use crate::profile::Tier;
 /// Version of the manifest and index JSON written by this build.
 pub const MANIFEST_SCHEMA: u32 = 1;
 
+/// Name of a page variant that holds the author's bytes unchanged: served
+/// only to a request that asks for no transformation, never chosen by tier.
+pub const ORIGINAL_VARIANT: &str = "original";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{what} is not valid JSON for schema {MANIFEST_SCHEMA}: {source}")]
@@ -116,6 +120,11 @@ pub struct Variant {
     /// size, sampled once a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssim: Option<f64>,
+    /// For a page: what a client fetches before any tap, in bytes — this
+    /// variant plus the stylesheets, scripts, default captions and
+    /// first-screen images the page loads (at the largest width it offers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_load_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +143,10 @@ pub struct Asset {
     /// (`intro.vtt`, `intro.km.vtt`), each an asset of this manifest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captions: Vec<Caption>,
+    /// A tiny inlinable picture of an image (a `data:` URI, ≤ 1 KB), shown
+    /// while the real one loads or, on the slowest tiers, until a tap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +186,7 @@ impl Variant {
             peak_bitrate: None,
             mode: None,
             ssim: None,
+            first_load_bytes: None,
         }
     }
 }
@@ -382,6 +396,7 @@ pub(crate) mod tests {
                 derivation: ContentHash::of(b"derivation"),
                 duration: Some(61.5),
                 captions: Vec::new(),
+                placeholder: None,
                 variants: vec![
                     variant("144p", "2g", 400_000),
                     variant("480p", "4g", 2_000_000),

@@ -35,6 +35,7 @@ fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
             },
             derivation: ContentHash::of(b"d"),
             captions: Vec::new(),
+            placeholder: None,
             duration: None,
             variants: vec![Variant::new(
                 "identity",

@@ -155,6 +155,7 @@ mod tests {
             },
             derivation: ContentHash::of(b""),
             captions: Vec::new(),
+            placeholder: None,
             duration: Some(60.0),
             variants: vec![
                 variant("144p", VariantKind::Video, "2g", 60_000, Some(144)),

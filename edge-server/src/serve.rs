@@ -210,9 +210,9 @@ impl Edge {
         let mut headers = HeaderMap::new();
         // Where no-transform can pick the original, the request's Cache-Control selects too.
         let vary = if master.is_none() && transform::matters(asset) {
-            HeaderValue::from_str(&format!("{}, Cache-Control", signals::vary(asset.kind)))
+            HeaderValue::from_str(&format!("{}, Cache-Control", signals::vary_for(asset)))
         } else {
-            Ok(HeaderValue::from_static(signals::vary(asset.kind)))
+            Ok(HeaderValue::from_static(signals::vary_for(asset)))
         };
         if let Ok(v) = vary {
             headers.insert(header::VARY, v);

@@ -6,7 +6,7 @@
 //! turns them into one tier of the module's profile, with the reason.
 
 use http::header::{HeaderMap, ACCEPT, ACCEPT_ENCODING, COOKIE};
-use lowband_catalog::manifest::AssetKind;
+use lowband_catalog::manifest::{Asset, AssetKind, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
 
 /// Name of the cookie the quality picker sets.
@@ -25,6 +25,22 @@ pub fn vary(kind: AssetKind) -> &'static str {
             "Accept, Save-Data, ECT, Downlink, RTT, Cookie"
         }
         AssetKind::Page | AssetKind::File => "Accept-Encoding",
+    }
+}
+
+/// [`vary`] for one asset: a page made per tier (a lite page for slow
+/// links) also varies with what decides the tier.
+pub fn vary_for(asset: &Asset) -> &'static str {
+    let mut tiers = asset
+        .variants
+        .iter()
+        .filter(|v| v.kind == VariantKind::Page && v.name != ORIGINAL_VARIANT)
+        .map(|v| v.tier.as_str());
+    let first = tiers.next();
+    if asset.kind == AssetKind::Page && tiers.any(|t| Some(t) != first) {
+        "Accept-Encoding, Save-Data, ECT, Downlink, RTT, Cookie"
+    } else {
+        vary(asset.kind)
     }
 }
 /// Hints we ask Chromium to send from the next request on.

@@ -102,6 +102,7 @@ mod tests {
             derivation: ContentHash::of(b""),
             duration: None,
             captions: Vec::new(),
+            placeholder: None,
             variants: vec![
                 v("identity", identity_bytes, None),
                 v("br", b"compressed", Some("br")),

@@ -171,6 +171,7 @@ async fn fixture() -> Fixture {
             },
             derivation: ContentHash::of(b"d"),
             captions: Vec::new(),
+            placeholder: None,
             duration: None,
             variants: vs,
         });

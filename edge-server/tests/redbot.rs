@@ -93,6 +93,7 @@ async fn store_with_module() -> (Store, ObjectKey) {
         },
         derivation: ContentHash::of(b"page"),
         captions: Vec::new(),
+        placeholder: None,
         duration: None,
         variants: vec![
             Variant::new(
@@ -126,6 +127,7 @@ async fn store_with_module() -> (Store, ObjectKey) {
         },
         derivation: ContentHash::of(b"image"),
         captions: Vec::new(),
+        placeholder: None,
         duration: None,
         variants: vec![
             Variant {
