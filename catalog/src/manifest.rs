@@ -14,6 +14,10 @@ use crate::profile::Tier;
 /// Version of the manifest and index JSON written by this build.
 pub const MANIFEST_SCHEMA: u32 = 1;
 
+/// Name of a page variant that holds the author's bytes unchanged: served
+/// only to a request that asks for no transformation, never chosen by tier.
+pub const ORIGINAL_VARIANT: &str = "original";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("{what} is not valid JSON for schema {MANIFEST_SCHEMA}: {source}")]
@@ -116,6 +120,11 @@ pub struct Variant {
     /// size, sampled once a second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssim: Option<f64>,
+    /// For a page: what a client fetches before any tap, in bytes — this
+    /// variant plus the stylesheets, scripts, default captions and
+    /// first-screen images the page loads (at the largest width it offers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_load_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +187,7 @@ impl Variant {
             peak_bitrate: None,
             mode: None,
             ssim: None,
+            first_load_bytes: None,
         }
     }
 }

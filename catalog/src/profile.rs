@@ -253,6 +253,10 @@ pub struct PageSettings {
     pub max_bytes: u64,
     /// First-load weight allowed per tier, in KB.
     pub budget_kb: BTreeMap<String, u32>,
+    /// Tiers that get the lite page: every image replaced by its placeholder
+    /// and loaded only on tap. None when absent.
+    #[serde(default)]
+    pub lite_tiers: Vec<String>,
 }
 
 fn default_zstd_level() -> i32 {
@@ -596,6 +600,9 @@ impl Profile {
         }
         for name in p.budget_kb.keys() {
             tier(format!("page.budget_kb.{name}"), name)?;
+        }
+        for (i, name) in p.lite_tiers.iter().enumerate() {
+            tier(format!("page.lite_tiers[{i}]"), name)?;
         }
         Ok(())
     }

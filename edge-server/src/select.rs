@@ -12,7 +12,7 @@
 //! AV1 rungs go only to clients that said they decode AV1 ([`playable`]),
 //! and are preferred over H.264 of the same tier when they did.
 
-use lowband_catalog::manifest::{Asset, AssetKind, Variant, VariantKind};
+use lowband_catalog::manifest::{Asset, AssetKind, Variant, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
 
 use crate::signals::Signals;
@@ -106,22 +106,26 @@ pub fn select<'a>(
             } else {
                 VariantKind::File
             };
-            let coded = |coding: &str| {
+            // A page may have one set of copies per tier: the tier first, then the coding.
+            let copies = || {
                 asset
                     .variants
                     .iter()
-                    .find(|v| v.kind == kind && v.encoding.as_deref() == Some(coding))
+                    .filter(move |v| v.kind == kind && v.name != ORIGINAL_VARIANT)
+            };
+            let tier = copies()
+                .map(rank)
+                .filter(|r| *r <= client_rank)
+                .max()
+                .or_else(|| copies().map(rank).min());
+            let coded = |coding: Option<&str>| {
+                copies().find(|v| Some(rank(v)) == tier && v.encoding.as_deref() == coding)
             };
             CODINGS
                 .iter()
                 .filter(|c| signals.accepts_encoding(c))
-                .find_map(|c| coded(c))
-                .or_else(|| {
-                    asset
-                        .variants
-                        .iter()
-                        .find(|v| v.kind == kind && v.encoding.is_none())
-                })
+                .find_map(|c| coded(Some(c)))
+                .or_else(|| coded(None))
         }
     }
 }
@@ -445,6 +449,47 @@ mod tests {
         select(a, &tiers, rank, s)
             .and_then(|v| v.width)
             .unwrap_or(0)
+    }
+
+    #[test]
+    fn pages_by_tier_then_encoding() {
+        let page = |name: &str, tier: &str, bytes: u64, coding: Option<&str>| {
+            variant(name, VariantKind::Page, tier, bytes, "text/html", coding)
+        };
+        let a = asset(
+            AssetKind::Page,
+            vec![
+                page("slow-2g-identity", "slow-2g", 50, None),
+                page("slow-2g-br", "slow-2g", 10, Some("br")),
+                page("3g-identity", "3g", 60, None),
+                page("3g-br", "3g", 12, Some("br")),
+                page("3g-gzip", "3g", 15, Some("gzip")),
+                page(ORIGINAL_VARIANT, "slow-2g", 90, None),
+            ],
+        );
+        let br = Signals {
+            encodings: vec!["br".into(), "gzip".into()],
+            ..Default::default()
+        };
+        let gzip = Signals {
+            encodings: vec!["gzip".into()],
+            ..Default::default()
+        };
+        assert_eq!(pick(&a, 0, &br), "slow-2g-br");
+        assert_eq!(pick(&a, 1, &br), "slow-2g-br");
+        assert_eq!(pick(&a, 2, &br), "3g-br");
+        assert_eq!(pick(&a, 3, &br), "3g-br");
+        // The tier holds before the coding: no gzip copy at slow-2g, so identity.
+        assert_eq!(pick(&a, 1, &gzip), "slow-2g-identity");
+        assert_eq!(pick(&a, 3, &gzip), "3g-gzip");
+        assert_eq!(pick(&a, 3, &Signals::default()), "3g-identity");
+        // What decides the tier now decides the page too.
+        assert_eq!(
+            crate::signals::vary_for(&a),
+            "Accept-Encoding, Save-Data, ECT, Downlink, RTT, Cookie"
+        );
+        let one_form = asset(AssetKind::Page, a.variants[..2].to_vec());
+        assert_eq!(crate::signals::vary_for(&one_form), "Accept-Encoding");
     }
 
     proptest! {

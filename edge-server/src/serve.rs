@@ -256,15 +256,15 @@ impl Edge {
         let mut headers = HeaderMap::new();
         // Where no-transform can pick the original, the request's Cache-Control selects too.
         let vary = if master.is_none() && transform::matters(asset) {
-            HeaderValue::from_str(&format!("{}, Cache-Control", signals::vary(asset.kind)))
+            HeaderValue::from_str(&format!("{}, Cache-Control", signals::vary_for(asset)))
         } else {
-            Ok(HeaderValue::from_static(signals::vary(asset.kind)))
+            Ok(HeaderValue::from_static(signals::vary_for(asset)))
         };
         if let Ok(v) = vary {
             headers.insert(header::VARY, v);
         }
         headers.insert(ACCEPT_CH, HeaderValue::from_static(signals::ACCEPT_CH));
-        if let Some(critical) = signals::critical_ch(asset.kind, &signals) {
+        if let Some(critical) = signals::critical_ch(asset, &signals) {
             headers.insert(CRITICAL_CH, HeaderValue::from_static(critical));
         }
         let cache_control = if reason == signals::Reason::Connection {

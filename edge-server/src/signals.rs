@@ -9,7 +9,7 @@
 //! tier of the module's profile, with the reason.
 
 use http::header::{HeaderMap, HeaderName, ACCEPT, ACCEPT_ENCODING, COOKIE};
-use lowband_catalog::manifest::AssetKind;
+use lowband_catalog::manifest::{Asset, AssetKind, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
 
 use crate::estimate::Estimate;
@@ -34,6 +34,32 @@ pub fn vary(kind: AssetKind) -> &'static str {
         AssetKind::Page | AssetKind::File => "Accept-Encoding",
     }
 }
+/// [`vary`] for one asset: a page made per tier (a lite page for slow
+/// links) also varies with what decides the tier.
+pub fn vary_for(asset: &Asset) -> &'static str {
+    let mut tiers = asset
+        .variants
+        .iter()
+        .filter(|v| v.kind == VariantKind::Page && v.name != ORIGINAL_VARIANT)
+        .map(|v| v.tier.as_str());
+    let first = tiers.next();
+    if asset.kind == AssetKind::Page && tiers.any(|t| Some(t) != first) {
+        "Accept-Encoding, Save-Data, ECT, Downlink, RTT, Cookie"
+    } else {
+        vary(asset.kind)
+    }
+}
+
+/// The asset's bytes depend on the client's link: media, and pages made
+/// in more than one form (a lite page for the slowest tiers).
+fn link_dependent(asset: &Asset) -> bool {
+    match asset.kind {
+        AssetKind::Video | AssetKind::Audio | AssetKind::Image => true,
+        AssetKind::Page => vary_for(asset) != vary(AssetKind::Page),
+        AssetKind::File => false,
+    }
+}
+
 /// Hints we ask Chromium to send from the next request on (and, from a
 /// page, on the requests for its own images and videos). Chromium sends
 /// client hints only over HTTPS (and to localhost): over plain HTTP the
@@ -46,18 +72,18 @@ pub const ACCEPT_CH: &str =
 /// Chromium, told that a hint it did not send was critical, drops the
 /// response and asks again with the hint: one more round trip (1.5-2 s on
 /// 2G, plus what was already in flight) on the first visit to the origin.
-/// That pays only where the bytes depend on the hint and are large:
-/// a navigation straight to a video, an audio file or an image chosen
-/// without `ECT` and without an explicit choice, where the wrong tier
-/// costs a 2G teacher megabytes. A page's bytes do not depend on the link
-/// (only on `Accept-Encoding`), and its own images and videos get the
-/// hints from the page's `Accept-CH`, so pages never send it.
-/// Not in `Vary`: a cache that serves it to a non-navigation, or leaves
-/// it out for one, costs nothing but the retry.
-pub fn critical_ch(kind: AssetKind, signals: &Signals) -> Option<&'static str> {
-    let link_dependent = matches!(kind, AssetKind::Video | AssetKind::Audio | AssetKind::Image);
+/// That pays only where the bytes depend on the hint: a navigation
+/// without `ECT` and without an explicit choice, straight to a video, an
+/// audio file or an image, where the wrong tier costs a 2G teacher
+/// megabytes, or to a page made in a lite form for slow links, where the
+/// full form would fetch its first-screen photos (tens of KB, many seconds
+/// on 2G, against one round trip). A page made in one form only varies
+/// with `Accept-Encoding` and never asks. Not in `Vary`: a cache that
+/// serves it to a non-navigation, or leaves it out for one, costs nothing
+/// but the retry.
+pub fn critical_ch(asset: &Asset, signals: &Signals) -> Option<&'static str> {
     let chosen = signals.tier_query.is_some() || signals.tier_cookie.is_some();
-    (link_dependent && signals.navigate && signals.ect.is_none() && !chosen).then_some("ECT")
+    (link_dependent(asset) && signals.navigate && signals.ect.is_none() && !chosen).then_some("ECT")
 }
 
 /// Widest image a client can ask for, in physical pixels (16K).
@@ -524,21 +550,38 @@ mod tests {
 
     #[test]
     fn critical_ch_only_where_a_retry_pays() {
+        let of_kind = |kind: AssetKind, tiers: &[&str]| {
+            let json = serde_json::json!({
+                "path": "a",
+                "kind": kind,
+                "source": {"bytes": 1, "hash": "00".repeat(32), "mime": "x/y"},
+                "derivation": "00".repeat(32),
+                "variants": tiers.iter().map(|t| serde_json::json!({
+                    "name": format!("{t}-br"), "kind": "page", "tier": t,
+                    "key": format!("objects/00/{}.br", "00".repeat(32)),
+                    "bytes": 1, "mime": "text/html",
+                })).collect::<Vec<_>>(),
+            });
+            serde_json::from_value::<Asset>(json).unwrap()
+        };
+        let video = of_kind(AssetKind::Video, &[]);
         let nav = [("sec-fetch-mode", "navigate")];
         let s = signals(&nav, None);
-        assert_eq!(critical_ch(AssetKind::Video, &s), Some("ECT"));
-        assert_eq!(critical_ch(AssetKind::Image, &s), Some("ECT"));
-        // A page's bytes do not depend on the link.
-        assert_eq!(critical_ch(AssetKind::Page, &s), None);
-        assert_eq!(critical_ch(AssetKind::File, &s), None);
-        // Not a navigation, ECT already sent, or an explicit choice: no retry.
-        assert_eq!(critical_ch(AssetKind::Video, &signals(&[], None)), None);
-        let sent = signals(&[("sec-fetch-mode", "navigate"), ("ect", "2g")], None);
-        assert_eq!(critical_ch(AssetKind::Video, &sent), None);
+        assert_eq!(critical_ch(&video, &s), Some("ECT"));
         assert_eq!(
-            critical_ch(AssetKind::Video, &signals(&nav, Some("tier=2g"))),
-            None
+            critical_ch(&of_kind(AssetKind::Image, &[]), &s),
+            Some("ECT")
         );
+        // A page in one form varies with Accept-Encoding only; with a lite form, with the link.
+        assert_eq!(critical_ch(&of_kind(AssetKind::Page, &["2g"]), &s), None);
+        let tiered = of_kind(AssetKind::Page, &["slow-2g", "3g"]);
+        assert_eq!(critical_ch(&tiered, &s), Some("ECT"));
+        assert_eq!(critical_ch(&of_kind(AssetKind::File, &[]), &s), None);
+        // Not a navigation, ECT already sent, or an explicit choice: no retry.
+        assert_eq!(critical_ch(&video, &signals(&[], None)), None);
+        let sent = signals(&[("sec-fetch-mode", "navigate"), ("ect", "2g")], None);
+        assert_eq!(critical_ch(&video, &sent), None);
+        assert_eq!(critical_ch(&video, &signals(&nav, Some("tier=2g"))), None);
         for hint in ACCEPT_CH.split(", ") {
             assert!(!hint.is_empty());
         }

@@ -4,6 +4,9 @@
 //! nothing they derive from changed, otherwise render on the rayon pool and
 //! upload content-addressed → publish the manifest last, in one put.
 //!
+//! Pages go last: their rewrite points images and media at what was made of
+//! them, so everything else in the module is rendered (or reused) first.
+//!
 //! Any failure stops the run before the manifest is written, so readers keep
 //! seeing the previous manifest; objects already uploaded are immutable and
 //! harmless, and a re-run finds them present and skips them.
@@ -23,6 +26,7 @@ use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store, StoreErr
 use serde::Serialize;
 
 use crate::discover::{self, DiscoverError, Skipped, SourceAsset};
+use crate::page::ModuleView;
 use crate::rendition::{Payload, Rendition};
 use crate::{image, page, video};
 
@@ -116,23 +120,36 @@ pub async fn ingest(
     };
 
     let mut uploads = UploadTally::default();
-    let mut assets = Vec::with_capacity(source.assets.len());
+    let mut slots: Vec<Option<Asset>> = vec![None; source.assets.len()];
     let mut reused = 0;
-    for src in &source.assets {
+    // Everything but the pages first, then the pages, which point at it.
+    let (pages, others): (Vec<usize>, Vec<usize>) =
+        (0..source.assets.len()).partition(|&i| source.assets[i].kind == AssetKind::Page);
+    let mut view: Option<Arc<ModuleView>> = None;
+    for i in others.into_iter().chain(pages) {
+        let src = &source.assets[i];
+        if src.kind == AssetKind::Page && view.is_none() {
+            let done: Vec<&Asset> = slots.iter().flatten().collect();
+            view = Some(Arc::new(
+                module_view(&module, &options.profile, &done, store).await?,
+            ));
+        }
         progress.asset_started(&src.path, src.kind);
         let (asset, was_reused) = ingest_asset(
             src,
             &options.profile,
             store,
             previous.as_ref(),
+            view.as_ref(),
             &mut uploads,
             &progress,
         )
         .await?;
         progress.asset_finished(&src.path, was_reused);
         reused += usize::from(was_reused);
-        assets.push(asset);
+        slots[i] = Some(asset);
     }
+    let mut assets: Vec<Asset> = slots.into_iter().flatten().collect();
 
     link_captions(&mut assets);
     let published_at = SystemTime::now()
@@ -198,16 +215,50 @@ struct UploadTally {
     bytes: u64,
 }
 
+/// What pages can point at: the module's other assets, and the videos'
+/// placeholders read back from the store to be inlined as posters.
+async fn module_view(
+    module: &ModuleId,
+    profile: &Profile,
+    done: &[&Asset],
+    store: &Store,
+) -> Result<ModuleView, IngestError> {
+    use base64::Engine as _;
+    let mut posters = BTreeMap::new();
+    for asset in done.iter().filter(|a| a.kind == AssetKind::Video) {
+        let Some(v) = asset.variants.iter().find(|v| v.name == "placeholder") else {
+            continue;
+        };
+        if v.bytes > 1024 {
+            continue;
+        }
+        if let Some(bytes) = store.get_bytes(&v.key.to_string()).await? {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            posters.insert(asset.path.clone(), format!("data:{};base64,{b64}", v.mime));
+        }
+    }
+    Ok(ModuleView {
+        id: module.to_string(),
+        tiers: profile.tiers.iter().map(|t| t.name.clone()).collect(),
+        assets: done
+            .iter()
+            .map(|a| (a.path.clone(), (*a).clone()))
+            .collect(),
+        posters,
+    })
+}
+
 async fn ingest_asset(
     src: &SourceAsset,
     profile: &Profile,
     store: &Store,
     previous: Option<&Manifest>,
+    view: Option<&Arc<ModuleView>>,
     uploads: &mut UploadTally,
     progress: &Arc<dyn Progress>,
 ) -> Result<(Asset, bool), IngestError> {
     let (hash, bytes) = read_source(src, profile).await?;
-    let derivation = derivation(src.kind, &hash, profile);
+    let derivation = derivation(src.kind, &hash, profile, view.map(|v| v.digest()));
     if let Some(old) = previous
         .and_then(|m| m.asset(&src.path))
         .filter(|a| a.derivation == derivation)
@@ -221,7 +272,7 @@ async fn ingest_asset(
         }
     }
 
-    let rendered = render(src, profile, bytes, progress).await?;
+    let rendered = render(src, profile, bytes, view.cloned(), progress).await?;
     let source = SourceInfo {
         bytes: src.bytes,
         hash,
@@ -257,6 +308,9 @@ async fn ingest_asset(
         captions: Vec::new(),
         placeholder,
     };
+    if asset.kind == AssetKind::Page {
+        warn_over_budget(&asset, profile);
+    }
     Ok((asset, false))
 }
 
@@ -335,8 +389,32 @@ async fn read_source(
     .await
 }
 
-/// Digest of everything an asset's variants depend on.
-fn derivation(kind: AssetKind, source: &ContentHash, profile: &Profile) -> ContentHash {
+/// A page whose first load (with brotli) is over its tier's budget still
+/// publishes: the author hears about it, the teacher still gets the lesson.
+fn warn_over_budget(page: &Asset, profile: &Profile) {
+    for v in page
+        .variants
+        .iter()
+        .filter(|v| v.encoding.as_deref() == Some("br"))
+    {
+        let (Some(weight), Some(kb)) = (v.first_load_bytes, profile.page.budget_kb.get(&v.tier))
+        else {
+            continue;
+        };
+        if weight > u64::from(*kb) * 1000 {
+            tracing::warn!(page = %page.path, tier = %v.tier, weight, budget_kb = kb, "page over its first-load budget");
+        }
+    }
+}
+
+/// Digest of everything an asset's variants depend on; for a page, that
+/// includes what it points at (`context`, the module view's digest).
+fn derivation(
+    kind: AssetKind,
+    source: &ContentHash,
+    profile: &Profile,
+    context: Option<ContentHash>,
+) -> ContentHash {
     let settings = match kind {
         AssetKind::Video | AssetKind::Audio => serde_json::to_string(&profile.video),
         AssetKind::Image => serde_json::to_string(&profile.image),
@@ -344,7 +422,8 @@ fn derivation(kind: AssetKind, source: &ContentHash, profile: &Profile) -> Conte
     }
     .unwrap_or_default();
     let tiers = serde_json::to_string(&profile.tiers).unwrap_or_default();
-    let text = format!("{RENDERER_VERSION}\n{kind:?}\n{source}\n{tiers}\n{settings}");
+    let context = context.map(|c| c.to_string()).unwrap_or_default();
+    let text = format!("{RENDERER_VERSION}\n{kind:?}\n{source}\n{tiers}\n{settings}\n{context}");
     ContentHash::of(text.as_bytes())
 }
 
@@ -361,6 +440,7 @@ async fn render(
     src: &SourceAsset,
     profile: &Profile,
     bytes: Option<Bytes>,
+    view: Option<Arc<ModuleView>>,
     progress: &Arc<dyn Progress>,
 ) -> Result<Rendered, IngestError> {
     let src = src.clone();
@@ -416,8 +496,16 @@ async fn render(
                         reason: "the page is not valid UTF-8".into(),
                     });
                 }
-                let renditions = if discover::is_text(src.mime) {
-                    page::render(bytes, src.mime, src.ext, kind, &lowest_tier, &profile.page)
+                let renditions = if src.kind == AssetKind::Page {
+                    let view = view.unwrap_or_default();
+                    page::render_page(&bytes, &src.path, src.mime, &view, &profile.page).map_err(
+                        |e| IngestError::Source {
+                            file: src.file.clone(),
+                            reason: e.to_string(),
+                        },
+                    )?
+                } else if discover::is_text(src.mime) {
+                    page::render_file(bytes, src.mime, src.ext, &lowest_tier, &profile.page)
                 } else {
                     vec![Rendition::bytes(
                         "identity",
@@ -502,6 +590,7 @@ async fn upload(
         playlist,
         mode: r.mode,
         ssim: r.ssim.map(|s| (s * 10_000.0).round() / 10_000.0),
+        first_load_bytes: r.first_load_bytes,
     };
     Ok((variant, tally))
 }

@@ -38,6 +38,8 @@ pub struct Rendition {
     pub mode: Option<String>,
     /// Mean SSIM against the source at this size.
     pub ssim: Option<f64>,
+    /// For a page: its bytes plus what it fetches before any tap.
+    pub first_load_bytes: Option<u64>,
 }
 
 impl Rendition {
@@ -66,6 +68,7 @@ impl Rendition {
             fragments: None,
             mode: None,
             ssim: None,
+            first_load_bytes: None,
         }
     }
 }

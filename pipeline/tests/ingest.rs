@@ -73,13 +73,30 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
         "{placeholder}"
     );
 
+    // The page: a lite form for the 2G tiers, one full form for the rest (the
+    // photo has a single width), each precompressed, plus the author's bytes.
     let page = manifest.asset("index.html").unwrap();
-    let codings: Vec<_> = page
-        .variants
-        .iter()
-        .map(|v| v.encoding.as_deref().unwrap_or("identity"))
-        .collect();
-    assert_eq!(codings, ["identity", "br", "zstd", "gzip"]);
+    let names: Vec<_> = page.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "slow-2g-identity",
+            "slow-2g-br",
+            "slow-2g-zstd",
+            "slow-2g-gzip",
+            "3g-identity",
+            "3g-br",
+            "3g-zstd",
+            "3g-gzip",
+            "original"
+        ]
+    );
+    for v in &page.variants {
+        match v.name.as_str() {
+            "original" => assert_eq!(v.key.hash(), page.source.hash),
+            _ => assert!(v.first_load_bytes.unwrap() >= v.bytes, "{}", v.name),
+        }
+    }
 
     // Every object named exists, has the recorded size and hashes to its key.
     for asset in &manifest.assets {
@@ -132,7 +149,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
     let noise: Vec<u8> = (0..40_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
         .collect();
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         ("lessons/empty.mp4", Vec::new(), "the file is empty"),
         (
             "lessons/noise.mp4",
@@ -142,6 +159,11 @@ async fn bad_input_is_named_and_publishes_nothing() {
         ("img/noise.png", noise, "not a readable image"),
         ("img/cut.jpg", jpeg[..jpeg.len() / 3].to_vec(), "image"),
         ("page.html", vec![0xff, 0xfe, 0x00, 0x41], "not valid UTF-8"),
+        (
+            "lessons/escape.html",
+            b"<p>See <a href=\"../../other/index.html\">the other module</a></p>".to_vec(),
+            "link \"../../other/index.html\" leaves the module",
+        ),
     ];
     for (name, bytes, reason) in cases {
         let file = dir.join(name);

@@ -359,6 +359,7 @@ fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendit
         fragments,
         mode,
         ssim: f.ssim,
+        first_load_bytes: None,
     })
 }
 

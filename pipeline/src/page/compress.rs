@@ -1,0 +1,168 @@
+//! Precompressed copies of a text file or page.
+//!
+//! Compression happens once, at ingest, at the highest settings (brotli
+//! quality 11 runs at well under 1 MB/s): the edge only ever picks a copy.
+//! brotli for browsers (all send `br` over HTTPS), zstd for the ones that
+//! announce it (Chromium 123+) and for clients on plain HTTP where browsers
+//! hold back `br`, gzip for everything else.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use lowband_catalog::manifest::VariantKind;
+use lowband_catalog::profile::PageSettings;
+use rayon::prelude::*;
+
+use crate::rendition::Rendition;
+
+/// Below this size a compressed copy saves too little to be worth a variant.
+const MIN_COMPRESS_BYTES: usize = 256;
+
+/// The identity copy plus brotli, zstd and gzip copies of a text file.
+pub fn render(
+    bytes: Bytes,
+    mime: &str,
+    ext: &'static str,
+    kind: VariantKind,
+    tier: &str,
+    settings: &PageSettings,
+) -> Vec<Rendition> {
+    let identity = Rendition::bytes("identity", kind, tier, ext, mime, bytes.clone());
+    if bytes.len() < MIN_COMPRESS_BYTES {
+        return vec![identity];
+    }
+    let compressed: Vec<Rendition> = [Coding::Brotli, Coding::Zstd, Coding::Gzip]
+        .par_iter()
+        .map(|coding| coding.compress(&bytes, settings))
+        .filter(|c| c.len() < bytes.len())
+        .map(|c| c.into_rendition(kind, tier, mime))
+        .collect();
+    std::iter::once(identity).chain(compressed).collect()
+}
+
+#[derive(Clone, Copy)]
+enum Coding {
+    Brotli,
+    Zstd,
+    Gzip,
+}
+
+struct Compressed {
+    coding: Coding,
+    bytes: Bytes,
+}
+
+impl Compressed {
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn into_rendition(self, kind: VariantKind, tier: &str, mime: &str) -> Rendition {
+        let (name, ext) = match self.coding {
+            Coding::Brotli => ("br", "br"),
+            Coding::Zstd => ("zstd", "zst"),
+            Coding::Gzip => ("gzip", "gz"),
+        };
+        let mut r = Rendition::bytes(name, kind, tier, ext, mime, self.bytes);
+        r.encoding = Some(name.to_owned());
+        r
+    }
+}
+
+impl Coding {
+    fn compress(self, input: &[u8], settings: &PageSettings) -> Compressed {
+        let bytes = match self {
+            Coding::Brotli => {
+                let mut out = Vec::with_capacity(input.len() / 3);
+                let params = brotli::enc::BrotliEncoderParams {
+                    quality: settings.brotli_quality as i32,
+                    lgwin: 22,
+                    mode: brotli::enc::backward_references::BrotliEncoderMode::BROTLI_MODE_TEXT,
+                    size_hint: input.len(),
+                    ..Default::default()
+                };
+                // Writing into a Vec cannot fail.
+                let _ = brotli::BrotliCompress(&mut &input[..], &mut out, &params);
+                out
+            }
+            // Compressing into memory fails only if zstd cannot allocate; the
+            // input is then returned, and the caller drops a copy no smaller.
+            Coding::Zstd => {
+                zstd::bulk::compress(input, settings.zstd_level).unwrap_or_else(|_| input.to_vec())
+            }
+            Coding::Gzip => {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::new(),
+                    flate2::Compression::new(settings.gzip_level),
+                );
+                let _ = enc.write_all(input);
+                enc.finish().unwrap_or_default()
+            }
+        };
+        Compressed {
+            coding: self,
+            bytes: Bytes::from(bytes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn copies_decode_to_the_original_byte_exact() {
+        let settings = lowband_catalog::Profile::builtin_default().page;
+        let khmer = "<p lang=\"km\">គ្រូល្អសួរសំណួរបើកចំហ ដើម្បីឱ្យសិស្សគិត។</p>\n".repeat(20);
+        let out = render(
+            Bytes::from(khmer.clone()),
+            "text/html; charset=utf-8",
+            "html",
+            VariantKind::Page,
+            "slow-2g",
+            &settings,
+        );
+        let names: Vec<_> = out.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["identity", "br", "zstd", "gzip"]);
+        for r in &out {
+            let crate::rendition::Payload::Bytes(b) = &r.payload else {
+                panic!("in memory")
+            };
+            let mut decoded = Vec::new();
+            match r.encoding.as_deref() {
+                Some("br") => brotli::BrotliDecompress(&mut &b[..], &mut decoded).unwrap(),
+                Some("zstd") => decoded = zstd::decode_all(&b[..]).unwrap(),
+                Some("gzip") => {
+                    flate2::read::GzDecoder::new(&b[..])
+                        .read_to_end(&mut decoded)
+                        .unwrap();
+                }
+                _ => decoded = b.to_vec(),
+            }
+            assert_eq!(decoded, khmer.as_bytes(), "{}", r.name);
+            if r.encoding.is_some() {
+                assert!(
+                    b.len() < khmer.len() / 4,
+                    "{} compressed only to {}",
+                    r.name,
+                    b.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tiny_files_are_not_compressed() {
+        let settings = lowband_catalog::Profile::builtin_default().page;
+        let out = render(
+            Bytes::from_static(b"body{}"),
+            "text/css",
+            "css",
+            VariantKind::Page,
+            "slow-2g",
+            &settings,
+        );
+        assert_eq!(out.len(), 1);
+    }
+}
