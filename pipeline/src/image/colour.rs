@@ -142,7 +142,7 @@ fn adobe_app14(bytes: &[u8]) -> bool {
             return false;
         }
         let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
-        if marker == 0xEE && bytes.get(at + 4..at + 9) == Some(b"Adobe") {
+        if marker == 0xEE && bytes.get(at + 4..at + 9) == Some(&b"Adobe"[..]) {
             return true;
         }
         at += 2 + len;
