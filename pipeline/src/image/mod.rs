@@ -83,34 +83,39 @@ pub fn render(file: &Path, bytes: &[u8], settings: &ImageSettings) -> Result<Ren
             .filter(|f| settings.formats.contains(f))
             .collect(),
     };
-    let jobs: Vec<_> = widths
-        .iter()
-        .flat_map(|&(w, tier, quality)| formats.iter().map(move |&f| (w, tier, quality, f)))
-        .collect();
-    let renditions = jobs
+    // One resize per width, shared by its formats; widths and formats both run on rayon.
+    let renditions = widths
         .par_iter()
-        .map(|&(width, tier, quality, format)| {
+        .map(|&(width, tier, quality)| {
             let height = height_for(width);
-            let mut r = match (&animation, format) {
-                (Some(a), ImageFormat::Webp) => {
-                    let (bytes, duration) =
-                        animated_webp(a, width, height, quality).map_err(fail)?;
-                    let mut r = image_rendition(width, tier, format, bytes);
-                    r.mode = Some("animated".into());
-                    r.duration = Some(duration);
-                    r
-                }
-                _ => {
-                    let resized = resize(&still, width, height).map_err(fail)?;
-                    let bytes = encode(&resized, format, quality).map_err(fail)?;
-                    image_rendition(width, tier, format, bytes)
-                }
-            };
-            r.width = Some(width);
-            r.height = Some(height);
-            Ok(r)
+            let resized = resize(&still, width, height).map_err(fail)?;
+            formats
+                .par_iter()
+                .map(|&format| {
+                    let mut r = match (&animation, format) {
+                        (Some(a), ImageFormat::Webp) => {
+                            let (bytes, duration) =
+                                animated_webp(a, width, height, quality).map_err(fail)?;
+                            let mut r = image_rendition(width, tier, format, bytes);
+                            r.mode = Some("animated".into());
+                            r.duration = Some(duration);
+                            r
+                        }
+                        _ => {
+                            let bytes = encode(&resized, format, quality).map_err(fail)?;
+                            image_rendition(width, tier, format, bytes)
+                        }
+                    };
+                    r.width = Some(width);
+                    r.height = Some(height);
+                    Ok(r)
+                })
+                .collect::<Result<Vec<_>, ImageError>>()
         })
-        .collect::<Result<Vec<_>, ImageError>>()?;
+        .collect::<Result<Vec<_>, ImageError>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let placeholder = placeholder(&still).map_err(fail)?;
     Ok(Rendered {
         renditions,
