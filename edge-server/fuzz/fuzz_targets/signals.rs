@@ -62,6 +62,8 @@ fuzz_target!(|data: &[u8]| {
                 Reason::Default => assert_eq!(rank, default.min(count - 1)),
                 Reason::SaveData => assert!(signals.save_data && rank == 1),
                 Reason::Ect | Reason::Downlink | Reason::Rtt => {}
+                // Only the server sets a connection estimate; no header can.
+                Reason::Connection => assert!(signals.connection.is_some(), "{signals:?}"),
             }
             if signals.save_data && reason != Reason::Chosen {
                 assert!(rank <= 1, "save-data got tier {rank} ({reason:?})");
