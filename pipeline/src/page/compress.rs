@@ -108,8 +108,8 @@ impl Coding {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::decoded;
     use super::*;
-    use std::io::Read;
 
     #[test]
     fn copies_decode_to_the_original_byte_exact() {
@@ -129,18 +129,7 @@ mod tests {
             let crate::rendition::Payload::Bytes(b) = &r.payload else {
                 panic!("in memory")
             };
-            let mut decoded = Vec::new();
-            match r.encoding.as_deref() {
-                Some("br") => brotli::BrotliDecompress(&mut &b[..], &mut decoded).unwrap(),
-                Some("zstd") => decoded = zstd::decode_all(&b[..]).unwrap(),
-                Some("gzip") => {
-                    flate2::read::GzDecoder::new(&b[..])
-                        .read_to_end(&mut decoded)
-                        .unwrap();
-                }
-                _ => decoded = b.to_vec(),
-            }
-            assert_eq!(decoded, khmer.as_bytes(), "{}", r.name);
+            assert_eq!(decoded(r), khmer.as_bytes(), "{}", r.name);
             if r.encoding.is_some() {
                 assert!(
                     b.len() < khmer.len() / 4,

@@ -195,7 +195,8 @@ mod tests {
         lowband_catalog::Profile::builtin_default().page
     }
 
-    fn decoded(r: &Rendition) -> Vec<u8> {
+    /// The bytes a client gets after undoing the copy's coding.
+    pub(super) fn decoded(r: &Rendition) -> Vec<u8> {
         let Payload::Bytes(b) = &r.payload else {
             panic!("in memory")
         };
