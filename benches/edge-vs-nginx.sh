@@ -11,7 +11,10 @@
 #   CLIENT_CPUS  CPUs wrk is pinned to (default 1; all CPUs when the machine has one)
 #   CONNECTIONS  wrk connections (default 32); wrk runs one thread per client CPU
 #   KEEP=1       leaves the temporary directory (store, nginx root, logs) in place
+#   SCENARIOS    which scenarios to run (default "page-br object-br range-64k")
 #   NO_BUILD=1   uses the existing release binaries instead of running cargo build
+#   PIPELINE     a lowband-pipeline binary to ingest with (e.g. a debug build; only
+#                the edge is measured), instead of building the release one
 #
 # Fairness: the edge's tokio runtime gets TOKIO_WORKER_THREADS = the number of
 # SERVER_CPUS and nginx gets worker_processes = that same number; both whole
@@ -87,11 +90,13 @@ wrk_threads=$(taskset -c "$client_cpus" nproc) || die "bad CLIENT_CPUS: $client_
 # --- build --------------------------------------------------------------------
 target=${CARGO_TARGET_DIR:-$root/target}
 if [[ -z ${NO_BUILD:-} ]]; then
-    echo "== building lowband-edge and lowband-pipeline (release)" >&2
-    cargo build --release -p lowband-edge -p lowband-pipeline >&2 || die "cargo build --release failed"
+    crates=(-p lowband-edge)
+    [[ -n ${PIPELINE:-} ]] || crates+=(-p lowband-pipeline)
+    echo "== building ${crates[*]} (release)" >&2
+    cargo build --release "${crates[@]}" >&2 || die "cargo build --release failed"
 fi
 edge=$target/release/lowband-edge
-pipeline=$target/release/lowband-pipeline
+pipeline=${PIPELINE:-$target/release/lowband-pipeline}
 [[ -x $edge ]] || die "no binary at $edge"
 [[ -x $pipeline ]] || die "no binary at $pipeline"
 
@@ -303,7 +308,21 @@ request = function()
 end
 EOF
 
-# One wrk run: prints "<req/s> <p99 ms> <non2xx+errors>" and keeps the output.
+# CPU time (user + system, clock ticks) the server's processes have used so far:
+# the edge's one process, or nginx's master and workers.
+cpu_ticks() {  # side
+    local pids p total=0 fields
+    if [[ $1 == lowband ]]; then pids=$edge_pid; else pids="$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"; fi
+    for p in $pids; do
+        # comm (field 2) may hold spaces: count fields after its closing parenthesis.
+        read -r -a fields < <(sed 's/^.*) //' /proc/"$p"/stat)
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+# One wrk run: prints "<req/s> <p99 ms> <non2xx+errors> <requests>" and keeps the output.
 run_wrk() {  # out url script
     local out=$1 url=$2 script=$3
     taskset -c "$client_cpus" wrk -t"$wrk_threads" -c"$connections" -d"${duration}s" --latency \
@@ -318,15 +337,17 @@ bad = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", t))
 e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
 if e:
     bad += sum(map(int, e.groups()))
-print(f"{rps:.1f} {p99:.3f} {bad}")
+n = int(re.search(r"(\d+) requests in", t).group(1))
+print(f"{rps:.1f} {p99:.3f} {bad} {n}")
 PY
 }
 
-scenarios=(page-br object-br range-64k)
 declare -A url_lowband url_nginx script
 url_lowband[page-br]=$edge_url/m/bench/page.html;  url_nginx[page-br]=$nginx_url/page.html;    script[page-br]=$tmp/page-br.lua
 url_lowband[object-br]=$edge_url/o/$page_br_key;  url_nginx[object-br]=$nginx_url/page.html.br; script[object-br]=$tmp/plain.lua
 url_lowband[range-64k]=$edge_url/o/$blob_key;     url_nginx[range-64k]=$nginx_url/blob.bin;     script[range-64k]=$tmp/range-64k.lua
+read -r -a scenarios <<<"${SCENARIOS:-page-br object-br range-64k}"
+for s in "${scenarios[@]}"; do [[ -n ${script[$s]:-} ]] || die "unknown scenario: $s (page-br, object-br, range-64k)"; done
 
 echo "== lowband-edge vs nginx: same bytes, same CPUs"
 echo "machine: $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
@@ -346,10 +367,12 @@ for s in "${scenarios[@]}"; do
     for ((i = 1; i <= runs; i++)); do
         for side in lowband nginx; do
             if [[ $side == lowband ]]; then url=${url_lowband[$s]}; else url=${url_nginx[$s]}; fi
-            read -r rps p99 bad < <(run_wrk "$tmp/wrk.$s.$side.$i" "$url" "${script[$s]}")
+            before=$(cpu_ticks "$side")
+            read -r rps p99 bad n < <(run_wrk "$tmp/wrk.$s.$side.$i" "$url" "${script[$s]}")
+            cpu_us=$(( ($(cpu_ticks "$side") - before) * tick_us / (n > 0 ? n : 1) ))
             ((bad == 0)) || { cat "$tmp/wrk.$s.$side.$i" >&2; die "$s $side run $i: $bad bad responses or socket errors"; }
-            echo "$s $side $i $rps $p99" >>"$tmp/results"
-            printf 'run %d  %-9s  %-7s  %10.0f req/s  p99 %8.3f ms\n' "$i" "$s" "$side" "$rps" "$p99"
+            echo "$s $side $i $rps $p99 $cpu_us" >>"$tmp/results"
+            printf 'run %d  %-9s  %-7s  %10.0f req/s  p99 %8.3f ms  %4d µs CPU/req\n' "$i" "$s" "$side" "$rps" "$p99" "$cpu_us"
         done
     done
 done
@@ -367,13 +390,18 @@ for r in rows:
         scen.append(r[0])
 def med(s, side, col):
     return statistics.median(float(r[col]) for r in rows if r[0] == s and r[1] == side)
-print(f"median of {runs} run(s) per side; ratio = lowband / nginx (req/s: higher is better, p99: lower is better)")
-hdr = ("scenario", "lowband req/s", "nginx req/s", "ratio", "lowband p99 ms", "nginx p99 ms", "ratio")
+print(f"median of {runs} run(s) per side; ratio = lowband / nginx (req/s: higher is better, p99 and CPU: lower is better)")
+print("CPU/req: the server's user + system time (all its threads or processes) over the requests served,")
+print("which the other load on a shared machine disturbs far less than req/s")
+hdr = ("scenario", "lowband req/s", "nginx req/s", "ratio", "lowband p99 ms", "nginx p99 ms", "ratio",
+       "lowband µs CPU/req", "nginx µs CPU/req", "ratio")
 out = [hdr]
 for s in scen:
     lr, nr = med(s, "lowband", 3), med(s, "nginx", 3)
     lp, np_ = med(s, "lowband", 4), med(s, "nginx", 4)
-    out.append((s, f"{lr:.0f}", f"{nr:.0f}", f"{lr / nr:.2f}", f"{lp:.2f}", f"{np_:.2f}", f"{lp / np_:.2f}"))
+    lc, nc = med(s, "lowband", 5), med(s, "nginx", 5)
+    out.append((s, f"{lr:.0f}", f"{nr:.0f}", f"{lr / nr:.2f}", f"{lp:.2f}", f"{np_:.2f}", f"{lp / np_:.2f}",
+                f"{lc:.0f}", f"{nc:.0f}", f"{lc / nc:.2f}" if nc else "-"))
 w = [max(len(x[c]) for x in out) for c in range(len(hdr))]
 for k, row in enumerate(out):
     print("  ".join(x.ljust(w[0]) if c == 0 else x.rjust(w[c]) for c, x in enumerate(row)))

@@ -13,7 +13,19 @@
 //! be kept and reused ([`OpenFiles`], like nginx's `open_file_cache`): a hot
 //! object then costs one `preadv2` instead of open, fstat, read and close.
 //! Entries expire after a few seconds, so an object deleted from the store
-//! (by garbage collection) stops being served soon after.
+//! (by garbage collection) stops being served soon after. A small object
+//! (a page, a playlist, a thumbnail) also keeps its bytes once read whole,
+//! so a hot one costs no syscall at all; that memory is bounded by
+//! [`OPEN_MAX`] × [`SMALL`].
+//!
+//! A larger object is also mapped into memory ([`Mapping`]): a range whose
+//! pages `mincore` reports resident is sent straight from the page cache as
+//! a slice of the mapping, one copy (into the socket) instead of two (into
+//! a buffer, then into the socket) — what nginx's `sendfile` saves it on a
+//! 64 KiB range. Pages not resident are read as above, so the runtime
+//! thread never waits for the disk (bar eviction between the check and the
+//! send). Stored objects are only ever replaced by rename, never truncated
+//! in place: a mapping then keeps the bytes it was made from.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -21,7 +33,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -34,12 +46,21 @@ use crate::range::ByteRange;
 /// so a connection holds at most one of them.
 pub const CHUNK: u64 = 256 * 1024;
 
+/// Objects up to this size keep their bytes in memory while their
+/// descriptor is cached.
+pub const SMALL: u64 = 32 * 1024;
+
 /// An open object file.
 #[derive(Clone)]
 pub struct LocalObject {
     file: Arc<File>,
     pub len: u64,
     pub modified: Option<SystemTime>,
+    /// The whole object, once read, when it is at most [`SMALL`] bytes.
+    bytes: Arc<OnceLock<Bytes>>,
+    /// The whole object mapped, for one larger than [`SMALL`] (`None`:
+    /// mapping failed, read it instead).
+    mapped: Arc<OnceLock<Option<Bytes>>>,
 }
 
 /// Descriptors kept open this long at most.
@@ -110,12 +131,54 @@ pub fn open(dir: &Path, key: &ObjectKey) -> io::Result<Option<LocalObject>> {
         file: Arc::new(file),
         len: meta.len(),
         modified: meta.modified().ok(),
+        bytes: Arc::default(),
+        mapped: Arc::default(),
     }))
 }
 
 impl LocalObject {
     /// Reads `range` whole. The range must lie inside the object.
     pub async fn read(&self, range: ByteRange) -> io::Result<Bytes> {
+        if let Some(all) = self.bytes.get() {
+            let end = usize::try_from(range.end + 1).unwrap_or(usize::MAX);
+            if end <= all.len() {
+                return Ok(all.slice(range.start as usize..end));
+            }
+            return Err(short_file());
+        }
+        if let Some(resident) = self.resident(range) {
+            return Ok(resident);
+        }
+        let bytes = self.read_file(range).await?;
+        if range.start == 0 && range.len() == self.len && self.len <= SMALL {
+            let _ = self.bytes.set(bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    /// `range` as a slice of the object's mapping, when every page of it is
+    /// in the page cache (so touching it cannot wait for the disk).
+    fn resident(&self, range: ByteRange) -> Option<Bytes> {
+        if self.len <= SMALL {
+            return None;
+        }
+        let mapped = self
+            .mapped
+            .get_or_init(|| {
+                Mapping::new(&self.file, self.len)
+                    .ok()
+                    .map(Bytes::from_owner)
+            })
+            .as_ref()?;
+        let start = usize::try_from(range.start).ok()?;
+        let end = usize::try_from(range.end).ok()?.checked_add(1)?;
+        if end > mapped.len() || start >= end {
+            return None;
+        }
+        all_resident(&mapped[start..end]).then(|| mapped.slice(start..end))
+    }
+
+    async fn read_file(&self, range: ByteRange) -> io::Result<Bytes> {
         let want = usize::try_from(range.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "range too large"))?;
         let mut buf = Vec::with_capacity(want);
@@ -178,10 +241,7 @@ fn read_cached(file: &File, buf: &mut Vec<u8>, offset: u64, want: usize) -> io::
             continue;
         }
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file is shorter than its size said",
-            ));
+            return Err(short_file());
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
@@ -192,6 +252,89 @@ fn read_cached(file: &File, buf: &mut Vec<u8>, offset: u64, want: usize) -> io::
         }
     }
     Ok(())
+}
+
+/// A read-only shared mapping of a whole file.
+struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned: any thread may read it, and
+// it is unmapped once, by its owner's drop.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; shared references only ever read.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn new(file: &File, len: u64) -> io::Result<Self> {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "cannot map this size"))?;
+        // SAFETY: a fresh read-only mapping of an open descriptor, at an
+        // address of the kernel's choosing; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("null mapping"))?;
+        Ok(Self { ptr, len })
+    }
+}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `len` readable bytes are mapped at `ptr` until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region `new` mapped, once; no slice of
+        // it outlives this (Bytes keeps the owner alive while sliced).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Whether every page under `bytes` (inside a file mapping) is in the page cache.
+fn all_resident(bytes: &[u8]) -> bool {
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let addr = bytes.as_ptr() as usize;
+    let start = addr - addr % page;
+    let len = addr + bytes.len() - start;
+    let mut vec = [0u8; 128];
+    let pages = len.div_ceil(page);
+    let mut heap;
+    let flags: &mut [u8] = if pages <= vec.len() {
+        &mut vec[..pages]
+    } else {
+        heap = vec![0u8; pages];
+        &mut heap
+    };
+    // SAFETY: [start, start + len) is inside one mapping (`bytes` is, and
+    // mappings are page-aligned); `flags` has a byte per page of it.
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, len, flags.as_mut_ptr()) };
+    rc == 0 && flags.iter().all(|f| f & 1 == 1)
+}
+
+fn short_file() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the file is shorter than its size said",
+    )
 }
 
 #[cfg(test)]
@@ -268,6 +411,83 @@ mod tests {
         let missing = ObjectKey::for_bytes(b"never stored", "bin");
         assert!(files.get(&missing).unwrap().is_none());
         assert_eq!(files.open.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_large_object_in_the_page_cache_is_sent_from_its_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..300_000).map(|i| (i % 239) as u8).collect();
+        let key = stored(dir.path(), &bytes);
+        let object = open(dir.path(), &key).unwrap().unwrap();
+        // Just written: the pages are cached, so the range is the mapping's bytes.
+        let range = ByteRange {
+            start: 5000,
+            end: 70_535,
+        };
+        let piece = object.read(range).await.unwrap();
+        assert_eq!(&piece[..], &bytes[5000..70_536]);
+        let mapped = object.mapped.get().unwrap().as_ref().unwrap();
+        assert_eq!(piece.as_ptr(), mapped[5000..].as_ptr());
+        // Ranges past the end are not served from the mapping.
+        assert!(object
+            .resident(ByteRange {
+                start: 0,
+                end: 300_000
+            })
+            .is_none());
+        // Evicted (where the filesystem honours the advice), it is read instead.
+        object.file.sync_all().unwrap();
+        // SAFETY: plain advice on an open descriptor.
+        unsafe { libc::posix_fadvise(object.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        let again = object.read(range).await.unwrap();
+        assert_eq!(&again[..], &bytes[5000..70_536]);
+    }
+
+    #[tokio::test]
+    async fn a_small_object_read_whole_is_served_from_memory_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..5000).map(|i| (i % 253) as u8).collect();
+        let key = stored(dir.path(), &bytes);
+        let files = OpenFiles::new(dir.path());
+        let object = files.get(&key).unwrap().unwrap();
+        // A part read does not keep the object; the whole does.
+        let part = object.read(ByteRange { start: 0, end: 9 }).await.unwrap();
+        assert_eq!(&part[..], &bytes[..10]);
+        assert!(object.bytes.get().is_none());
+        let whole = ByteRange {
+            start: 0,
+            end: 4999,
+        };
+        assert_eq!(&object.read(whole).await.unwrap()[..], &bytes[..]);
+        // The file is gone: what is read now (by any holder) comes from memory.
+        std::fs::remove_file(dir.path().join(key.to_string())).unwrap();
+        let again = files.get(&key).unwrap().unwrap();
+        let piece = again
+            .read(ByteRange {
+                start: 100,
+                end: 199,
+            })
+            .await
+            .unwrap();
+        assert_eq!(&piece[..], &bytes[100..200]);
+        let past = again
+            .read(ByteRange {
+                start: 0,
+                end: 5000,
+            })
+            .await;
+        assert_eq!(past.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+
+        // A large object is never kept in memory of its own.
+        let big: Vec<u8> = vec![7; SMALL as usize + 1];
+        let key = stored(dir.path(), &big);
+        let object = files.get(&key).unwrap().unwrap();
+        let whole = ByteRange {
+            start: 0,
+            end: SMALL,
+        };
+        assert_eq!(object.read(whole).await.unwrap().len(), big.len());
+        assert!(object.bytes.get().is_none());
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod multipart;
 pub mod object;
 pub mod paths;
+pub mod prepared;
 pub mod range;
 pub mod select;
 pub mod serve;

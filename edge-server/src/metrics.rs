@@ -125,8 +125,11 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
+/// A tier's label value, interned: counting a request allocates nothing.
+type Label = Arc<str>;
+
 /// Route, tier label and status class.
-type TrafficKey = (RouteLabel, String, &'static str);
+type TrafficKey = (RouteLabel, Label, &'static str);
 
 /// Requests and bytes of one (route, tier, status class).
 #[derive(Default)]
@@ -157,24 +160,43 @@ impl Histogram {
 }
 
 /// The edge's metrics registry.
-#[derive(Default)]
 pub struct Metrics {
-    tiers: Mutex<Vec<String>>,
+    tiers: Mutex<Vec<Label>>,
+    /// The labels of no tier and of a tier past the first few.
+    none: Label,
+    other: Label,
     traffic: Mutex<BTreeMap<TrafficKey, Arc<Traffic>>>,
-    saved: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
-    selections: Mutex<BTreeMap<(String, &'static str), Arc<AtomicU64>>>,
+    saved: Mutex<BTreeMap<Label, Arc<AtomicU64>>>,
+    selections: Mutex<BTreeMap<(Label, &'static str), Arc<AtomicU64>>>,
     store: Mutex<BTreeMap<StoreOp, Arc<Histogram>>>,
     connections_open: AtomicI64,
     closed: Mutex<BTreeMap<CloseReason, Arc<AtomicU64>>>,
     samples: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            tiers: Mutex::default(),
+            none: "none".into(),
+            other: "other".into(),
+            traffic: Mutex::default(),
+            saved: Mutex::default(),
+            selections: Mutex::default(),
+            store: Mutex::default(),
+            connections_open: AtomicI64::default(),
+            closed: Mutex::default(),
+            samples: Mutex::default(),
+        }
+    }
+}
+
 impl Metrics {
     /// The label value for a tier name: itself if it is one of the first
     /// few well-formed names seen, else `other`; `none` for no tier.
-    pub fn tier_label(&self, tier: Option<&str>) -> String {
+    pub fn tier_label(&self, tier: Option<&str>) -> Label {
         let Some(tier) = tier else {
-            return "none".into();
+            return Arc::clone(&self.none);
         };
         let well_formed = !tier.is_empty()
             && tier.len() <= 16
@@ -182,19 +204,20 @@ impl Metrics {
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
         if !well_formed {
-            return "other".into();
+            return Arc::clone(&self.other);
         }
         let Ok(mut known) = self.tiers.lock() else {
-            return "other".into();
+            return Arc::clone(&self.other);
         };
-        if known.iter().any(|t| t == tier) {
-            return tier.into();
+        if let Some(label) = known.iter().find(|t| ***t == *tier) {
+            return Arc::clone(label);
         }
         if known.len() < MAX_TIER_LABELS {
-            known.push(tier.into());
-            return tier.into();
+            let label: Label = tier.into();
+            known.push(Arc::clone(&label));
+            return label;
         }
-        "other".into()
+        Arc::clone(&self.other)
     }
 
     /// Counts a response; returns its body wrapped to count the bytes sent.
@@ -490,10 +513,10 @@ mod tests {
         for i in 0..100 {
             m.tier_label(Some(&format!("t{i}")));
         }
-        assert_eq!(m.tier_label(Some("t3")), "t3");
-        assert_eq!(m.tier_label(Some("t50")), "other");
-        assert_eq!(m.tier_label(Some("a\"b")), "other");
-        assert_eq!(m.tier_label(Some(&"x".repeat(40))), "other");
-        assert_eq!(m.tier_label(None), "none");
+        assert_eq!(&*m.tier_label(Some("t3")), "t3");
+        assert_eq!(&*m.tier_label(Some("t50")), "other");
+        assert_eq!(&*m.tier_label(Some("a\"b")), "other");
+        assert_eq!(&*m.tier_label(Some(&"x".repeat(40))), "other");
+        assert_eq!(&*m.tier_label(None), "none");
     }
 }

@@ -23,7 +23,10 @@ use crate::error::EdgeError;
 use crate::files::{self, LocalObject, OpenFiles};
 use crate::metrics::{Metrics, StoreOp};
 use crate::multipart::{self, Multipart};
+use crate::prepared::ObjectHeaders;
 use crate::range::{self, ByteRange, Ranged};
+
+const ACCEPT_RANGES_BYTES: HeaderValue = HeaderValue::from_static("bytes");
 
 /// What to send and how it may be cached.
 pub struct ObjectSpec<'a> {
@@ -32,8 +35,12 @@ pub struct ObjectSpec<'a> {
     pub known_len: Option<u64>,
     /// When the representation last changed, if known without asking the store.
     pub last_modified: Option<SystemTime>,
+    /// `Last-Modified` already formatted for `last_modified`.
+    pub last_modified_value: Option<&'a HeaderValue>,
     pub mime: &'a str,
-    pub cache_control: &'static str,
+    /// The headers the object is always sent with (made with its manifest).
+    pub fixed: &'a ObjectHeaders,
+    pub cache_control: HeaderValue,
     /// A HEAD request: answer with headers only, read nothing.
     pub head_only: bool,
 }
@@ -48,19 +55,16 @@ pub async fn send(
     mut headers: HeaderMap,
 ) -> Result<Response<Body>, EdgeError> {
     let key = spec.key;
-    let etag = format!("\"{}\"", key.hash());
+    let fixed = spec.fixed;
+    let etag = fixed.etag_str();
     // Only a store read through object_store needs its path (not a local file).
     let store_path = || StorePath::from(key.to_string());
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(spec.cache_control),
-    );
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("/o/{key}")) {
-        headers.insert(header::CONTENT_LOCATION, v);
+    headers.insert(header::CACHE_CONTROL, spec.cache_control);
+    headers.insert(header::ACCEPT_RANGES, ACCEPT_RANGES_BYTES);
+    headers.insert(header::ETAG, fixed.etag.clone());
+    headers.insert(header::CONTENT_LOCATION, fixed.location.clone());
+    if let Some(coding) = &fixed.encoding {
+        headers.insert(header::CONTENT_ENCODING, coding.clone());
     }
     // A `file://` store is read straight from disk (see `files`).
     let local = match files {
@@ -93,10 +97,16 @@ pub async fn send(
         }
     };
     let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
-    if let Some(not_modified) = preconditions(req_headers, &mut headers, &etag, last_modified)? {
+    if let Some(t) = last_modified {
+        let value = spec
+            .last_modified_value
+            .filter(|_| Some(t) == spec.last_modified);
+        set_last_modified(&mut headers, t, value);
+    }
+    if let Some(not_modified) = preconditions(req_headers, &mut headers, etag, last_modified)? {
         return Ok(not_modified);
     }
-    let ranges = match range::evaluate(req_headers, len, &etag) {
+    let ranges = match range::evaluate(req_headers, len, etag) {
         Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
         Ranged::Multipart(ranges) => {
             let framing = Multipart::new(multipart::boundary(), &ranges, spec.mime, len);
@@ -112,8 +122,8 @@ pub async fn send(
         Ranged::Partial(r) => Some(r),
         Ranged::Full => None,
     };
-    if let Ok(v) = HeaderValue::from_str(spec.mime) {
-        headers.insert(header::CONTENT_TYPE, v);
+    if let Some(mime) = &fixed.content_type {
+        headers.insert(header::CONTENT_TYPE, mime.clone());
     }
     let status = match ranges {
         Some(r) => {
@@ -308,20 +318,26 @@ pub fn store_error(store: &Store, path: &StorePath, source: object_store::Error)
     })
 }
 
-/// Sets `Last-Modified` and evaluates the request's preconditions against
-/// the validators (RFC 9110 §13.2.2): `Some(304)` to send as is, an error
-/// for 412, `None` to go on and send the representation.
+/// Sets `Last-Modified` to `t`, or to `formatted` when it was made beforehand.
+pub fn set_last_modified(headers: &mut HeaderMap, t: SystemTime, formatted: Option<&HeaderValue>) {
+    let value = match formatted {
+        Some(v) => Some(v.clone()),
+        None => HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok(),
+    };
+    if let Some(v) = value {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+}
+
+/// Evaluates the request's preconditions against the validators (RFC 9110
+/// §13.2.2): `Some(304)` to send as is (with `headers`, which hold the
+/// validators), an error for 412, `None` to go on and send the representation.
 pub fn preconditions(
     req_headers: &HeaderMap,
     headers: &mut HeaderMap,
     etag: &str,
     last_modified: Option<SystemTime>,
 ) -> Result<Option<Response<Body>>, EdgeError> {
-    if let Some(t) = last_modified {
-        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(t)) {
-            headers.insert(header::LAST_MODIFIED, v);
-        }
-    }
     match conditional::evaluate(req_headers, etag, last_modified) {
         Outcome::Proceed => Ok(None),
         Outcome::NotModified => Ok(Some(with_headers(

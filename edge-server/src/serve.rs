@@ -22,6 +22,7 @@ use crate::hls;
 use crate::metrics::{Metrics, RouteLabel, StoreOp};
 use crate::object::{self, with_headers, ObjectSpec};
 use crate::paths::{self, Route};
+use crate::prepared::{ObjectHeaders, Prepared};
 use crate::select::{self, select};
 use crate::signals::{self, client_tier, Signals};
 use crate::transform;
@@ -41,6 +42,11 @@ pub const NO_STORE: &str = "no-store";
 pub const LOWBAND_VARIANT: HeaderName = HeaderName::from_static("lowband-variant");
 const ACCEPT_CH: HeaderName = HeaderName::from_static("accept-ch");
 const CRITICAL_CH: HeaderName = HeaderName::from_static("critical-ch");
+// Header values checked once, at compile time, not on every request.
+const ACCEPT_CH_VALUE: HeaderValue = HeaderValue::from_static(signals::ACCEPT_CH);
+const IMMUTABLE_VALUE: HeaderValue = HeaderValue::from_static(IMMUTABLE);
+const REVALIDATE_VALUE: HeaderValue = HeaderValue::from_static(REVALIDATE);
+const REVALIDATE_PRIVATE_VALUE: HeaderValue = HeaderValue::from_static(REVALIDATE_PRIVATE);
 /// Manifests cached at most this many at once (absent modules included).
 const MANIFEST_CACHE_ENTRIES: usize = 4096;
 /// Longest a readiness probe waits for the store.
@@ -65,7 +71,7 @@ impl Default for EdgeConfig {
 }
 
 /// When a manifest was read, and what was read (`None`: the module does not exist).
-type CachedManifest = (Instant, Option<Arc<Manifest>>);
+type CachedManifest = (Instant, Option<Arc<Prepared>>);
 
 /// The edge: a store, a manifest cache and the configuration.
 pub struct Edge {
@@ -185,7 +191,7 @@ impl Edge {
         }
     }
 
-    async fn manifest(&self, id: &ModuleId) -> Result<Option<Arc<Manifest>>, EdgeError> {
+    async fn manifest(&self, id: &ModuleId) -> Result<Option<Arc<Prepared>>, EdgeError> {
         if let Some((at, cached)) = self.manifests.lock().ok().and_then(|m| m.get(id).cloned()) {
             if at.elapsed() < self.config.manifest_ttl {
                 return Ok(cached);
@@ -195,7 +201,7 @@ impl Edge {
             .metrics
             .time_store(StoreOp::Manifest, self.store.manifest(id))
             .await?
-            .map(Arc::new);
+            .map(|m| Arc::new(Prepared::new(Arc::new(m))));
         if let Ok(mut cache) = self.manifests.lock() {
             if cache.len() >= MANIFEST_CACHE_ENTRIES {
                 cache.clear();
@@ -211,8 +217,9 @@ impl Edge {
         module: &ModuleId,
         path: &str,
     ) -> Result<Response<Body>, EdgeError> {
-        let manifest = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
-        if let Some(response) = self.subtitle_playlist(req.headers(), &manifest, path) {
+        let prepared = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
+        let manifest = &prepared.manifest;
+        if let Some(response) = self.subtitle_playlist(req.headers(), manifest, path) {
             return response.map(|mut r| {
                 r.extensions_mut().insert(Served {
                     route: RouteLabel::Playlist,
@@ -224,11 +231,11 @@ impl Edge {
         }
         let master = path
             .strip_suffix("/master.m3u8")
-            .filter(|video| manifest.asset(video).is_some());
-        let asset: &Asset = match manifest.asset(master.unwrap_or(path)) {
+            .filter(|video| prepared.asset(video).is_some());
+        let (index, asset): (usize, &Asset) = match prepared.asset(master.unwrap_or(path)) {
             Some(a) => a,
             // `/m/<module>/` and `/m/<module>/dir/` mean the directory's index page.
-            None if path.is_empty() || path.ends_with('/') => manifest
+            None if path.is_empty() || path.ends_with('/') => prepared
                 .asset(&format!("{path}index.html"))
                 .ok_or(EdgeError::NotFound)?,
             None => return Err(EdgeError::NotFound),
@@ -255,39 +262,32 @@ impl Edge {
 
         let mut headers = HeaderMap::new();
         // Where no-transform can pick the original, the request's Cache-Control selects too.
-        let vary = if master.is_none() && transform::matters(asset) {
-            HeaderValue::from_str(&format!("{}, Cache-Control", signals::vary_for(asset)))
-        } else {
-            Ok(HeaderValue::from_static(signals::vary_for(asset)))
-        };
-        if let Ok(v) = vary {
-            headers.insert(header::VARY, v);
-        }
-        headers.insert(ACCEPT_CH, HeaderValue::from_static(signals::ACCEPT_CH));
+        headers.insert(header::VARY, prepared.vary(index, master.is_none()));
+        headers.insert(ACCEPT_CH, ACCEPT_CH_VALUE);
         if let Some(critical) = signals::critical_ch(asset, &signals) {
             headers.insert(CRITICAL_CH, HeaderValue::from_static(critical));
         }
         let cache_control = if reason == signals::Reason::Connection {
-            REVALIDATE_PRIVATE
+            REVALIDATE_PRIVATE_VALUE
         } else {
-            REVALIDATE
+            REVALIDATE_VALUE
         };
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
-        );
-        let mut label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
+        headers.insert(header::CACHE_CONTROL, cache_control.clone());
+        let mut label = String::with_capacity(96);
+        for part in [&variant.name, "; tier=", tier, "; reason=", reason.as_str()] {
+            label.push_str(part);
+        }
         if let Some(n) = no_transform {
             label.push_str("; no-transform=");
             label.push_str(n.as_str());
         }
-        if let Ok(v) = HeaderValue::from_str(&label) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(label)) {
             headers.insert(LOWBAND_VARIANT, v);
         }
-        let published = Some(conditional::from_unix(manifest.published_at));
+        let published = Some(prepared.published);
         if master.is_some() {
             let tracks: Vec<_> = (0..asset.captions.len())
-                .filter(|&i| caption_object(&manifest, asset, i).is_some())
+                .filter(|&i| caption_object(manifest, asset, i).is_some())
                 .map(|i| hls::CaptionTrack {
                     uri: format!("/m/{module}/{}/captions/{i}.m3u8", encode_path(&asset.path)),
                     language: asset.captions[i].language.clone(),
@@ -312,16 +312,21 @@ impl Edge {
             });
             return Ok(response);
         }
-        if let Some(coding) = &variant.encoding {
-            if let Ok(v) = HeaderValue::from_str(coding) {
-                headers.insert(header::CONTENT_ENCODING, v);
+        let made;
+        let fixed = match prepared.object_headers(index, variant) {
+            Some(fixed) => fixed,
+            None => {
+                made = ObjectHeaders::new(&variant.key, &variant.mime, variant.encoding.as_deref());
+                &made
             }
-        }
+        };
         let spec = ObjectSpec {
             key: &variant.key,
             known_len: Some(variant.bytes),
             last_modified: published,
+            last_modified_value: prepared.published_value(prepared.published),
             mime: &variant.mime,
+            fixed,
             cache_control,
             head_only: req.method() == Method::HEAD,
         };
@@ -374,8 +379,10 @@ impl Edge {
             key,
             known_len: None,
             last_modified: None,
+            last_modified_value: None,
             mime: object_mime(key.ext()),
-            cache_control: IMMUTABLE,
+            fixed: &ObjectHeaders::new(key, object_mime(key.ext()), None),
+            cache_control: IMMUTABLE_VALUE,
             head_only: req.method() == Method::HEAD,
         };
         object::send(
@@ -407,7 +414,11 @@ impl Edge {
         req_headers: &HeaderMap,
         id: &ModuleId,
     ) -> Result<Response<Body>, EdgeError> {
-        let manifest = self.manifest(id).await?.ok_or(EdgeError::NotFound)?;
+        let manifest = &self
+            .manifest(id)
+            .await?
+            .ok_or(EdgeError::NotFound)?
+            .manifest;
         json_response(
             req_headers,
             manifest.to_json(),
@@ -468,7 +479,7 @@ impl Edge {
         html.push_str("</ul></html>");
         // Often a teacher's first page on this origin: ask for hints here.
         let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT_CH, HeaderValue::from_static(signals::ACCEPT_CH));
+        headers.insert(ACCEPT_CH, ACCEPT_CH_VALUE);
         small_response(
             req_headers,
             html.into_bytes(),
@@ -554,6 +565,9 @@ fn small_response(
         headers.insert(header::ETAG, v);
     }
     let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
+    if let Some(t) = last_modified {
+        object::set_last_modified(&mut headers, t, None);
+    }
     if let Some(not_modified) =
         object::preconditions(req_headers, &mut headers, &etag, last_modified)?
     {
