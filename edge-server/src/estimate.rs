@@ -42,6 +42,11 @@ pub const HALF_LIFE: Duration = Duration::from_secs(120);
 pub const MAX_CLIENTS: usize = 65_536;
 /// A connection's rate is trusted once this much has been acknowledged.
 pub const MIN_BYTES_ACKED: u64 = 16 * 1024;
+/// A connection is read at most this often while it lasts (and once more
+/// at its end): a fast client making many requests adds nothing by being
+/// measured after each, and the reading in between is not lost, only longer.
+/// A slow link's responses take longer than this anyway.
+pub const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(200);
 /// An average whose weight has decayed below this (a single sample, two
 /// half-lives old) is forgotten.
 const MIN_WEIGHT: f64 = 0.25;
@@ -392,6 +397,10 @@ pub struct Probe {
     /// an allowance for response heads): while fewer than
     /// [`MIN_BYTES_ACKED`], no sample can count and `TCP_INFO` is not read.
     unsampled: std::sync::atomic::AtomicU64,
+    /// When the probe was made; `next_ms` counts from it.
+    born: Instant,
+    /// Milliseconds after `born` before which no sample is taken mid-connection.
+    next_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Probe {
@@ -407,6 +416,8 @@ impl Probe {
                 fd,
                 last: std::sync::Mutex::new(TcpReading::default()),
                 unsampled: std::sync::atomic::AtomicU64::new(0),
+                born: Instant::now(),
+                next_ms: std::sync::atomic::AtomicU64::new(0),
             })
         }
         #[cfg(not(target_os = "linux"))]
@@ -422,7 +433,8 @@ impl Probe {
 
     /// Counts a response handed to the socket: `body` bytes and its head.
     /// Returns whether enough has been sent since the last sample for a new
-    /// one to count, so that small responses cost no `getsockopt`.
+    /// one to count, and long enough ago ([`MIN_SAMPLE_INTERVAL`]), so that
+    /// small responses and a fast client's stream of them cost no `getsockopt`.
     pub fn sent(&self, body: u64) -> bool {
         use std::sync::atomic::Ordering;
         /// About what a response head takes on the wire.
@@ -431,12 +443,22 @@ impl Probe {
             .unsampled
             .fetch_add(body + HEAD_BYTES, Ordering::Relaxed);
         before + body + HEAD_BYTES >= MIN_BYTES_ACKED
+            && self.age_ms() >= self.next_ms.load(Ordering::Relaxed)
+    }
+
+    fn age_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// What the connection did since the last sample, if enough to tell
     /// (`None` too if the socket cannot be read).
     pub fn sample(&self) -> Option<TcpSample> {
         let now = self.read()?;
+        let next = self
+            .age_ms()
+            .saturating_add(MIN_SAMPLE_INTERVAL.as_millis() as u64);
+        self.next_ms
+            .store(next, std::sync::atomic::Ordering::Relaxed);
         let mut last = self.last.lock().ok()?;
         let sample = TcpSample::between(&last, &now)?;
         *last = now;
@@ -658,5 +680,37 @@ mod tests {
             prop_assert!(slow <= fast);
             prop_assert!(fast < t.len());
         }
+    }
+
+    /// A probe reads `TCP_INFO` only once enough has been sent, and then
+    /// at most once per interval while the connection lasts.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn probe_reads_after_enough_bytes_and_at_most_once_per_interval() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, peer) = listener.accept().await.unwrap();
+        let probe = Probe::new(&server, peer.ip()).unwrap();
+        assert!(!probe.sent(100), "a small response does not read TCP_INFO");
+
+        let body = vec![7u8; 64 * 1024];
+        server.write_all(&body).await.unwrap();
+        let mut got = vec![0u8; body.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(probe.sent(body.len() as u64));
+        let read_at = Instant::now();
+        probe.sample();
+        let again = probe.sent(body.len() as u64);
+        if read_at.elapsed() < MIN_SAMPLE_INTERVAL {
+            assert!(!again, "read again within the interval");
+        }
+        tokio::time::sleep(MIN_SAMPLE_INTERVAL + Duration::from_millis(20)).await;
+        assert!(
+            probe.sent(body.len() as u64),
+            "due again after the interval"
+        );
     }
 }

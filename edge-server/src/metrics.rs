@@ -79,6 +79,8 @@ pub enum StoreOp {
 }
 
 impl StoreOp {
+    const ALL: [Self; 4] = [Self::Head, Self::Get, Self::Manifest, Self::Index];
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Head => "head",
@@ -168,7 +170,8 @@ pub struct Metrics {
     traffic: Mutex<BTreeMap<TrafficKey, Arc<Traffic>>>,
     saved: Mutex<BTreeMap<Label, Arc<AtomicU64>>>,
     selections: Mutex<BTreeMap<(Label, &'static str), Arc<AtomicU64>>>,
-    store: Mutex<BTreeMap<StoreOp, Arc<Histogram>>>,
+    /// Per [`StoreOp`], in [`StoreOp::ALL`]'s order: atomics, no lock.
+    store: [Histogram; StoreOp::ALL.len()],
     connections_open: AtomicI64,
     closed: Mutex<BTreeMap<CloseReason, Arc<AtomicU64>>>,
     samples: Mutex<BTreeMap<&'static str, Arc<AtomicU64>>>,
@@ -183,7 +186,7 @@ impl Default for Metrics {
             traffic: Mutex::default(),
             saved: Mutex::default(),
             selections: Mutex::default(),
-            store: Mutex::default(),
+            store: Default::default(),
             connections_open: AtomicI64::default(),
             closed: Mutex::default(),
             samples: Mutex::default(),
@@ -256,9 +259,7 @@ impl Metrics {
     pub async fn time_store<T>(&self, op: StoreOp, call: impl Future<Output = T>) -> T {
         let start = Instant::now();
         let out = call.await;
-        if let Ok(mut map) = self.store.lock() {
-            map.entry(op).or_default().observe(start.elapsed());
-        }
+        self.store[op as usize].observe(start.elapsed());
         out
     }
 
@@ -340,8 +341,12 @@ impl Metrics {
             "histogram",
             "Object store call latency (reads: until the first byte can flow), by operation.",
         );
-        if let Ok(map) = self.store.lock() {
-            for (op, h) in map.iter() {
+        {
+            let used = StoreOp::ALL
+                .iter()
+                .zip(&self.store)
+                .filter(|(_, h)| h.count.load(Ordering::Relaxed) > 0);
+            for (op, h) in used {
                 let op = op.as_str();
                 for (bound, n) in BUCKETS.iter().zip(&h.buckets) {
                     let labels = format!("op=\"{op}\",le=\"{bound}\"");
@@ -504,6 +509,13 @@ mod tests {
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
+        }
+    }
+
+    #[test]
+    fn store_histograms_are_indexed_by_operation() {
+        for (i, op) in StoreOp::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i, "{op:?}");
         }
     }
 

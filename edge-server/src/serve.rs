@@ -49,6 +49,8 @@ const REVALIDATE_VALUE: HeaderValue = HeaderValue::from_static(REVALIDATE);
 const REVALIDATE_PRIVATE_VALUE: HeaderValue = HeaderValue::from_static(REVALIDATE_PRIVATE);
 /// Manifests cached at most this many at once (absent modules included).
 const MANIFEST_CACHE_ENTRIES: usize = 4096;
+/// Headers of `/o/` objects kept at most this many at once.
+const OBJECT_HEADER_ENTRIES: usize = 4096;
 /// Longest a readiness probe waits for the store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -80,6 +82,8 @@ pub struct Edge {
     files: Option<OpenFiles>,
     config: EdgeConfig,
     manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
+    /// The fixed headers of objects asked for by key (immutable, like them).
+    object_headers: Mutex<HashMap<ObjectKey, Arc<ObjectHeaders>>>,
     metrics: Arc<Metrics>,
     /// What each client's connections measured, for clients without hints.
     estimator: Mutex<Estimator>,
@@ -106,6 +110,7 @@ impl Edge {
             store,
             config,
             manifests: Mutex::new(HashMap::new()),
+            object_headers: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
             estimator: Mutex::new(Estimator::default()),
         }
@@ -381,7 +386,7 @@ impl Edge {
             last_modified: None,
             last_modified_value: None,
             mime: object_mime(key.ext()),
-            fixed: &ObjectHeaders::new(key, object_mime(key.ext()), None),
+            fixed: &self.object_headers(key),
             cache_control: IMMUTABLE_VALUE,
             head_only: req.method() == Method::HEAD,
         };
@@ -394,6 +399,22 @@ impl Edge {
             HeaderMap::new(),
         )
         .await
+    }
+
+    /// The headers `key` is sent with at `/o/`: made once, then shared.
+    fn object_headers(&self, key: &ObjectKey) -> Arc<ObjectHeaders> {
+        let Ok(mut cache) = self.object_headers.lock() else {
+            return Arc::new(ObjectHeaders::new(key, object_mime(key.ext()), None));
+        };
+        if let Some(made) = cache.get(key) {
+            return Arc::clone(made);
+        }
+        if cache.len() >= OBJECT_HEADER_ENTRIES {
+            cache.clear();
+        }
+        let made = Arc::new(ObjectHeaders::new(key, object_mime(key.ext()), None));
+        cache.insert(key.clone(), Arc::clone(&made));
+        made
     }
 
     async fn module_index(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
