@@ -433,6 +433,13 @@ impl Probe {
         before + body + HEAD_BYTES >= MIN_BYTES_ACKED
     }
 
+    /// Whether enough was sent since the last sample for a reading to count:
+    /// true after a response whose end came before its bytes were acknowledged,
+    /// until a reading takes them (at the next request, or at the end).
+    pub fn due(&self) -> bool {
+        self.unsampled.load(std::sync::atomic::Ordering::Relaxed) >= MIN_BYTES_ACKED
+    }
+
     /// What the connection did since the last sample, if enough to tell
     /// (`None` too if the socket cannot be read).
     pub fn sample(&self) -> Option<TcpSample> {
