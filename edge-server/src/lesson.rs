@@ -58,17 +58,25 @@ ul{padding-left:1.2rem}li{margin:.3rem 0}";
 /// What the lesson routes under a video's path ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// The lesson page.
     Watch,
+    /// The Auto player's source: a redirect to the rung chosen now.
+    Play,
+    /// One variant, as an attachment.
     Download,
 }
 
-/// Splits `<video>/watch` or `<video>/download` into the video's path and the action.
+/// Splits `<video>/watch`, `<video>/play` or `<video>/download` into the
+/// video's path and the action.
 pub fn split(path: &str) -> Option<(&str, Action)> {
-    if let Some(video) = path.strip_suffix("/watch") {
-        return Some((video, Action::Watch));
-    }
-    path.strip_suffix("/download")
-        .map(|video| (video, Action::Download))
+    let (video, action) = path.rsplit_once('/')?;
+    let action = match action {
+        "watch" => Action::Watch,
+        "play" => Action::Play,
+        "download" => Action::Download,
+        _ => return None,
+    };
+    Some((video, action))
 }
 
 /// Whether an asset gets a lesson page: a video with something to play.
@@ -83,7 +91,9 @@ fn is_media(v: &Variant) -> bool {
 /// One entry of the quality picker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice {
-    /// The edge picks when the video is fetched (hints, then the measured link).
+    /// The edge picks when the video is fetched (hints, then the measured
+    /// link): `<video>/play` redirects to that rung's immutable object, so
+    /// the player's later range requests all read the same bytes.
     Auto,
     /// Sound only: the smallest audio rendition.
     Audio,
@@ -359,7 +369,7 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
     // The player: nothing is fetched before a tap but the poster (and the default captions).
     let src = match playing {
         Some(o) => format!("/o/{}", o.variant.key),
-        None => video_url.clone(),
+        None => format!("{video_url}/play"),
     };
     let _ = write!(
         h,
@@ -448,9 +458,10 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
                  variant: Option<&Variant>| {
         let data = variant.map_or_else(String::new, |v| {
             format!(
-                " data-variant=\"{}\" data-bytes=\"{}\"",
+                " data-variant=\"{}\" data-bytes=\"{}\" data-src=\"/o/{}\"",
                 escape(&v.name),
-                v.bytes
+                v.bytes,
+                escape(&v.key.to_string())
             )
         });
         let _ = write!(

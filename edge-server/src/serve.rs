@@ -487,8 +487,9 @@ impl Edge {
         )
     }
 
-    /// A video's lesson page (`<video>/watch`, `?q=` to pick a quality) or
-    /// its download (`<video>/download?v=<variant>`).
+    /// A video's lesson page (`<video>/watch`, `?q=` to pick a quality), the
+    /// Auto player's redirect to the rung chosen now (`<video>/play`) or a
+    /// download (`<video>/download?v=<variant>`).
     async fn lesson<B>(
         &self,
         req: &Request<B>,
@@ -553,6 +554,25 @@ impl Edge {
             asset,
             &signals,
         );
+        if action == lesson::Action::Play {
+            let variant =
+                select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
+            let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
+            self.metrics.selection(Some(tier), reason.as_str());
+            let mut headers = HeaderMap::new();
+            let label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
+            for (name, value) in [
+                (header::LOCATION, format!("/o/{}", variant.key)),
+                (LOWBAND_VARIANT, label),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(name, v);
+                }
+            }
+            // Decided for this client now; the object it names is what stays cached.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+            return Ok(with_headers(StatusCode::FOUND, headers, body::empty()));
+        }
         let auto_now = select(asset, &manifest.tiers, rank, &signals)
             .map(|v| (v, reason != signals::Reason::Default));
         let html = lesson::lesson_page(&lesson::Lesson {
