@@ -21,7 +21,8 @@
 # Environment: RATE (240kbit), ROUND_TRIP (800, ms), STORE (a store to reuse;
 # default a fresh one under target/), CARGO_TARGET_DIR, ONLY (a comma-separated
 # list of cases, e.g. 144p,original), LOWBAND_TTFF_REQUESTS=1 (print each case's
-# requests with their timings, as JSON, to stderr).
+# requests with their timings, as JSON, to stderr), EDGE_LOG (a file for the
+# edge's log) with EDGE_LOG_FILTER (e.g. lowband_edge=trace: every TCP_INFO sample).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE="${RATE:-240kbit}"
@@ -65,9 +66,12 @@ ip netns exec "$ns" ip link set lo up
 tc qdisc add dev "$host_if" root tbf rate "$RATE" burst 4kb latency 2s
 
 port=$((20000 + $$ % 20000))
-"$target/debug/lowband-edge" serve --store "file://$STORE" --listen "$net.1:$port" >/dev/null 2>&1 &
+"$target/debug/lowband-edge" serve --store "file://$STORE" --listen "$net.1:$port" --log "${EDGE_LOG_FILTER:-warn}" >"${EDGE_LOG:-/dev/null}" 2>&1 &
 edge_pid=$!
-ip netns exec "$ns" python3 benches/delay-proxy.py "127.0.0.1:$port" "$net.1:$port" "$ROUND_TRIP" >/dev/null &
+# On the namespace's own address, not loopback: Chromium treats http://127.0.0.1 as a
+# secure context and sends its own ECT (4g until it has measured anything), which
+# would outrank what the edge measures; over plain HTTP elsewhere it sends no hints.
+ip netns exec "$ns" python3 benches/delay-proxy.py "$net.2:$port" "$net.1:$port" "$ROUND_TRIP" >/dev/null &
 proxy_pid=$!
 for _ in $(seq 50); do
   curl -sf "http://$net.1:$port/healthz" >/dev/null && break
@@ -75,7 +79,7 @@ for _ in $(seq 50); do
 done
 sleep 0.5
 
-base="http://127.0.0.1:$port"
+base="http://$net.2:$port"
 watch="$base/m/$MODULE/$VIDEO/watch"
 cases="$(python3 - "$STORE/modules/$MODULE/manifest.json" "$VIDEO" "$watch" "$hash" "${ONLY:-}" <<'EOF'
 import json, sys

@@ -673,3 +673,47 @@ pub fn escape(s: &str) -> String {
 pub fn module_url(id: &ModuleId) -> String {
     format!("/m/{}/", utf8_percent_encode(id.as_str(), SEGMENT))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_a_teacher_reads_them() {
+        assert_eq!(mb(0), "0 MB");
+        assert_eq!(mb(1_700), "0.01 MB");
+        assert_eq!(mb(173_555), "0.17 MB");
+        assert_eq!(mb(1_023_234), "1.0 MB");
+        assert_eq!(mb(6_049_000), "6.0 MB");
+        assert_eq!(mb(12_400_000), "12 MB");
+        assert_eq!(clock(72.0), "1:12");
+        assert_eq!(clock(3725.4), "1:02:05");
+    }
+
+    #[test]
+    fn routes_split_only_on_the_last_segment() {
+        assert_eq!(split("a/v.mp4/watch"), Some(("a/v.mp4", Action::Watch)));
+        assert_eq!(split("v.mp4/play"), Some(("v.mp4", Action::Play)));
+        assert_eq!(split("v.mp4/download"), Some(("v.mp4", Action::Download)));
+        assert_eq!(split("v.mp4/watch/x"), None);
+        assert_eq!(split("watch"), None);
+    }
+
+    #[test]
+    fn escaping_and_urls() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(edge_url("m1", "a b/ក.mp4"), "/m/m1/a%20b/%E1%9E%80.mp4");
+        assert_eq!(
+            query_param(Some("a=1&v=144p&q=2g"), "v").as_deref(),
+            Some("144p")
+        );
+        assert_eq!(
+            query_param(Some("v=a%20b+c"), "v").as_deref(),
+            Some("a b c")
+        );
+        assert_eq!(query_param(Some("x=1"), "v"), None);
+    }
+}

@@ -559,6 +559,7 @@ impl Edge {
                 select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
             let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
             self.metrics.selection(Some(tier), reason.as_str());
+            tracing::debug!(asset = %asset.path, variant = %variant.name, tier, reason = reason.as_str(), connection_kbps = ?signals.connection.map(|e| e.kbps), "selected for play");
             let mut headers = HeaderMap::new();
             let label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
             for (name, value) in [
