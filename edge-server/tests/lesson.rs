@@ -152,7 +152,10 @@ fn assert_escaped(html: &str) {
     assert!(!html.contains("<script"), "{html}");
     assert!(!html.contains("<b>"), "{html}");
     assert!(!html.contains("<x"), "{html}");
-    assert!(!html.contains("\"><img") && !html.contains("km\"><x"), "{html}");
+    assert!(
+        !html.contains("\"><img") && !html.contains("km\"><x"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
