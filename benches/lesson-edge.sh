@@ -18,6 +18,7 @@
 #
 # Needs root, ip, tc, python3, node, chromium and playwright-core
 # (scripts/install-deps.sh --test). Usage: benches/lesson-edge.sh
+# Every case runs REPEAT times (3), interleaved; the table gives the median.
 # Environment: RATE (240kbit), ROUND_TRIP (800, ms), STORE (a store to reuse;
 # default a fresh one under target/), CARGO_TARGET_DIR, ONLY (a comma-separated
 # list of cases, e.g. 144p,original), LOWBAND_TTFF_REQUESTS=1 (print each case's
@@ -81,9 +82,9 @@ sleep 0.5
 
 base="http://$net.2:$port"
 watch="$base/m/$MODULE/$VIDEO/watch"
-cases="$(python3 - "$STORE/modules/$MODULE/manifest.json" "$VIDEO" "$watch" "$hash" "${ONLY:-}" <<'EOF'
+cases="$(python3 - "$STORE/modules/$MODULE/manifest.json" "$VIDEO" "$watch" "$hash" "${ONLY:-}" "${REPEAT:-3}" <<'EOF'
 import json, sys
-manifest, video, watch, source, only = sys.argv[1:]
+manifest, video, watch, source, only, repeat = sys.argv[1:]
 asset = next(a for a in json.load(open(manifest))["assets"] if a["path"] == video)
 cases = []
 for v in sorted(asset["variants"], key=lambda v: v["bytes"]):
@@ -91,22 +92,30 @@ for v in sorted(asset["variants"], key=lambda v: v["bytes"]):
         cases.append({"name": v["name"], "tier": v["tier"], "bytes": v["bytes"], "url": watch, "src": "/o/" + v["key"]})
 cases.append({"name": "original", "tier": "-", "bytes": asset["source"]["bytes"], "url": watch, "src": "/o/objects/%s/%s.mp4" % (source[:2], source)})
 cases.append({"name": "auto", "tier": "?", "bytes": 0, "url": watch})
-print(json.dumps([c for c in cases if not only or c["name"] in only.split(",")]))
+cases = [c for c in cases if not only or c["name"] in only.split(",")]
+print(json.dumps(cases * int(repeat)))
 EOF
 )"
 echo "lesson-edge: $MODULE/$VIDEO over tbf $RATE + ${ROUND_TRIP} ms round trip (delay proxy), Chromium $(chromium --version 2>/dev/null | awk '{print $2}')" >&2
 results="$(ip netns exec "$ns" env LOWBAND_NODE_MODULES="$NODE_MODULES" LOWBAND_TTFF_REQUESTS="${LOWBAND_TTFF_REQUESTS:-}" node benches/lesson-ttff.mjs "$cases")"
 [[ -n "${LOWBAND_TTFF_REQUESTS:-}" ]] && echo "$results" >&2
 python3 - "$cases" "$results" <<'EOF'
-import json, sys
+import json, statistics, sys
 cases = {c["name"]: c for c in json.loads(sys.argv[1])}
-rows = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
-print(f"| {'variant':<10} | {'tier':<7} | {'file bytes':>10} | {'picture':>8} | {'first frame':>11} | {'bytes by then':>13} |")
-print(f"|{'-'*12}|{'-'*9}|{'-'*12}|{'-'*10}|{'-'*13}|{'-'*15}|")
-for r in rows:
-    c = cases[r["name"]]
-    pic = f"{r.get('width', 0)}x{r.get('height', 0)}" if r.get("width") else "sound"
-    ttff = f"{r['ttffMs'] / 1000:.1f} s" if "ttffMs" in r and not r.get("error") else f"({r.get('error', 'no frame')[:30]})"
+runs = {}
+for line in sys.argv[2].splitlines():
+    if line.strip():
+        r = json.loads(line)
+        runs.setdefault(r["name"], []).append(r)
+print(f"| {'variant':<10} | {'tier':<7} | {'file bytes':>10} | {'picture':>8} | {'first frame (median)':>20} | {'runs':<22} | {'bytes by then':>13} |")
+print(f"|{'-'*12}|{'-'*9}|{'-'*12}|{'-'*10}|{'-'*22}|{'-'*24}|{'-'*15}|")
+for name, rs in runs.items():
+    c = cases[name]
+    ok = sorted((r for r in rs if "ttffMs" in r and not r.get("error")), key=lambda r: r["ttffMs"])
+    med = ok[len(ok) // 2] if ok else rs[0]
+    pic = f"{med.get('width', 0)}x{med.get('height', 0)}" if med.get("width") else "sound"
+    ttff = f"{statistics.median(r['ttffMs'] for r in ok) / 1000:.1f} s" if ok else "no frame"
+    each = ", ".join(f"{r['ttffMs'] / 1000:.1f}" if "ttffMs" in r and not r.get("error") else "fail" for r in rs)
     size = f"{c['bytes']:,}" if c["bytes"] else "-"
-    print(f"| {r['name']:<10} | {c['tier']:<7} | {size:>10} | {pic:>8} | {ttff:>11} | {r['bytes']:>13,} |")
+    print(f"| {name:<10} | {c['tier']:<7} | {size:>10} | {pic:>8} | {ttff:>20} | {each:<22} | {med['bytes']:>13,} |")
 EOF
