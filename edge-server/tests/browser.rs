@@ -11,7 +11,8 @@
 //!
 //! Checked: the page loads (UTF-8, `lang`, captions, each choice's cost,
 //! under 14 KB), the video plays (its `currentTime` advances), the 2G client
-//! fetched a 2G rung (from the requests it made), the video bytes it used
+//! fetched a 2G rung once its link had been measured (from the requests it
+//! made; a first visit may play before that), the video bytes it used
 //! stay under the size the page advertised for that rung, and the picker
 //! works without JavaScript and is remembered.
 //!
@@ -240,7 +241,9 @@ async fn lesson_page_plays_the_small_rung_on_2g_and_remembers_a_choice_without_j
         },
     ));
 
-    let run = |rate: &'static str, extra: &'static [&'static str]| {
+    // Each visit is a fresh browser (empty cache) on the same link, so the
+    // same client address: what earlier visits measured carries over.
+    let run = |rate: &'static str, visits: &'static [&'static [&'static str]]| {
         tokio::task::spawn_blocking(move || {
             let link = ShapedLink::create(rate).unwrap_or_else(|e| {
                 panic!(
@@ -250,42 +253,56 @@ async fn lesson_page_plays_the_small_rung_on_2g_and_remembers_a_choice_without_j
             });
             let host = std::net::IpAddr::from(link.host_ip);
             let url = format!("http://{host}:{port}/m/{MODULE}/{LESSON}/watch");
-            let report = browse(&link, &url, extra);
-            (report, link.peer_ip())
+            let reports: Vec<Value> = visits
+                .iter()
+                .map(|extra| browse(&link, &url, extra))
+                .collect();
+            (reports, link.peer_ip())
         })
     };
 
-    // 2G: ~100 kbit/s.
-    let (slow, slow_ip) = run("100kbit", &[]).await.unwrap();
-    check_page_and_playback("2g", &slow);
-    let p = played(&slow);
-    let variant = p.offer["variant"].as_str().unwrap();
-    eprintln!(
-        "2g: page {} ms, play {} ms, rung {variant}, video bytes {} of {} advertised, chosen {:?}, estimate {:?}",
-        slow["loadMs"], slow["playMs"], p.bytes, p.offer["bytes"], p.chosen_by,
-        edge.connection_estimate(slow_ip)
-    );
-    assert!(
-        tier_of(variant) <= manifest.tier_rank("2g").unwrap(),
-        "the 2G client fetched {variant}, a rung for a faster link ({:?})",
-        p.chosen_by
-    );
-    assert!(
-        p.chosen_by.contains("reason=connection"),
-        "the 2G choice should come from the measured link: {:?}",
-        p.chosen_by
-    );
-    let advertised = p.offer["bytes"].as_u64().unwrap();
-    assert!(
-        p.bytes <= advertised,
-        "the 2G client used {} bytes of video, more than the {advertised} the page advertised",
-        p.bytes
-    );
+    // 2G: ~100 kbit/s, two visits. On the first, the tap on play may come
+    // before any one connection has carried enough for a measurement (the
+    // page, poster and captions are 20 KB over up to three connections):
+    // Auto then plays the default tier's rung (--default-tier; 3g here).
+    // By the second visit the first one's connections have been measured.
+    let (slow, slow_ip) = run("100kbit", &[&[], &[]]).await.unwrap();
+    for (visit, report) in slow.iter().enumerate() {
+        let name = format!("2g visit {}", visit + 1);
+        check_page_and_playback(&name, report);
+        let p = played(report);
+        let variant = p.offer["variant"].as_str().unwrap();
+        eprintln!(
+            "{name}: page {} ms, play {} ms, rung {variant}, video bytes {} of {} advertised, chosen {:?}, estimate {:?}",
+            report["loadMs"], report["playMs"], p.bytes, p.offer["bytes"], p.chosen_by,
+            edge.connection_estimate(slow_ip)
+        );
+        let advertised = p.offer["bytes"].as_u64().unwrap();
+        assert!(
+            p.bytes <= advertised,
+            "{name}: {} bytes of video, more than the {advertised} the page advertised",
+            p.bytes
+        );
+        if visit == 0 {
+            continue;
+        }
+        assert!(
+            tier_of(variant) <= manifest.tier_rank("2g").unwrap(),
+            "{name}: the 2G client fetched {variant}, a rung for a faster link ({:?})",
+            p.chosen_by
+        );
+        assert!(
+            p.chosen_by.contains("reason=connection"),
+            "{name}: the 2G choice should come from the measured link: {:?}",
+            p.chosen_by
+        );
+    }
 
     // 3G: ~600 kbit/s; then the picker without JavaScript.
-    let (fast, fast_ip) = run("600kbit", &["--no-js-pick", "2g"]).await.unwrap();
-    check_page_and_playback("3g", &fast);
-    let p = played(&fast);
+    let (fast, fast_ip) = run("600kbit", &[&["--no-js-pick", "2g"]]).await.unwrap();
+    let fast = &fast[0];
+    check_page_and_playback("3g", fast);
+    let p = played(fast);
     let variant = p.offer["variant"].as_str().unwrap();
     eprintln!(
         "3g: page {} ms, play {} ms, rung {variant}, video bytes {} of {} advertised, chosen {:?}, estimate {:?}",
