@@ -431,7 +431,7 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
         (None, _) => {
             let most = l.offers.iter().map(|o| o.variant.bytes).max().unwrap_or(0);
             format!(
-                "Auto: the quality your connection can carry, measured as it loads, at most {}",
+                "Auto: chosen for your connection when you press play, at most {}",
                 mb(most)
             )
         }
