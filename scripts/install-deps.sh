@@ -5,7 +5,10 @@
 #   tests: the ffmpeg CLI (ffprobe checks outputs), g++ (builds libFuzzer for the fuzz targets),
 #          the brotli CLI (benches/page-bytes.sh), s3s-fs (an S3-compatible server on loopback),
 #          REDbot (HTTP lint, run on the edge) in a Python venv at
-#          ${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv, versions from scripts/redbot-requirements.txt
+#          ${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv, versions from scripts/redbot-requirements.txt,
+#          Debian's chromium and Node.js/npm (edge-server/tests/browser.rs), with playwright-core from
+#          edge-server/tests/browser/package-lock.json installed by npm ci into
+#          ${LOWBAND_TOOLS:-~/.cache/lowband}/browser-node (it drives that chromium; it downloads no browser)
 # Usage: scripts/install-deps.sh [--test]
 set -euo pipefail
 
@@ -14,7 +17,11 @@ packages=(
   libswscale-dev libswresample-dev pkg-config clang libclang-dev nasm ca-certificates
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(ffmpeg g++ brotli python3 python3-venv)
+  packages+=(ffmpeg g++ brotli python3 python3-venv chromium fonts-khmeros)
+  # Node.js from Debian unless one is already installed (e.g. from NodeSource, whose
+  # nodejs carries npm and conflicts with Debian's npm package).
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 
 missing=()
@@ -49,5 +56,18 @@ if [[ "${1:-}" == "--test" ]]; then
     "$python" -m venv "$venv"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install --quiet --no-cache-dir -r "$requirements"
     echo "$stamp" >"$venv/.lowband-stamp"
+  fi
+  # playwright-core for the browser test, reinstalled only when its lock file
+  # or Node.js change. PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the test uses Debian's chromium.
+  lock="$here/../edge-server/tests/browser/package-lock.json"
+  nodedir="${LOWBAND_TOOLS:-$HOME/.cache/lowband}/browser-node"
+  stamp="$(node --version) $(sha256sum <"$lock" | cut -d' ' -f1)"
+  if [[ ! -d "$nodedir/node_modules/playwright-core" || "$(cat "$nodedir/.lowband-stamp" 2>/dev/null)" != "$stamp" ]]; then
+    echo "installing playwright-core into $nodedir" >&2
+    rm -rf "$nodedir"
+    mkdir -p "$nodedir"
+    cp "$lock" "$here/../edge-server/tests/browser/package.json" "$nodedir/"
+    (cd "$nodedir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    echo "$stamp" >"$nodedir/.lowband-stamp"
   fi
 fi

@@ -450,6 +450,16 @@ impl Probe {
         u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Whether enough was sent since the last sample for a reading to count:
+    /// true after a response whose end came before its bytes were acknowledged,
+    /// until a reading takes them (at the next request, or at the end), and
+    /// no reading was taken in the last [`MIN_SAMPLE_INTERVAL`].
+    pub fn due(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.unsampled.load(Ordering::Relaxed) >= MIN_BYTES_ACKED
+            && self.age_ms() >= self.next_ms.load(Ordering::Relaxed)
+    }
+
     /// What the connection did since the last sample, if enough to tell
     /// (`None` too if the socket cannot be read).
     pub fn sample(&self) -> Option<TcpSample> {

@@ -5,7 +5,8 @@
 //! variant (both pure, `transform` honours `no-transform`), `paths` routes and
 //! normalises URLs, `range`, `conditional` and `multipart` handle byte
 //! ranges and validators, `object` streams stored objects, `serve` answers
-//! requests (counted in `metrics`) and `server` runs them over hyper. The edge never links FFmpeg.
+//! requests (counted in `metrics`), `lesson` makes the teacher's catalog and
+//! lesson pages, and `server` runs them over hyper. The edge never links FFmpeg.
 
 pub mod body;
 pub mod conditional;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod estimate;
 pub mod files;
 pub mod hls;
+pub mod lesson;
 pub mod metrics;
 pub mod multipart;
 pub mod object;

@@ -19,6 +19,7 @@ use crate::error::EdgeError;
 use crate::estimate::{self, Estimator, TcpSample};
 use crate::files::OpenFiles;
 use crate::hls;
+use crate::lesson;
 use crate::metrics::{Metrics, RouteLabel, StoreOp};
 use crate::object::{self, with_headers, ObjectSpec};
 use crate::paths::{self, Route};
@@ -192,7 +193,7 @@ impl Edge {
             Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
             Route::Object(key) => self.object(req, &key).await,
             Route::Asset { module, path } => self.asset(req, &module, &path).await,
-            Route::Catalog => self.catalog(req.headers()).await,
+            Route::Catalog => self.catalog(req).await,
         }
     }
 
@@ -224,6 +225,11 @@ impl Edge {
     ) -> Result<Response<Body>, EdgeError> {
         let prepared = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
         let manifest = &prepared.manifest;
+        if let Some((video, action)) = lesson::split(path) {
+            if let Some((_, asset)) = prepared.asset(video).filter(|(_, a)| lesson::is_lesson(a)) {
+                return self.lesson(req, manifest, asset, action).await;
+            }
+        }
         if let Some(response) = self.subtitle_playlist(req.headers(), manifest, path) {
             return response.map(|mut r| {
                 r.extensions_mut().insert(Served {
@@ -478,34 +484,158 @@ impl Edge {
         text(status, "application/json", json.to_string())
     }
 
-    /// A plain list of modules, until the teacher-facing catalog exists.
-    async fn catalog(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
+    /// The catalog page: every module with its lessons and what they cost.
+    async fn catalog<B>(&self, req: &Request<B>) -> Result<Response<Body>, EdgeError> {
         let index = self
             .metrics
             .time_store(StoreOp::Index, self.store.index())
             .await?;
         let published = index.modules.iter().map(|m| m.published_at).max();
-        let mut html = String::from(
-            "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-             <title>lowband</title><h1>Modules</h1><ul>",
-        );
-        for m in &index.modules {
-            html.push_str(&format!(
-                "<li><a href=\"/m/{id}/\">{title}</a> ({assets} assets) · <a href=\"/api/v1/modules/{id}\">manifest</a></li>",
-                id = m.id,
-                title = escape(&m.title),
-                assets = m.assets
-            ));
+        let mut manifests = Vec::new();
+        for m in index.modules.iter().take(lesson::CATALOG_MODULES) {
+            if let Some(manifest) = self.manifest(&m.id).await? {
+                manifests.push(manifest);
+            }
         }
-        html.push_str("</ul></html>");
+        let signals = Signals::from_request(req.headers(), req.uri().query());
+        let entries: Vec<_> = manifests
+            .iter()
+            .map(|prepared| lesson::CatalogEntry {
+                manifest: &prepared.manifest,
+                signals: &signals,
+            })
+            .collect();
+        let html = lesson::catalog_page(&entries);
         // Often a teacher's first page on this origin: ask for hints here.
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT_CH, ACCEPT_CH_VALUE);
+        headers.insert(header::VARY, HeaderValue::from_static("Accept, Cookie"));
         small_response(
-            req_headers,
+            req.headers(),
             html.into_bytes(),
             "text/html; charset=utf-8",
             published.map(conditional::from_unix),
+            headers,
+        )
+    }
+
+    /// A video's lesson page (`<video>/watch`, `?q=` to pick a quality), the
+    /// Auto player's redirect to the rung chosen now (`<video>/play`) or a
+    /// download (`<video>/download?v=<variant>`).
+    async fn lesson<B>(
+        &self,
+        req: &Request<B>,
+        manifest: &Manifest,
+        asset: &Asset,
+        action: lesson::Action,
+    ) -> Result<Response<Body>, EdgeError> {
+        let query = req.uri().query();
+        let published = Some(conditional::from_unix(manifest.published_at));
+        if action == lesson::Action::Download {
+            let variant = lesson::download_variant(asset, query)?;
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&lesson::content_disposition(asset, variant)) {
+                headers.insert(header::CONTENT_DISPOSITION, v);
+            }
+            let fixed =
+                ObjectHeaders::new(&variant.key, &variant.mime, variant.encoding.as_deref());
+            let spec = ObjectSpec {
+                key: &variant.key,
+                known_len: Some(variant.bytes),
+                last_modified: published,
+                last_modified_value: None,
+                mime: &variant.mime,
+                fixed: &fixed,
+                cache_control: REVALIDATE_VALUE,
+                head_only: req.method() == Method::HEAD,
+            };
+            return object::send(
+                &self.store,
+                self.files.as_ref(),
+                &self.metrics,
+                req.headers(),
+                spec,
+                headers,
+            )
+            .await;
+        }
+        if let Some(cookies) = lesson::pick(query, manifest)? {
+            // Remember the choice, then show the page at its own URL.
+            let mut headers = HeaderMap::new();
+            for c in cookies {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    headers.append(header::SET_COOKIE, v);
+                }
+            }
+            if let Ok(v) = HeaderValue::from_str(req.uri().path()) {
+                headers.insert(header::LOCATION, v);
+            }
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+            return Ok(with_headers(StatusCode::SEE_OTHER, headers, body::empty()));
+        }
+        let mut signals = Signals::from_request(req.headers(), query);
+        signals.connection = req
+            .extensions()
+            .get::<ClientAddr>()
+            .and_then(|c| self.connection_estimate(c.0));
+        let default_rank = manifest
+            .tier_rank(&self.config.default_tier)
+            .unwrap_or(manifest.tiers.len() / 2);
+        let (rank, reason) = client_tier(&signals, &manifest.tiers, default_rank);
+        let offers = lesson::offers(manifest, asset, &signals);
+        let current = lesson::resolve_choice(
+            lesson::current_choice(req.headers(), manifest, &signals),
+            &offers,
+            manifest,
+            asset,
+            &signals,
+        );
+        if action == lesson::Action::Play {
+            let variant =
+                select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
+            let tier = manifest.tiers.get(rank).map_or("?", |t| t.name.as_str());
+            self.metrics.selection(Some(tier), reason.as_str());
+            tracing::debug!(asset = %asset.path, variant = %variant.name, tier, reason = reason.as_str(), connection_kbps = ?signals.connection.map(|e| e.kbps), "selected for play");
+            let mut headers = HeaderMap::new();
+            let label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
+            for (name, value) in [
+                (header::LOCATION, format!("/o/{}", variant.key)),
+                (LOWBAND_VARIANT, label),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.insert(name, v);
+                }
+            }
+            // Decided for this client now; the object it names is what stays cached.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+            return Ok(with_headers(StatusCode::FOUND, headers, body::empty()));
+        }
+        let auto_now = select(asset, &manifest.tiers, rank, &signals)
+            .map(|v| (v, reason != signals::Reason::Default));
+        let html = lesson::lesson_page(&lesson::Lesson {
+            manifest,
+            asset,
+            offers: &offers,
+            current,
+            auto_now,
+            accept_webp: signals.accept_webp,
+        });
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT_CH, HeaderValue::from_static(signals::ACCEPT_CH));
+        headers.insert(
+            header::VARY,
+            HeaderValue::from_static(signals::vary(lowband_catalog::manifest::AssetKind::Video)),
+        );
+        // It says what this client's link and cookies chose: revalidate every time.
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(lesson::PAGE_CACHE_CONTROL),
+        );
+        small_response(
+            req.headers(),
+            html.into_bytes(),
+            "text/html; charset=utf-8",
+            published,
             headers,
         )
     }
@@ -619,11 +749,4 @@ pub fn object_mime(ext: &str) -> &'static str {
         "pdf" => "application/pdf",
         _ => "application/octet-stream",
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

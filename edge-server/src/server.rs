@@ -319,6 +319,11 @@ where
             req.extensions_mut().insert(ClientAddr(conn.peer));
             let edge = Arc::clone(&conn.edge);
             let probe = conn.probe.clone();
+            // A new request means the client has taken the last response: the
+            // moment to read what its bytes measured, before this choice is made.
+            if probe.as_deref().is_some_and(Probe::due) {
+                sample(&edge, probe.as_deref());
+            }
             async move {
                 let (mut parts, body) = edge.handle(req).await.into_parts();
                 if last {

@@ -9,8 +9,9 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,95 +22,12 @@ use lowband_catalog::manifest::{
 use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
 use lowband_edge::{Edge, EdgeConfig, ServerConfig};
 
+use common::{run, ShapedLink};
+
 /// The shaped link: 100 kbit/s is a 2G link by the default profile's tiers.
 const RATE: &str = "100kbit";
 /// Bytes fetched per request over it (about 4 s at 100 kbit/s).
 const OBJECT_BYTES: usize = 48 * 1024;
-
-/// Runs a command, returning its stdout or a message naming it and its stderr.
-fn run(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A namespace and veth pair, removed when dropped (a failed assertion included).
-struct ShapedLink {
-    ns: String,
-    host_if: String,
-    /// The edge side's address; the namespace side is the next one.
-    host_ip: [u8; 4],
-}
-
-impl ShapedLink {
-    fn create() -> Result<Self, String> {
-        // Unique per process and per call, short enough for an interface name (15).
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pid = std::process::id();
-        let tag = format!("{:x}{n}", pid % 0x10_0000);
-        let net = [10, 200 + (pid % 50) as u8, ((pid / 50) % 256) as u8];
-        let link = Self {
-            ns: format!("lowband-{tag}"),
-            host_if: format!("lbh{tag}"),
-            host_ip: [net[0], net[1], net[2], 1],
-        };
-        let peer_if = format!("lbp{tag}");
-        let host_ip = IpAddr::from(link.host_ip);
-        let peer_ip = link.peer_ip();
-        let ns = link.ns.as_str();
-        // From here on, `link` drops (and cleans up) on any failure.
-        let cmd = |line: String| run(&line.split_whitespace().collect::<Vec<_>>());
-        let host_if = &link.host_if;
-        cmd(format!("ip netns add {ns}"))?;
-        cmd(format!(
-            "ip link add {host_if} type veth peer name {peer_if}"
-        ))?;
-        cmd(format!("ip link set {peer_if} netns {ns}"))?;
-        cmd(format!("ip addr add {host_ip}/30 dev {host_if}"))?;
-        cmd(format!("ip link set {host_if} up"))?;
-        cmd(format!(
-            "ip netns exec {ns} ip addr add {peer_ip}/30 dev {peer_if}"
-        ))?;
-        cmd(format!("ip netns exec {ns} ip link set {peer_if} up"))?;
-        cmd(format!("ip netns exec {ns} ip link set lo up"))?;
-        // Shape what the edge sends (the download). The bucket holds 4 KB,
-        // so only the first few packets pass at the veth's own speed.
-        cmd(format!(
-            "tc qdisc add dev {host_if} root tbf rate {RATE} burst 4kb latency 500ms"
-        ))?;
-        Ok(link)
-    }
-
-    fn peer_ip(&self) -> IpAddr {
-        let [a, b, c, d] = self.host_ip;
-        IpAddr::from([a, b, c, d + 1])
-    }
-
-    /// Runs `curl` inside the namespace.
-    fn curl(&self, args: &[&str]) -> Result<String, String> {
-        let mut all = vec!["ip", "netns", "exec", self.ns.as_str(), "curl"];
-        all.extend_from_slice(args);
-        run(&all)
-    }
-}
-
-impl Drop for ShapedLink {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes its end of the pair, and with it ours.
-        let _ = run(&["ip", "netns", "del", &self.ns]);
-        let _ = run(&["ip", "link", "del", &self.host_if]);
-    }
-}
 
 /// A module with one video (a rung per tier) and one large object.
 async fn store() -> (Store, ObjectKey) {
@@ -188,7 +106,7 @@ async fn a_shaped_link_is_measured_slow_and_loopback_fast() {
         eprintln!("skipped: LOWBAND_SKIP_NETNS=1");
         return;
     }
-    let link = ShapedLink::create().unwrap_or_else(|e| {
+    let link = ShapedLink::create(RATE).unwrap_or_else(|e| {
         panic!(
             "cannot build the shaped test link ({e}); this test needs root or CAP_NET_ADMIN \
              and ip, tc and curl. Set LOWBAND_SKIP_NETNS=1 to skip it."

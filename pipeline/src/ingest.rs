@@ -32,7 +32,7 @@ use crate::{image, page, video};
 
 /// Bumped whenever a change to the pipeline changes the bytes it produces,
 /// so stored variants made by an older build are not reused.
-const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r4");
+const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r5");
 
 /// Uploads in flight at once for one asset.
 const UPLOAD_CONCURRENCY: usize = 4;

@@ -47,7 +47,12 @@ impl ModuleView {
     /// Digest of everything a rewritten page can depend on, for the page's
     /// derivation: change an image and the pages showing it are re-rendered.
     pub fn digest(&self) -> ContentHash {
-        let mut text = format!("{}\n{}\n", self.id, self.tiers.join(","));
+        let mut text = format!(
+            "{}\n{}\n{}\n",
+            rewrite::REWRITE_VERSION,
+            self.id,
+            self.tiers.join(",")
+        );
         for (path, asset) in &self.assets {
             text.push_str(path);
             for v in &asset.variants {

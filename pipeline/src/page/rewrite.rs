@@ -34,6 +34,10 @@ use lowband_catalog::manifest::{AssetKind, Variant, VariantKind};
 use super::links::{self, Escapes, Target};
 use super::ModuleView;
 
+/// Changes whenever the rewrite's output does, so pages made before are
+/// re-rendered (it is part of each page's derivation).
+pub const REWRITE_VERSION: &str = "rewrite/2: videos link their lesson pages";
+
 /// Text (in characters, spaces excluded) that fills about a phone screen.
 pub const FIRST_SCREEN_CHARS: usize = 600;
 /// How many images at most count as being in the first screen.
@@ -146,6 +150,9 @@ pub fn rewrite(
             .get_attribute("rel")
             .unwrap_or_default()
             .to_ascii_lowercase();
+        if let (true, Some(path)) = (el.tag_name() == "a", target.as_deref()) {
+            ctx.link_lesson(el, path);
+        }
         let fetched = el.tag_name() == "link"
             && rel
                 .split_ascii_whitespace()
@@ -437,7 +444,44 @@ impl Ctx<'_> {
                 let _ = el.set_attribute("poster", uri);
             }
         }
+        // After the player, a link to the edge's lesson page for this video:
+        // what each quality costs, a choice, captions, a download.
+        if let Some((url, from)) = path.as_deref().and_then(|p| self.lesson(p)) {
+            el.after(
+                &format!(
+                    "<p lang=\"en\"><a href=\"{}\">Lesson page: choose the quality, from {from}</a></p>",
+                    escape(&url)
+                ),
+                ContentType::Html,
+            );
+        }
         Ok(())
+    }
+
+    /// The edge's lesson page of a module video (`<video>/watch`), and what
+    /// its smallest choice costs (`0.17 MB`).
+    fn lesson(&self, path: &str) -> Option<(String, String)> {
+        let asset = self
+            .module
+            .assets
+            .get(path)
+            .filter(|a| a.kind == AssetKind::Video)?;
+        let smallest = asset
+            .variants
+            .iter()
+            .filter(|v| matches!(v.kind, VariantKind::Video | VariantKind::Audio))
+            .map(|v| v.bytes)
+            .min()?;
+        let url = links::edge_url(self.module.id.as_str(), path) + "/watch";
+        Some((url, megabytes(smallest)))
+    }
+
+    /// A plain link to a module video opens its lesson page instead: the
+    /// teacher sees the cost before a byte of video moves.
+    fn link_lesson(&self, el: &mut Element<'_, '_>, path: &str) {
+        if let Some((url, _)) = self.lesson(path) {
+            let _ = el.set_attribute("href", &url);
+        }
     }
 
     /// The smallest stored copy of a module asset (for a text file, its brotli copy).
@@ -503,6 +547,20 @@ fn srcset_of(group: &[&Variant]) -> String {
         .map(|v| format!("/o/{} {}w", v.key, v.width.unwrap_or(1)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Megabytes as the edge's lesson page writes them (`0.17 MB`, `1.8 MB`).
+fn megabytes(bytes: u64) -> String {
+    let mb = bytes as f64 / 1_000_000.0;
+    if mb < 0.01 {
+        "0.01 MB".into()
+    } else if mb < 1.0 {
+        format!("{mb:.2} MB")
+    } else if mb < 10.0 {
+        format!("{mb:.1} MB")
+    } else {
+        format!("{mb:.0} MB")
+    }
 }
 
 /// Escapes text for a double-quoted attribute value.
@@ -685,6 +743,67 @@ mod tests {
                     Err(RewriteError::Escapes(_))
                 ),
                 "{page}"
+            );
+        }
+    }
+
+    #[test]
+    fn videos_link_their_lesson_pages() {
+        let mut view = view();
+        let key = ObjectKey::for_bytes(b"v144", "mp4");
+        let video = Asset {
+            path: "lessons/my v.mp4".into(),
+            kind: AssetKind::Video,
+            variants: vec![
+                Variant::new(
+                    "144p",
+                    VariantKind::Video,
+                    "2g",
+                    key.clone(),
+                    290_190,
+                    "video/mp4",
+                ),
+                Variant::new(
+                    "audio-opus",
+                    VariantKind::Audio,
+                    "slow-2g",
+                    key.clone(),
+                    173_555,
+                    "audio/webm",
+                ),
+                Variant::new(
+                    "poster-jpeg",
+                    VariantKind::Image,
+                    "slow-2g",
+                    key,
+                    9_000,
+                    "image/jpeg",
+                ),
+            ],
+            ..image("lessons/my v.mp4", None)
+        };
+        view.assets.insert(video.path.clone(), video);
+        let page = r#"<video src="my%20v.mp4" controls><a href="my%20v.mp4">download</a></video><a href="other.html">x</a>"#;
+        for form in [Form::Lite, Form::Full { rank: 3 }] {
+            let html = rewrite(page, "lessons/a.html", &view, form).unwrap().html;
+            let watch = "/m/tq/lessons/my%20v.mp4/watch";
+            assert!(
+                html.contains(&format!(r#"<a href="{watch}">download</a>"#)),
+                "{html}"
+            );
+            assert!(
+                html.contains(&format!(
+                    r#"</video><p lang="en"><a href="{watch}">Lesson page: choose the quality, from 0.17 MB</a></p>"#
+                )),
+                "{html}"
+            );
+            assert!(
+                html.contains(r#"<video src="/m/tq/lessons/my%20v.mp4""#),
+                "{html}"
+            );
+            assert!(
+                html.contains(r#"href="/m/tq/lessons/other.html""#),
+                "{html}"
             );
         }
     }
