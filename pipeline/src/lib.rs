@@ -2,8 +2,10 @@
 //!
 //! `discover` finds a module's assets; `video`, `image` and `page` turn each
 //! into renditions; `ingest` uploads them content-addressed and publishes the
-//! manifest last. The `lowband-pipeline` binary is a thin shell over this.
+//! manifest last. `archive` checks and unpacks authors' uploaded archives.
+//! The `lowband-pipeline` binary is a thin shell over this.
 
+pub mod archive;
 pub mod discover;
 pub mod image;
 pub mod ingest;
