@@ -4,6 +4,7 @@
 #   build: FFmpeg 5.1 development libraries, clang/libclang (bindgen), pkg-config, nasm (mozjpeg)
 #   tests: the ffmpeg CLI (ffprobe checks outputs), g++ (builds libFuzzer for the fuzz targets),
 #          the brotli CLI (benches/page-bytes.sh), s3s-fs (an S3-compatible server on loopback),
+#          nats-server 2.9 (JetStream; the queue workers' tests start it on loopback),
 #          REDbot (HTTP lint, run on the edge) in a Python venv at
 #          ${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv, versions from scripts/redbot-requirements.txt
 # Usage: scripts/install-deps.sh [--test]
@@ -14,7 +15,7 @@ packages=(
   libswscale-dev libswresample-dev pkg-config clang libclang-dev nasm ca-certificates
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(ffmpeg g++ brotli python3 python3-venv)
+  packages+=(ffmpeg g++ brotli python3 python3-venv nats-server curl)
 fi
 
 missing=()
