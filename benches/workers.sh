@@ -11,7 +11,7 @@
 # and times from the upload to the job's state "done" (manifest published).
 # RUNS (default 2) per side, alternating 1 worker, 2 workers, ...; prints every
 # run, the best of each side, and the ratio (1 worker / 2 workers: above 1
-# means two workers finish sooner). Needs nats-server, ffmpeg and curl
+# means two workers finish sooner). Needs nats-server, ffmpeg, curl and python3
 # (scripts/install-deps.sh --test). KEEP=1 keeps the temporary directory.
 #
 # Both workers share this machine's cores: each worker already spreads one
@@ -32,10 +32,10 @@ for tool in nats-server ffmpeg ffprobe curl; do
   command -v "$tool" >/dev/null || die "$tool not found; run scripts/install-deps.sh --test"
 done
 
-samples/make-sample.sh >/dev/null
 cargo build -q -p lowband-pipeline --locked
 bin="${CARGO_TARGET_DIR:-$root/target}/debug/lowband-pipeline"
 [[ -x $bin ]] || die "no binary at $bin"
+[[ -f samples/teaching-questions/lessons/lecture.mp4 ]] || die "no sample lecture; run samples/make-sample.sh"
 
 work=$(mktemp -d /tmp/lowband-workers.XXXXXX)
 pids=()
@@ -57,7 +57,7 @@ duration=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$lecture"
 slice=$(awk -v d="$duration" -v n="$parts" 'BEGIN { printf "%.2f", d / n }')
 for ((i = 0; i < parts; i++)); do
   start=$(awk -v s="$slice" -v i="$i" 'BEGIN { printf "%.2f", s * i }')
-  ffmpeg -v error -y -ss "$start" -t "$slice" -i "$lecture" \
+  ffmpeg -nostdin -v error -y -ss "$start" -t "$slice" -i "$lecture" \
     -c:v libx264 -preset veryfast -crf 18 -c:a aac "$module/lessons/part$i.mp4"
 done
 tar -C "$work/module" -cf "$work/module.tar" bench-workers
@@ -73,16 +73,16 @@ run() {
   local n=$1 dir port nats store listen job state t0 t1
   dir=$(mktemp -d "$work/run.XXXX")
   port=$(free_port)
-  nats-server -a 127.0.0.1 -p "$port" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
+  nats-server -a 127.0.0.1 -p "$port" -js -sd "$dir/js" </dev/null >"$dir/nats.log" 2>&1 &
   local nats_pid=$!
   nats="nats://127.0.0.1:$port"
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   store="file://$dir/store"
-  "$bin" serve --store "$store" --nats "$nats" --tokens "$work/tokens" --listen 127.0.0.1:0 2>"$dir/serve.log" &
+  "$bin" serve --store "$store" --nats "$nats" --tokens "$work/tokens" --listen 127.0.0.1:0 </dev/null 2>"$dir/serve.log" &
   local serve_pid=$!
   local ws=()
   for ((w = 0; w < n; w++)); do
-    "$bin" worker --store "$store" --nats "$nats" 2>"$dir/worker$w.log" &
+    LOWBAND_LOG=lowband_pipeline=info "$bin" worker --store "$store" --nats "$nats" </dev/null 2>"$dir/worker$w.log" &
     ws+=($!)
   done
   pids=("$nats_pid" "$serve_pid" "${ws[@]}")
@@ -95,20 +95,23 @@ run() {
   [[ -n $listen ]] || die "serve did not start: $(cat "$dir/serve.log")"
   t0=$(date +%s.%N)
   job=$(curl -sf -H "Authorization: Bearer $token" --data-binary @"$work/module.tar" \
-    "$listen/api/v1/modules/bench-workers" | grep -o '"job": "[0-9a-f]*"' | cut -d'"' -f4)
+    "$listen/api/v1/modules/bench-workers" | python3 -c 'import json, sys; print(json.load(sys.stdin)["job"])')
   [[ -n $job ]] || die "upload refused"
   while :; do
     state=$(curl -sf -H "Authorization: Bearer $token" "$listen/api/v1/jobs/$job" |
-      grep -m1 -o '"state": "[a-z]*"' | cut -d'"' -f4)
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])')
     [[ $state == done ]] && break
     [[ $state == failed ]] && die "job failed; logs in $dir (KEEP=1)"
     sleep 0.5
   done
   t1=$(date +%s.%N)
+  variants=$(curl -sf -H "Authorization: Bearer $token" "$listen/api/v1/modules/bench-workers" |
+    python3 -c 'import json, sys; print(sum(len(a["variants"]) for a in json.load(sys.stdin)["assets"]))')
+  echo "  $n worker(s): $variants variants published" >&2
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   pids=()
-  rm -rf "$dir/store" "$dir/js"
+  [[ ${KEEP:-0} == 1 ]] || rm -rf "$dir/store" "$dir/js"
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }'
 }
 

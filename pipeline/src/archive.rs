@@ -121,9 +121,9 @@ fn sniff(file: &mut File) -> Result<Format, ArchiveError> {
         Ok(Format::Zip)
     } else if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Format::TarGz)
-    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
-        Ok(Format::Tar)
-    } else if head.len() == 512 && looks_like_v7_tar(head) {
+    } else if (head.len() >= 262 && &head[257..262] == b"ustar")
+        || (head.len() == 512 && looks_like_v7_tar(head))
+    {
         Ok(Format::Tar)
     } else {
         Err(ArchiveError::UnknownFormat)
@@ -140,7 +140,13 @@ fn looks_like_v7_tar(block: &[u8]) -> bool {
     let sum: u32 = block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     sum == stored
 }
@@ -270,7 +276,10 @@ fn unpack_zip(file: File, out: &mut Writer<'_>) -> Result<(), ArchiveError> {
         if let Some(mode) = entry.unix_mode() {
             let kind = mode & 0o170000;
             if kind != 0 && kind != 0o100000 && kind != 0o040000 {
-                return Err(ArchiveError::entry(&name, "not a regular file or directory"));
+                return Err(ArchiveError::entry(
+                    &name,
+                    "not a regular file or directory",
+                ));
             }
         }
         if entry.is_dir() {
@@ -304,7 +313,9 @@ fn unpack_tar(reader: impl Read, out: &mut Writer<'_>) -> Result<(), ArchiveErro
             EntryType::Symlink => {
                 return Err(ArchiveError::entry(&name, "symbolic links are not allowed"))
             }
-            EntryType::Link => return Err(ArchiveError::entry(&name, "hard links are not allowed")),
+            EntryType::Link => {
+                return Err(ArchiveError::entry(&name, "hard links are not allowed"))
+            }
             other => {
                 return Err(ArchiveError::entry(
                     &name,
@@ -370,10 +381,18 @@ mod tests {
     #[test]
     fn good_archives_unpack() {
         let tar = tar_of(|b| {
-            b.append_data(&mut header(tar::EntryType::Regular, 2), "m/index.html", &b"hi"[..])
-                .unwrap();
-            b.append_data(&mut header(tar::EntryType::Regular, 1), "m/img/a.jpg", &b"x"[..])
-                .unwrap();
+            b.append_data(
+                &mut header(tar::EntryType::Regular, 2),
+                "m/index.html",
+                &b"hi"[..],
+            )
+            .unwrap();
+            b.append_data(
+                &mut header(tar::EntryType::Regular, 1),
+                "m/img/a.jpg",
+                &b"x"[..],
+            )
+            .unwrap();
         });
         let u = unpack_bytes(&tar, Limits::default()).unwrap();
         assert_eq!((u.files, u.bytes), (2, 3));
@@ -397,26 +416,58 @@ mod tests {
     fn tar_path_escapes_and_links_are_refused() {
         use tar::EntryType::*;
         let d = Limits::default();
-        refused(&raw_named(Regular, "/etc/cron.d/x", b"x"), d, "\"/etc/cron.d/x\": absolute path");
-        refused(&raw_named(Regular, "a/../../x", b"x"), d, "\"a/../../x\": `..`");
+        refused(
+            &raw_named(Regular, "/etc/cron.d/x", b"x"),
+            d,
+            "\"/etc/cron.d/x\": absolute path",
+        );
+        refused(
+            &raw_named(Regular, "a/../../x", b"x"),
+            d,
+            "\"a/../../x\": `..`",
+        );
         refused(&raw_named(Regular, "..\\x", b"x"), d, "backslash");
-        refused(&raw_named(Symlink, "evil", b""), d, "\"evil\": symbolic links are not allowed");
-        refused(&raw_named(Link, "evil", b""), d, "\"evil\": hard links are not allowed");
-        refused(&raw_named(Char, "tty", b""), d, "\"tty\": entries of type Char");
+        refused(
+            &raw_named(Symlink, "evil", b""),
+            d,
+            "\"evil\": symbolic links are not allowed",
+        );
+        refused(
+            &raw_named(Link, "evil", b""),
+            d,
+            "\"evil\": hard links are not allowed",
+        );
+        refused(
+            &raw_named(Char, "tty", b""),
+            d,
+            "\"tty\": entries of type Char",
+        );
         refused(&raw_named(Fifo, "p", b""), d, "not allowed");
     }
 
     #[test]
     fn zip_path_escapes_and_links_are_refused() {
         let d = Limits::default();
-        refused(&zip_of(&[("/abs.txt", b"x")]), d, "\"/abs.txt\": absolute path");
+        refused(
+            &zip_of(&[("/abs.txt", b"x")]),
+            d,
+            "\"/abs.txt\": absolute path",
+        );
         refused(&zip_of(&[("ok/../../up.txt", b"x")]), d, "`..`");
         refused(&zip_of(&[("C:/win.txt", b"x")]), d, "drive letter");
 
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        w.add_symlink("link", "/etc/passwd", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        refused(&w.finish().unwrap().into_inner(), d, "\"link\": symbolic links are not allowed");
+        w.add_symlink(
+            "link",
+            "/etc/passwd",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        refused(
+            &w.finish().unwrap().into_inner(),
+            d,
+            "\"link\": symbolic links are not allowed",
+        );
     }
 
     #[test]
@@ -425,9 +476,13 @@ mod tests {
             max_entries: 3,
             max_expanded_bytes: 1 << 20,
         };
-        let many: Vec<(String, Vec<u8>)> =
-            (0..5).map(|i| (format!("f{i}.txt"), b"x".to_vec())).collect();
-        let refs: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+        let many: Vec<(String, Vec<u8>)> = (0..5)
+            .map(|i| (format!("f{i}.txt"), b"x".to_vec()))
+            .collect();
+        let refs: Vec<(&str, &[u8])> = many
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.as_slice()))
+            .collect();
         refused(&zip_of(&refs), few, "more than 3 entries");
         let tar = tar_of(|b| {
             for (n, d) in &many {
@@ -441,7 +496,11 @@ mod tests {
         let zeros = vec![0u8; 64 << 20];
         let bomb = zip_of(&[("zeros.bin", &zeros)]);
         assert!(bomb.len() < 1 << 20);
-        refused(&bomb, few, "\"zeros.bin\": the archive expands to more than 1048576 bytes");
+        refused(
+            &bomb,
+            few,
+            "\"zeros.bin\": the archive expands to more than 1048576 bytes",
+        );
 
         // The same bomb with its declared size forged small: caught while copying.
         let mut forged = bomb.clone();
@@ -476,8 +535,12 @@ mod tests {
         let d = Limits::default();
         let data = vec![7u8; 5000];
         let tar = tar_of(|b| {
-            b.append_data(&mut header(tar::EntryType::Regular, 5000), "big.bin", data.as_slice())
-                .unwrap();
+            b.append_data(
+                &mut header(tar::EntryType::Regular, 5000),
+                "big.bin",
+                data.as_slice(),
+            )
+            .unwrap();
         });
         refused(&tar[..2048], d, "truncated");
         let zip = zip_of(&[("a.txt", &data)]);
@@ -488,7 +551,10 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        assert_eq!(checked_path("./a//b.txt").unwrap(), PathBuf::from("a/b.txt"));
+        assert_eq!(
+            checked_path("./a//b.txt").unwrap(),
+            PathBuf::from("a/b.txt")
+        );
         for bad in ["", "/", "..", "a/..", "/x", "\\x", "a\0b", "c:x"] {
             assert!(checked_path(bad).is_err(), "{bad:?}");
         }

@@ -125,8 +125,15 @@ pub async fn ingest(
             continue;
         }
         progress.asset_started(&src.path, src.kind);
-        let out =
-            process_asset(src, &options.profile, store, previous.as_ref(), None, &progress).await?;
+        let out = process_asset(
+            src,
+            &options.profile,
+            store,
+            previous.as_ref(),
+            None,
+            &progress,
+        )
+        .await?;
         progress.asset_finished(&src.path, out.reused);
         reused += usize::from(out.reused);
         uploads.add(&out);

@@ -41,7 +41,9 @@ pub fn job_id(module: &ModuleInfo, archive: &ContentHash, profile: &Profile) -> 
 
 /// Whether `s` can be a job id (checked before it goes into a key).
 pub fn valid_job_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn job_key(job: &str, rest: &str) -> String {
@@ -250,16 +252,23 @@ pub async fn put_bytes(store: &Store, key: &str, bytes: Bytes) -> Result<(), Sto
 }
 
 /// A JSON object, `None` if absent; a damaged one is an error naming its key.
-pub async fn get_json<T: DeserializeOwned>(store: &Store, key: &str) -> Result<Option<T>, StoreError> {
+pub async fn get_json<T: DeserializeOwned>(
+    store: &Store,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
     let Some(bytes) = store.get_bytes(key).await? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| io_error(store, key, object_store::Error::Generic {
-            store: "json",
-            source: Box::new(e),
-        }))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        io_error(
+            store,
+            key,
+            object_store::Error::Generic {
+                store: "json",
+                source: Box::new(e),
+            },
+        )
+    })
 }
 
 pub async fn exists(store: &Store, key: &str) -> Result<bool, StoreError> {

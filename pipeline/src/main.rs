@@ -151,17 +151,19 @@ fn main() -> ExitCode {
             max_upload_bytes,
             max_entries,
             max_expanded_bytes,
-        } => (|| {
-            let options = ApiOptions {
-                max_upload_bytes,
-                archive: lowband_pipeline::archive::Limits {
-                    max_entries,
-                    max_expanded_bytes,
-                },
-                profile: Profile::resolve(&profile, &[profiles_dir])?,
-            };
-            serve(&store, &nats, &tokens, &listen, options)
-        })(),
+        } => Profile::resolve(&profile, &[profiles_dir])
+            .map_err(anyhow::Error::from)
+            .and_then(|profile| {
+                let options = ApiOptions {
+                    max_upload_bytes,
+                    archive: lowband_pipeline::archive::Limits {
+                        max_entries,
+                        max_expanded_bytes,
+                    },
+                    profile,
+                };
+                serve(&store, &nats, &tokens, &listen, options)
+            }),
         Command::Worker {
             store,
             nats,
@@ -239,7 +241,10 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("--listen {listen}"))?;
-        eprintln!("lowband-pipeline: API listening on http://{}", listener.local_addr()?);
+        eprintln!(
+            "lowband-pipeline: API listening on http://{}",
+            listener.local_addr()?
+        );
         let api = Arc::new(Api::new(store, queue, tokens, options));
         tokio::select! {
             r = lowband_pipeline::api::serve(listener, api) => r?,

@@ -163,7 +163,10 @@ impl Queue {
 
     /// The workers' shared consumer; `ack_wait` is how long a worker may go
     /// without a sign of life before its job goes to another.
-    pub async fn consumer(&self, ack_wait: Duration) -> Result<jetstream::consumer::PullConsumer, QueueError> {
+    pub async fn consumer(
+        &self,
+        ack_wait: Duration,
+    ) -> Result<jetstream::consumer::PullConsumer, QueueError> {
         let stream = self
             .js
             .get_stream(JOBS_STREAM)
@@ -190,7 +193,10 @@ impl Queue {
     pub async fn dead_letter(&self, job: &str, letter: &DeadLetter) -> Result<(), QueueError> {
         let mut headers = async_nats::HeaderMap::new();
         let first_line = letter.error.lines().next().unwrap_or_default();
-        headers.insert("Lowband-Error", first_line.chars().take(500).collect::<String>().as_str());
+        headers.insert(
+            "Lowband-Error",
+            first_line.chars().take(500).collect::<String>().as_str(),
+        );
         let payload = Bytes::from(serde_json::to_vec(letter).unwrap_or_default());
         let subject = format!("{DEAD_PREFIX}.{job}");
         self.js

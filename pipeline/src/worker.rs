@@ -145,7 +145,8 @@ impl Worker {
                 "gave up after {} attempts: the workers handling it stopped before finishing (crashed, killed or out of memory)",
                 attempt - 1
             );
-            self.give_up(Some(job), path, error, attempt - 1, &acker).await;
+            self.give_up(Some(job), path, error, attempt - 1, &acker)
+                .await;
             return;
         }
         tracing::info!(worker = %self.options.id, ?job, attempt, "job started");
@@ -158,7 +159,12 @@ impl Worker {
         let heartbeat = tokio::spawn(heartbeat(
             Arc::clone(&acker),
             self.store.clone(),
-            progress.map(|(key, attempt)| (key, self.progress(ProgressState::Running, 0.0, attempt, None))),
+            progress.map(|(key, attempt)| {
+                (
+                    key,
+                    self.progress(ProgressState::Running, 0.0, attempt, None),
+                )
+            }),
             watched,
             self.options.ack_wait,
         ));
@@ -216,7 +222,9 @@ impl Worker {
         if let Err(e) = self.queue.dead_letter(job_id, &letter).await {
             // Keep the job: better tried again than lost without a trace.
             tracing::error!(error = %e, "could not dead-letter the job; handing it back");
-            let _ = acker.ack_with(AckKind::Nak(Some(self.options.retry_backoff))).await;
+            let _ = acker
+                .ack_with(AckKind::Nak(Some(self.options.retry_backoff)))
+                .await;
             return;
         }
         match &job {
@@ -280,9 +288,16 @@ impl Worker {
                 .await
                 .map_err(|e| JobFailure(e.to_string()))?;
             let progress: Arc<dyn Progress> = Arc::new(Fraction(fraction));
-            let out = process_asset(&src, &plan.profile, &self.store, previous.as_ref(), None, &progress)
-                .await
-                .map_err(|e| JobFailure(named(&e.to_string(), &src)))?;
+            let out = process_asset(
+                &src,
+                &plan.profile,
+                &self.store,
+                previous.as_ref(),
+                None,
+                &progress,
+            )
+            .await
+            .map_err(|e| JobFailure(named(&e.to_string(), &src)))?;
             jobs::put_json(&self.store, &key, &out.asset).await?;
         }
         let done = jobs::list(&self.store, &jobs::assets_prefix(job)).await?;
@@ -339,8 +354,14 @@ impl Worker {
         )
         .await
         .map_err(|e| {
-            let text = e.to_string().replace(&format!("{}/", workdir.path().display()), "");
-            JobFailure(text)
+            let text = e.to_string();
+            let named = sources
+                .iter()
+                .find(|src| text.contains(&src.file.display().to_string()));
+            JobFailure(match named {
+                Some(src) => self::named(&text, src),
+                None => text,
+            })
         })?;
         let published = Published {
             manifest: plan.module.id.manifest_key(),
@@ -368,7 +389,8 @@ impl Worker {
         let slot = dir.join(i.to_string());
         let file = slot.join(name);
         let key = jobs::source_key(&planned.source);
-        let fail = |e: String| JobFailure(format!("{}: fetching the source {key}: {e}", planned.path));
+        let fail =
+            |e: String| JobFailure(format!("{}: fetching the source {key}: {e}", planned.path));
         tokio::fs::create_dir_all(&slot)
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -384,7 +406,9 @@ impl Worker {
         let mut chunks = got.into_stream();
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| fail(e.to_string()))?;
-            out.write_all(&chunk).await.map_err(|e| fail(e.to_string()))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
         }
         out.flush().await.map_err(|e| fail(e.to_string()))?;
         Ok(source_asset(plan, i, file))

@@ -113,9 +113,18 @@ struct WorkerProcess {
 impl WorkerProcess {
     fn start(store: &str, nats: &str, log: PathBuf, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_lowband-pipeline"))
-            .args(["worker", "--store", store, "--nats", nats, "--ack-wait", "4"])
+            .args([
+                "worker",
+                "--store",
+                store,
+                "--nats",
+                nats,
+                "--ack-wait",
+                "4",
+            ])
             .args(extra)
             .env("LOWBAND_LOG", "lowband_pipeline=info")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -161,7 +170,10 @@ fn request(method: Method, uri: &str, body: impl Into<Bytes>) -> Request<Full<By
         .unwrap()
 }
 
-async fn call(api: &Api, req: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+async fn call(
+    api: &Api,
+    req: Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, serde_json::Value) {
     let r = api.handle(req).await;
     let (parts, body) = r.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
@@ -170,7 +182,11 @@ async fn call(api: &Api, req: Request<Full<Bytes>>) -> (StatusCode, http::Header
 }
 
 async fn job_status(api: &Api, job: &str) -> JobStatus {
-    let (status, _, json) = call(api, request(Method::GET, &format!("/api/v1/jobs/{job}"), "")).await;
+    let (status, _, json) = call(
+        api,
+        request(Method::GET, &format!("/api/v1/jobs/{job}"), ""),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{json}");
     serde_json::from_value(json).unwrap()
 }
@@ -186,11 +202,27 @@ fn tar_dir(dir: &Path, top: &str) -> Vec<u8> {
 /// A test-pattern video with a tone, made by the ffmpeg CLI.
 fn make_video(path: &Path, seconds: u32, pattern: &str) {
     let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg(format!("{pattern}=size=640x360:rate=25"))
-        .args(["-f", "lavfi", "-i", "sine=frequency=330:sample_rate=44100", "-t"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=44100",
+            "-t",
+        ])
         .arg(seconds.to_string())
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
         .arg(path)
         .status()
         .expect("ffmpeg CLI (scripts/install-deps.sh --test)");
@@ -210,15 +242,19 @@ async fn wait_for<T>(what: &str, limit: Duration, mut check: impl AsyncFnMut() -
 
 /// Waits until the work queue holds nothing and nothing is out with a worker.
 async fn wait_queue_idle(queue: &Queue) {
-    wait_for("the job queue to drain", Duration::from_secs(300), async || {
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer = queue
-            .jetstream()
-            .get_consumer_from_stream(queue::CONSUMER, queue::JOBS_STREAM)
-            .await
-            .ok()?;
-        let info = consumer.info().await.ok()?;
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-    })
+    wait_for(
+        "the job queue to drain",
+        Duration::from_secs(300),
+        async || {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = queue
+                .jetstream()
+                .get_consumer_from_stream(queue::CONSUMER, queue::JOBS_STREAM)
+                .await
+                .ok()?;
+            let info = consumer.info().await.ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        },
+    )
     .await;
 }
 
@@ -256,7 +292,11 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
         .await
         .unwrap();
 
-    let (status, _, json) = call(&api, request(Method::POST, "/api/v1/modules/two-videos", archive)).await;
+    let (status, _, json) = call(
+        &api,
+        request(Method::POST, "/api/v1/modules/two-videos", archive),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{json}");
     let job = json["job"].as_str().unwrap().to_owned();
 
@@ -280,18 +320,36 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
     victim.child.wait().unwrap();
     let survivor = workers.iter().flatten().next().unwrap();
 
-    let done = wait_for("the module to be published", Duration::from_secs(1500), async || {
-        let s = job_status(&api, &job).await;
-        assert_ne!(s.state, JobState::Failed, "{s:?}\nsurvivor log:\n{}", survivor.log());
-        (s.state == JobState::Done).then_some(s)
-    })
+    let done = wait_for(
+        "the module to be published",
+        Duration::from_secs(1500),
+        async || {
+            let s = job_status(&api, &job).await;
+            assert_ne!(
+                s.state,
+                JobState::Failed,
+                "{s:?}\nsurvivor log:\n{}",
+                survivor.log()
+            );
+            (s.state == JobState::Done).then_some(s)
+        },
+    )
     .await;
-    assert_eq!(done.manifest.as_deref(), Some("modules/two-videos/manifest.json"));
+    assert_eq!(
+        done.manifest.as_deref(),
+        Some("modules/two-videos/manifest.json")
+    );
 
     // The asset the killed worker held was finished by the other one.
     let progress: lowband_pipeline::jobs::AssetProgress = lowband_pipeline::jobs::get_json(
         &store,
-        &lowband_pipeline::jobs::progress_key(&job, done.assets.iter().position(|a| a.path == victim_path).unwrap()),
+        &lowband_pipeline::jobs::progress_key(
+            &job,
+            done.assets
+                .iter()
+                .position(|a| a.path == victim_path)
+                .unwrap(),
+        ),
     )
     .await
     .unwrap()
@@ -307,16 +365,33 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
         .expect("manifest published");
     let mut paths: Vec<_> = manifest.assets.iter().map(|a| a.path.as_str()).collect();
     paths.sort_unstable();
-    assert_eq!(paths, ["img/cover.jpg", "index.html", "lessons/one.mp4", "lessons/two.mp4"]);
+    assert_eq!(
+        paths,
+        [
+            "img/cover.jpg",
+            "index.html",
+            "lessons/one.mp4",
+            "lessons/two.mp4"
+        ]
+    );
     for a in &manifest.assets {
         assert!(!a.variants.is_empty(), "{}", a.path);
         for v in &a.variants {
-            assert!(store.contains(&v.key).await.unwrap(), "{}: {} missing", a.path, v.key);
+            assert!(
+                store.contains(&v.key).await.unwrap(),
+                "{}: {} missing",
+                a.path,
+                v.key
+            );
         }
     }
-    let manifest_response = call(&api, request(Method::GET, "/api/v1/modules/two-videos", "")).await;
+    let manifest_response =
+        call(&api, request(Method::GET, "/api/v1/modules/two-videos", "")).await;
     assert_eq!(manifest_response.0, StatusCode::OK);
-    assert_eq!(manifest_response.2["assets"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        manifest_response.2["assets"].as_array().map(Vec::len),
+        Some(4)
+    );
 
     // Published once: one announcement, and none more once the queue is idle.
     let first = tokio::time::timeout(Duration::from_secs(120), published.next())
@@ -335,7 +410,12 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
         let name = file.file_name().unwrap().to_str().unwrap();
         let (hash, _ext) = name.split_once('.').unwrap_or((name, ""));
         let bytes = std::fs::read(file).unwrap();
-        assert_eq!(ContentHash::of(&bytes).to_hex(), hash, "{} is not its content's key", file.display());
+        assert_eq!(
+            ContentHash::of(&bytes).to_hex(),
+            hash,
+            "{} is not its content's key",
+            file.display()
+        );
     }
     drop(victim);
 }
@@ -379,7 +459,15 @@ async fn a_job_that_always_fails_ends_on_the_dead_letter_subject() {
         tmp.path().join("w.log"),
         &["--max-attempts", "3", "--retry-backoff", "1"],
     );
-    let (status, _, json) = call(&api, request(Method::POST, "/api/v1/modules/broken", tar_dir(&module, "broken"))).await;
+    let (status, _, json) = call(
+        &api,
+        request(
+            Method::POST,
+            "/api/v1/modules/broken",
+            tar_dir(&module, "broken"),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{json}");
     let job = json["job"].as_str().unwrap().to_owned();
 
@@ -388,34 +476,67 @@ async fn a_job_that_always_fails_ends_on_the_dead_letter_subject() {
         .unwrap_or_else(|_| panic!("no dead letter; worker log:\n{}", worker.log()))
         .unwrap();
     assert_eq!(letter.subject.as_str(), format!("lowband.dead.{job}"));
-    let error_header = letter.headers.as_ref().and_then(|h| h.get("Lowband-Error")).map(|v| v.to_string());
+    let error_header = letter
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Lowband-Error"))
+        .map(|v| v.to_string());
     let letter: DeadLetter = serde_json::from_slice(&letter.payload).unwrap();
     assert_eq!(letter.path.as_deref(), Some("lessons/bad.mp4"));
     assert_eq!(letter.attempts, 3);
     assert!(letter.error.contains("lessons/bad.mp4"), "{}", letter.error);
-    assert!(!letter.error.contains("/tmp/"), "a worker's temporary path leaked: {}", letter.error);
+    assert!(
+        !letter.error.contains("/tmp/"),
+        "a worker's temporary path leaked: {}",
+        letter.error
+    );
     assert!(error_header.is_some_and(|h| h.contains("bad.mp4")));
 
     // The author sees the failure and its reason; nothing was published.
-    let s = wait_for("the job to show as failed", Duration::from_secs(60), async || {
-        let s = job_status(&api, &job).await;
-        (s.state == JobState::Failed).then_some(s)
-    })
+    let s = wait_for(
+        "the job to show as failed",
+        Duration::from_secs(60),
+        async || {
+            let s = job_status(&api, &job).await;
+            (s.state == JobState::Failed).then_some(s)
+        },
+    )
     .await;
-    let bad = s.assets.iter().find(|a| a.path == "lessons/bad.mp4").unwrap();
+    let bad = s
+        .assets
+        .iter()
+        .find(|a| a.path == "lessons/bad.mp4")
+        .unwrap();
     assert_eq!(bad.state, JobState::Failed);
-    assert!(bad.error.as_deref().is_some_and(|e| e.contains("bad.mp4")), "{bad:?}");
-    assert!(store.manifest(&ModuleId::parse("broken").unwrap()).await.unwrap().is_none());
+    assert!(
+        bad.error.as_deref().is_some_and(|e| e.contains("bad.mp4")),
+        "{bad:?}"
+    );
+    assert!(store
+        .manifest(&ModuleId::parse("broken").unwrap())
+        .await
+        .unwrap()
+        .is_none());
     wait_queue_idle(&queue).await;
 }
 
 /// Nothing of a refused upload may be left anywhere a reader or a worker looks.
 async fn assert_nothing_published(store: &Store, queue: &Queue) {
-    for prefix in ["modules", "objects", "incoming/jobs", "incoming/sources", "incoming/uploads"] {
+    for prefix in [
+        "modules",
+        "objects",
+        "incoming/jobs",
+        "incoming/sources",
+        "incoming/uploads",
+    ] {
         let found = lowband_pipeline::jobs::list(store, prefix).await.unwrap();
         assert!(found.is_empty(), "{prefix}: {found:?}");
     }
-    let mut stream = queue.jetstream().get_stream(queue::JOBS_STREAM).await.unwrap();
+    let mut stream = queue
+        .jetstream()
+        .get_stream(queue::JOBS_STREAM)
+        .await
+        .unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 0);
 }
 
@@ -452,15 +573,21 @@ async fn hostile_archives_and_requests_are_refused_and_nothing_is_published() {
     fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         use std::io::Write;
         let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
         for (name, data) in entries {
             w.start_file(*name, opts).unwrap();
             w.write_all(data).unwrap();
         }
         w.finish().unwrap().into_inner()
     }
-    let many: Vec<(String, Vec<u8>)> = (0..25).map(|i| (format!("p{i}.html"), b"<p>x".to_vec())).collect();
-    let many: Vec<(&str, &[u8])> = many.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    let many: Vec<(String, Vec<u8>)> = (0..25)
+        .map(|i| (format!("p{i}.html"), b"<p>x".to_vec()))
+        .collect();
+    let many: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
     let zeros = vec![0u8; 32 << 20];
     let good_then_cut = {
         let mut t = tar::Builder::new(Vec::new());
@@ -469,78 +596,249 @@ async fn hostile_archives_and_requests_are_refused_and_nothing_is_published() {
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        t.append_data(&mut h, "index.html", data.as_slice()).unwrap();
+        t.append_data(&mut h, "index.html", data.as_slice())
+            .unwrap();
         let bytes = t.into_inner().unwrap();
         bytes[..1500].to_vec()
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("absolute path", raw_tar(tar::EntryType::Regular, "/etc/cron.d/evil", b"x"), "\"/etc/cron.d/evil\": absolute path"),
-        ("dot-dot", raw_tar(tar::EntryType::Regular, "m/../../evil.html", b"x"), "\"m/../../evil.html\": `..`"),
-        ("symlink", raw_tar(tar::EntryType::Symlink, "passwd.txt", b""), "\"passwd.txt\": symbolic links are not allowed"),
-        ("hardlink", raw_tar(tar::EntryType::Link, "passwd.txt", b""), "\"passwd.txt\": hard links are not allowed"),
-        ("zip dot-dot", zip_of(&[("../evil.html", b"x")]), "\"../evil.html\": `..`"),
+        (
+            "absolute path",
+            raw_tar(tar::EntryType::Regular, "/etc/cron.d/evil", b"x"),
+            "\"/etc/cron.d/evil\": absolute path",
+        ),
+        (
+            "dot-dot",
+            raw_tar(tar::EntryType::Regular, "m/../../evil.html", b"x"),
+            "\"m/../../evil.html\": `..`",
+        ),
+        (
+            "symlink",
+            raw_tar(tar::EntryType::Symlink, "passwd.txt", b""),
+            "\"passwd.txt\": symbolic links are not allowed",
+        ),
+        (
+            "hardlink",
+            raw_tar(tar::EntryType::Link, "passwd.txt", b""),
+            "\"passwd.txt\": hard links are not allowed",
+        ),
+        (
+            "zip dot-dot",
+            zip_of(&[("../evil.html", b"x")]),
+            "\"../evil.html\": `..`",
+        ),
         ("too many entries", zip_of(&many), "more than 20 entries"),
-        ("zip bomb", zip_of(&[("zeros.bin", &zeros)]), "\"zeros.bin\": the archive expands to more than 4194304 bytes"),
+        (
+            "zip bomb",
+            zip_of(&[("zeros.bin", &zeros)]),
+            "\"zeros.bin\": the archive expands to more than 4194304 bytes",
+        ),
         ("truncated tar", good_then_cut, "truncated"),
-        ("truncated zip", { let z = zip_of(&[("a.html", &[b'a'; 3000])]); z[..z.len() - 30].to_vec() }, "damaged or truncated"),
-        ("not an archive", b"<html>just a page</html>".to_vec(), "not a zip, tar or tar.gz"),
+        (
+            "truncated zip",
+            {
+                let z = zip_of(&[("a.html", &[b'a'; 3000])]);
+                z[..z.len() - 30].to_vec()
+            },
+            "damaged or truncated",
+        ),
+        (
+            "not an archive",
+            b"<html>just a page</html>".to_vec(),
+            "not a zip, tar or tar.gz",
+        ),
     ];
     for (what, body, want) in cases {
-        let (status, _, json) = call(&api, request(Method::POST, "/api/v1/modules/hostile", body)).await;
+        let (status, _, json) =
+            call(&api, request(Method::POST, "/api/v1/modules/hostile", body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {json}");
         assert_eq!(json["error"], "bad_archive", "{what}: {json}");
         let message = json["message"].as_str().unwrap();
-        assert!(message.starts_with("upload "), "{what}: names the upload: {message}");
-        assert!(message.contains(want), "{what}: want {want:?} in {message:?}");
+        assert!(
+            message.starts_with("upload "),
+            "{what}: names the upload: {message}"
+        );
+        assert!(
+            message.contains(want),
+            "{what}: want {want:?} in {message:?}"
+        );
         assert_nothing_published(&store, &queue).await;
     }
 
     // A module that unpacks but holds nothing to publish.
-    let (status, _, json) = call(&api, request(Method::POST, "/api/v1/modules/hostile", zip_of(&[(".hidden", b"x")]))).await;
+    let (status, _, json) = call(
+        &api,
+        request(
+            Method::POST,
+            "/api/v1/modules/hostile",
+            zip_of(&[(".hidden", b"x")]),
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
     assert_eq!(json["error"], "bad_module");
-    assert!(json["message"].as_str().unwrap().contains("no files to publish"), "{json}");
-    assert!(!json["message"].as_str().unwrap().contains("/tmp"), "{json}");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("no files to publish"),
+        "{json}"
+    );
+    assert!(
+        !json["message"].as_str().unwrap().contains("/tmp"),
+        "{json}"
+    );
     assert_nothing_published(&store, &queue).await;
 
     // Requests: tokens, names, headers.
-    let mut no_token = request(Method::GET, "/api/v1/jobs/0123456789abcdef0123456789abcdef", "");
+    let mut no_token = request(
+        Method::GET,
+        "/api/v1/jobs/0123456789abcdef0123456789abcdef",
+        "",
+    );
     no_token.headers_mut().remove("authorization");
     let (status, headers, _) = call(&api, no_token).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(headers["www-authenticate"], "Bearer");
     let mut wrong = request(Method::GET, "/api/v1/jobs/x", "");
-    wrong.headers_mut().insert("authorization", "Bearer wrong-token-0123456789".parse().unwrap());
+    wrong.headers_mut().insert(
+        "authorization",
+        "Bearer wrong-token-0123456789".parse().unwrap(),
+    );
     assert_eq!(call(&api, wrong).await.0, StatusCode::UNAUTHORIZED);
     for (method, uri, headers, want_status, want_code) in [
-        (Method::POST, "/api/v1/modules/Bad%20Id", vec![], StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::POST, "/api/v1/modules/..", vec![], StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::GET, "/api/v1/jobs/../../etc/passwd", vec![], StatusCode::NOT_FOUND, "not_found"),
-        (Method::GET, "/api/v1/jobs/zzzz", vec![], StatusCode::NOT_FOUND, "not_found"),
-        (Method::POST, "/api/v1/uploads", vec![], StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::POST, "/api/v1/uploads", vec![("upload-length", "12abc")], StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::POST, "/api/v1/uploads", vec![("upload-length", "-1")], StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::POST, "/api/v1/uploads", vec![("upload-length", "99999999999999999999999")], StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::POST, "/api/v1/uploads", vec![("upload-length", "1099511627776")], StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        (Method::PATCH, "/api/v1/uploads/0123456789abcdef0123456789abcdef", vec![("upload-offset", "0")], StatusCode::NOT_FOUND, "not_found"),
-        (Method::PATCH, "/api/v1/uploads/..%2F..%2Fmodules", vec![("upload-offset", "0")], StatusCode::NOT_FOUND, "not_found"),
-        (Method::POST, "/api/v1/modules/m?upload=../../modules", vec![], StatusCode::NOT_FOUND, "not_found"),
-        (Method::DELETE, "/api/v1/modules/m", vec![], StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (Method::GET, "/api/v2/anything", vec![], StatusCode::NOT_FOUND, "not_found"),
-        (Method::GET, "/api/v1/modules/never-published", vec![], StatusCode::NOT_FOUND, "not_found"),
+        (
+            Method::POST,
+            "/api/v1/modules/Bad%20Id",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/modules/..",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::GET,
+            "/api/v1/jobs/../../etc/passwd",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/api/v1/jobs/zzzz",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::POST,
+            "/api/v1/uploads",
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/uploads",
+            vec![("upload-length", "12abc")],
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/uploads",
+            vec![("upload-length", "-1")],
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/uploads",
+            vec![("upload-length", "99999999999999999999999")],
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            Method::POST,
+            "/api/v1/uploads",
+            vec![("upload-length", "1099511627776")],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/uploads/0123456789abcdef0123456789abcdef",
+            vec![("upload-offset", "0")],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/uploads/..%2F..%2Fmodules",
+            vec![("upload-offset", "0")],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::POST,
+            "/api/v1/modules/m?upload=../../modules",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/modules/m",
+            vec![],
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::GET,
+            "/api/v2/anything",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/api/v1/modules/never-published",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
     ] {
         let mut req = request(method.clone(), uri, "");
         for (k, v) in headers {
             req.headers_mut().insert(k, v.parse().unwrap());
         }
         let (status, _, json) = call(&api, req).await;
-        assert_eq!((status, json["error"].as_str()), (want_status, Some(want_code)), "{method} {uri}: {json}");
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (want_status, Some(want_code)),
+            "{method} {uri}: {json}"
+        );
     }
     // A body over the size limit is cut off and not kept.
-    let (status, _, json) = call(&api, request(Method::POST, "/api/v1/modules/big", vec![0u8; 65 << 20])).await;
+    let (status, _, json) = call(
+        &api,
+        request(Method::POST, "/api/v1/modules/big", vec![0u8; 65 << 20]),
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{json}");
     assert_nothing_published(&store, &queue).await;
-    let healthz = api.handle(Request::get("/healthz").body(Full::new(Bytes::new())).unwrap()).await;
+    let healthz = api
+        .handle(
+            Request::get("/healthz")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
     assert_eq!(healthz.status(), StatusCode::OK);
 }
 
@@ -569,7 +867,10 @@ async fn an_upload_resumes_after_the_connection_drops() {
     let (status, headers, json) = call(&api, create).await;
     assert_eq!(status, StatusCode::CREATED, "{json}");
     let upload = json["upload"].as_str().unwrap().to_owned();
-    assert_eq!(headers["location"], format!("/api/v1/uploads/{upload}").as_str());
+    assert_eq!(
+        headers["location"],
+        format!("/api/v1/uploads/{upload}").as_str()
+    );
 
     // Over a real socket: announce the whole rest, send part of it, hang up.
     let half = total / 2;
@@ -583,35 +884,74 @@ async fn an_upload_resumes_after_the_connection_drops() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(conn);
 
-    let offset = wait_for("the server to keep what arrived", Duration::from_secs(60), async || {
-        let head = Request::head(format!("/api/v1/uploads/{upload}"))
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let (status, headers, _) = call(&api, head).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers["upload-length"], total.to_string().as_str());
-        let offset: usize = headers["upload-offset"].to_str().unwrap().parse().unwrap();
-        (offset == half).then_some(offset)
-    })
+    let offset = wait_for(
+        "the server to keep what arrived",
+        Duration::from_secs(60),
+        async || {
+            let head = Request::head(format!("/api/v1/uploads/{upload}"))
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let (status, headers, _) = call(&api, head).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers["upload-length"], total.to_string().as_str());
+            let offset: usize = headers["upload-offset"].to_str().unwrap().parse().unwrap();
+            (offset == half).then_some(offset)
+        },
+    )
     .await;
 
     // Submitting early is refused; a wrong offset is refused with the right one.
-    let (status, _, json) = call(&api, request(Method::POST, &format!("/api/v1/modules/fixture?upload={upload}"), "")).await;
-    assert_eq!((status, json["error"].as_str()), (StatusCode::CONFLICT, Some("upload_incomplete")), "{json}");
-    let mut wrong = request(Method::PATCH, &format!("/api/v1/uploads/{upload}"), archive[1..].to_vec());
-    wrong.headers_mut().insert("upload-offset", "1".parse().unwrap());
+    let (status, _, json) = call(
+        &api,
+        request(
+            Method::POST,
+            &format!("/api/v1/modules/fixture?upload={upload}"),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (StatusCode::CONFLICT, Some("upload_incomplete")),
+        "{json}"
+    );
+    let mut wrong = request(
+        Method::PATCH,
+        &format!("/api/v1/uploads/{upload}"),
+        archive[1..].to_vec(),
+    );
+    wrong
+        .headers_mut()
+        .insert("upload-offset", "1".parse().unwrap());
     let (status, headers, json) = call(&api, wrong).await;
-    assert_eq!((status, json["error"].as_str()), (StatusCode::CONFLICT, Some("offset_mismatch")), "{json}");
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (StatusCode::CONFLICT, Some("offset_mismatch")),
+        "{json}"
+    );
     assert_eq!(headers["upload-offset"], offset.to_string().as_str());
 
-    let mut rest = request(Method::PATCH, &format!("/api/v1/uploads/{upload}"), archive[offset..].to_vec());
-    rest.headers_mut().insert("upload-offset", offset.to_string().parse().unwrap());
+    let mut rest = request(
+        Method::PATCH,
+        &format!("/api/v1/uploads/{upload}"),
+        archive[offset..].to_vec(),
+    );
+    rest.headers_mut()
+        .insert("upload-offset", offset.to_string().parse().unwrap());
     let (status, headers, json) = call(&api, rest).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{json}");
     assert_eq!(headers["upload-offset"], total.to_string().as_str());
 
-    let (status, _, json) = call(&api, request(Method::POST, &format!("/api/v1/modules/fixture?upload={upload}"), "")).await;
+    let (status, _, json) = call(
+        &api,
+        request(
+            Method::POST,
+            &format!("/api/v1/modules/fixture?upload={upload}"),
+            "",
+        ),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{json}");
     let job = json["job"].as_str().unwrap().to_owned();
     let s = job_status(&api, &job).await;
@@ -621,11 +961,23 @@ async fn an_upload_resumes_after_the_connection_drops() {
     paths.sort_unstable();
     assert_eq!(paths, ["img/tiny.jpg", "index.html", "lessons/tiny.mp4"]);
     // The same archive again is the same job, queued once.
-    let (status, _, again) = call(&api, request(Method::POST, "/api/v1/modules/fixture", archive.clone())).await;
+    let (status, _, again) = call(
+        &api,
+        request(Method::POST, "/api/v1/modules/fixture", archive.clone()),
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     assert_eq!(again["job"], job.as_str());
-    let mut stream = queue.jetstream().get_stream(queue::JOBS_STREAM).await.unwrap();
-    assert_eq!(stream.info().await.unwrap().state.messages, 2, "one message per non-page asset");
+    let mut stream = queue
+        .jetstream()
+        .get_stream(queue::JOBS_STREAM)
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        2,
+        "one message per non-page asset"
+    );
     // The session is gone once it became a job.
     let head = Request::head(format!("/api/v1/uploads/{upload}"))
         .header("authorization", format!("Bearer {TOKEN}"))

@@ -51,10 +51,16 @@ impl Tokens {
                 .split_once(char::is_whitespace)
                 .map_or((line, ""), |(t, n)| (t, n.trim()));
             if token.chars().count() < MIN_TOKEN_CHARS {
-                return Err((n + 1, format!("token shorter than {MIN_TOKEN_CHARS} characters")));
+                return Err((
+                    n + 1,
+                    format!("token shorter than {MIN_TOKEN_CHARS} characters"),
+                ));
             }
             if !token.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err((n + 1, "token has characters other than visible ASCII".into()));
+                return Err((
+                    n + 1,
+                    "token has characters other than visible ASCII".into(),
+                ));
             }
             let name = if name.is_empty() {
                 format!("token on line {}", n + 1)
@@ -88,14 +94,27 @@ mod tests {
 
     #[test]
     fn tokens_parse_and_check() {
-        let t = Tokens::parse("# authors\n\nabcdefghijklmnop0123 sokha\nqrstuvwxyz9876543210\n").unwrap();
+        let t = Tokens::parse("# authors\n\nabcdefghijklmnop0123 sokha\nqrstuvwxyz9876543210\n")
+            .unwrap();
         assert_eq!(t.check(Some(b"Bearer abcdefghijklmnop0123")), Some("sokha"));
-        assert_eq!(t.check(Some(b"bearer qrstuvwxyz9876543210")), Some("token on line 4"));
-        for bad in [&b"Bearer nope"[..], b"Basic abcdefghijklmnop0123", b"Bearer", b"", b"\xff\xfe"] {
+        assert_eq!(
+            t.check(Some(b"bearer qrstuvwxyz9876543210")),
+            Some("token on line 4")
+        );
+        for bad in [
+            &b"Bearer nope"[..],
+            b"Basic abcdefghijklmnop0123",
+            b"Bearer",
+            b"",
+            b"\xff\xfe",
+        ] {
             assert_eq!(t.check(Some(bad)), None, "{bad:?}");
         }
         assert_eq!(t.check(None), None);
         assert_eq!(Tokens::parse("short\n").unwrap_err().0, 1);
-        assert!(Tokens::parse("# only comments\n").unwrap_err().1.contains("no tokens"));
+        assert!(Tokens::parse("# only comments\n")
+            .unwrap_err()
+            .1
+            .contains("no tokens"));
     }
 }

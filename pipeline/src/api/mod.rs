@@ -250,7 +250,9 @@ impl Api {
                         );
                         Ok(r)
                     }
-                    None => Err(ApiError::NotFound(format!("module {module} is not published"))),
+                    None => Err(ApiError::NotFound(format!(
+                        "module {module} is not published"
+                    ))),
                 }
             }
             (["jobs", job], &Method::GET) => {
@@ -267,12 +269,15 @@ impl Api {
             }
             (["uploads"], &Method::POST) => {
                 let length = header_u64(req.headers(), "upload-length")?.ok_or_else(|| {
-                    ApiError::BadRequest("Upload-Length: required (the archive's size in bytes)".into())
+                    ApiError::BadRequest(
+                        "Upload-Length: required (the archive's size in bytes)".into(),
+                    )
                 })?;
                 self.check_size(length)?;
                 let id = upload::new_id();
                 upload::create(&self.store, &id, Some(length)).await?;
-                let mut r = json_response(StatusCode::CREATED, &json!({ "upload": id, "offset": 0 }));
+                let mut r =
+                    json_response(StatusCode::CREATED, &json!({ "upload": id, "offset": 0 }));
                 let location = format!("/api/v1/uploads/{id}");
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     r.headers_mut().insert(header::LOCATION, v);
@@ -284,9 +289,11 @@ impl Api {
                 if m == Method::HEAD {
                     let offset = upload::offset(&self.store, id).await?;
                     let mut r = Response::new(Full::new(Bytes::new()));
-                    r.headers_mut().insert("upload-offset", HeaderValue::from(offset));
+                    r.headers_mut()
+                        .insert("upload-offset", HeaderValue::from(offset));
                     if let Some(length) = meta.length {
-                        r.headers_mut().insert("upload-length", HeaderValue::from(length));
+                        r.headers_mut()
+                            .insert("upload-length", HeaderValue::from(length));
                     }
                     r.headers_mut()
                         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -306,10 +313,12 @@ impl Api {
                     });
                 }
                 let limit = meta.length.unwrap_or(self.options.max_upload_bytes);
-                let offset = upload::append(&self.store, &id, actual, limit, req.into_body()).await?;
+                let offset =
+                    upload::append(&self.store, &id, actual, limit, req.into_body()).await?;
                 let mut r = Response::new(Full::new(Bytes::new()));
                 *r.status_mut() = StatusCode::NO_CONTENT;
-                r.headers_mut().insert("upload-offset", HeaderValue::from(offset));
+                r.headers_mut()
+                    .insert("upload-offset", HeaderValue::from(offset));
                 Ok(r)
             }
             (["modules", _] | ["jobs", _] | ["uploads"] | ["uploads", _], _) => Err(not_allowed()),
@@ -399,7 +408,9 @@ impl Api {
             });
         }
         if received == 0 {
-            return Err(ApiError::BadRequest(format!("upload {id}: no bytes; the body must be a zip or tar of the module")));
+            return Err(ApiError::BadRequest(format!(
+                "upload {id}: no bytes; the body must be a zip or tar of the module"
+            )));
         }
         match submit::submit(self, module, id).await {
             Ok(job) => {
@@ -473,7 +484,10 @@ pub async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>) -> std::io:
                 async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
             });
             let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         });

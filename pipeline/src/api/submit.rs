@@ -93,7 +93,8 @@ fn unpack_and_discover(
     limits: archive::Limits,
     what: &str,
 ) -> Result<(ModuleSource, ContentHash), ApiError> {
-    std::fs::create_dir(root).map_err(|e| ApiError::Internal(format!("{}: {e}", root.display())))?;
+    std::fs::create_dir(root)
+        .map_err(|e| ApiError::Internal(format!("{}: {e}", root.display())))?;
     archive::unpack(archive_file, root, limits).map_err(|e| match e {
         archive::ArchiveError::Io(e) => ApiError::Internal(format!("unpacking {what}: {e}")),
         e => ApiError::Archive(format!("{what}: {e}")),

@@ -35,7 +35,9 @@ pub struct Meta {
 
 /// Whether `s` can be an upload id (checked before it goes into a key).
 pub fn valid_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn new_id() -> String {
@@ -196,8 +198,9 @@ pub async fn spool(store: &Store, id: &str, file: &std::path::Path) -> Result<u6
 
 /// Deletes the session (after it became a job or was refused).
 pub async fn remove(store: &Store, id: &str) -> Result<(), StoreError> {
-    for (offset, _) in parts(store, id).await? {
-        jobs::delete(store, &part_key(id, offset)).await?;
+    let pre = prefix(id);
+    for name in jobs::list(store, &pre).await? {
+        jobs::delete(store, &format!("{pre}{name}")).await?;
     }
-    jobs::delete(store, &meta_key(id)).await
+    Ok(())
 }
