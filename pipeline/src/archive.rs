@@ -549,6 +549,74 @@ mod tests {
         refused(&zip_of(&[]), d, "no files");
     }
 
+    /// Everything under `dir`, as paths relative to it; none may be a link.
+    fn tree(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+            let entry = entry.unwrap();
+            assert!(!entry.path_is_symlink(), "{}", entry.path().display());
+            out.push(entry.path().strip_prefix(dir).unwrap().to_owned());
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Damaged archives (a valid tar and zip with bytes overwritten or cut)
+        /// are refused or unpacked, never a panic, and nothing lands outside
+        /// the destination or beyond the limits.
+        #[test]
+        fn damaged_archives_never_escape(
+            zip in proptest::bool::ANY,
+            edits in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 0..8),
+            cut in proptest::option::of(0usize..4096),
+        ) {
+            let mut bytes = if zip {
+                zip_of(&[("m/index.html", b"<p>hello</p>"), ("m/img/a.jpg", &[7u8; 700]), ("m/deep/er/b.txt", b"b")])
+            } else {
+                tar_of(|b| {
+                    for (name, data) in [("m/index.html", &b"<p>hello</p>"[..]), ("m/img/a.jpg", &[7u8; 700][..])] {
+                        b.append_data(&mut header(tar::EntryType::Regular, data.len() as u64), name, data).unwrap();
+                    }
+                })
+            };
+            let len = bytes.len().max(1);
+            for (at, byte) in edits {
+                if let Some(b) = bytes.get_mut(at % len) {
+                    *b = byte;
+                }
+            }
+            if let Some(cut) = cut {
+                bytes.truncate(cut % (bytes.len() + 1));
+            }
+            let limits = Limits { max_entries: 8, max_expanded_bytes: 4096 };
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("upload");
+            std::fs::write(&path, &bytes).unwrap();
+            let dest = dir.path().join("out");
+            std::fs::create_dir(&dest).unwrap();
+            let result = unpack(&path, &dest, limits);
+            let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+            proptest::prop_assert_eq!(outside.len(), 2, "{:?}", outside);
+            let written = tree(&dest);
+            proptest::prop_assert!(written.len() <= 3 * limits.max_entries);
+            if let Ok(u) = result {
+                proptest::prop_assert!(u.bytes <= limits.max_expanded_bytes);
+            }
+        }
+
+        /// A name either is refused or becomes a path of plain components.
+        #[test]
+        fn checked_names_stay_inside(name in "[a-z./\\\\:\\x00]{0,24}") {
+            if let Ok(p) = checked_path(&name) {
+                for c in p.components() {
+                    proptest::prop_assert!(matches!(c, std::path::Component::Normal(_)), "{name:?} → {p:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn names_are_checked() {
         assert_eq!(

@@ -466,8 +466,21 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>) -> std::io::Result<()> {
     use hyper::service::service_fn;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A client that never finishes its headers must not hold a connection for good.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30))
+        .max_buf_size(64 << 10);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(16)
+        .max_header_list_size(64 << 10);
+    let builder = Arc::new(builder);
     loop {
         let (stream, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(c) => c,
@@ -478,12 +491,12 @@ pub async fn serve(listener: tokio::net::TcpListener, api: Arc<Api>) -> std::io:
             }
         };
         let api = Arc::clone(&api);
+        let builder = Arc::clone(&builder);
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let api = Arc::clone(&api);
                 async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
             });
-            let builder = auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await
