@@ -257,15 +257,29 @@ fn serve(
 fn worker(store: &str, nats: &str, options: WorkerOptions) -> anyhow::Result<()> {
     let store = Store::open(store)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let queue = Queue::connect(nats).await?;
         eprintln!("lowband-pipeline: worker {} waiting for jobs", options.id);
-        tokio::select! {
-            r = lowband_pipeline::worker::run(store, queue, options) => r?,
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        // SIGTERM (systemctl stop) or Ctrl-C: hand the job in progress back and exit.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            let _ = stop.send(true);
+            // Keep the sender alive: its drop would read as a second stop.
+            std::future::pending::<()>().await;
+        });
+        lowband_pipeline::worker::run(store, queue, options, stopped).await?;
         Ok(())
-    })
+    });
+    // A transcode handed back may still be running on a blocking thread: its
+    // output is not wanted, so do not wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 fn profiles(check: Option<PathBuf>, profiles_dir: PathBuf) -> anyhow::Result<()> {

@@ -83,8 +83,15 @@ impl From<QueueError> for JobFailure {
     }
 }
 
-/// Runs until the connection to NATS is lost for good.
-pub async fn run(store: Store, queue: Queue, options: WorkerOptions) -> Result<(), WorkerError> {
+/// Runs until `stop` turns true (or its sender goes away). A job in hand
+/// when that happens is handed back at once (`Nak` without delay), so another
+/// worker takes it without waiting out the ack wait.
+pub async fn run(
+    store: Store,
+    queue: Queue,
+    options: WorkerOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), WorkerError> {
     let consumer = queue.consumer(options.ack_wait).await?;
     let worker = Worker {
         store,
@@ -92,14 +99,12 @@ pub async fn run(store: Store, queue: Queue, options: WorkerOptions) -> Result<(
         options,
     };
     tracing::info!(worker = %worker.options.id, "waiting for jobs");
-    loop {
+    while !*stop.borrow() {
         // One message at a time: a worker never holds a job it is not working on.
-        let batch = consumer
-            .batch()
-            .max_messages(1)
-            .expires(Duration::from_secs(10))
-            .messages()
-            .await;
+        let batch = tokio::select! {
+            b = consumer.batch().max_messages(1).expires(Duration::from_secs(10)).messages() => b,
+            _ = stop.changed() => break,
+        };
         let mut batch = match batch {
             Ok(b) => b,
             Err(e) => {
@@ -108,16 +113,24 @@ pub async fn run(store: Store, queue: Queue, options: WorkerOptions) -> Result<(
                 continue;
             }
         };
-        while let Some(message) = batch.next().await {
+        // A stop seen inside `handle` is not seen again by `changed`: check it.
+        while !*stop.borrow() {
+            let message = tokio::select! {
+                m = batch.next() => m,
+                _ = stop.changed() => break,
+            };
             match message {
-                Ok(m) => worker.handle(m).await,
-                Err(e) => {
+                None => break,
+                Some(Ok(m)) => worker.handle(m, &mut stop).await,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "could not receive a job; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
     }
+    tracing::info!(worker = %worker.options.id, "stopped");
+    Ok(())
 }
 
 struct Worker {
@@ -127,7 +140,11 @@ struct Worker {
 }
 
 impl Worker {
-    async fn handle(&self, message: async_nats::jetstream::Message) {
+    async fn handle(
+        &self,
+        message: async_nats::jetstream::Message,
+        stop: &mut watch::Receiver<bool>,
+    ) {
         let attempt = message.info().map_or(1, |i| i.delivered);
         let (message, acker) = message.split();
         let acker = Arc::new(acker);
@@ -168,12 +185,23 @@ impl Worker {
             watched,
             self.options.ack_wait,
         ));
-        let result = match &job {
-            JobMessage::Asset { job, asset } => self.asset(job, *asset, fraction).await,
-            JobMessage::Finalize { job } => self.finalize(job).await,
+        let work = async {
+            match &job {
+                JobMessage::Asset { job, asset } => self.asset(job, *asset, fraction).await,
+                JobMessage::Finalize { job } => self.finalize(job).await,
+            }
+        };
+        let result = tokio::select! {
+            r = work => Some(r),
+            _ = stop.changed() => None,
         };
         heartbeat.abort();
         let _ = heartbeat.await;
+        let Some(result) = result else {
+            tracing::info!(worker = %self.options.id, ?job, "stopping; job handed back");
+            let _ = acker.ack_with(AckKind::Nak(None)).await;
+            return;
+        };
 
         match result {
             Ok(()) => {
