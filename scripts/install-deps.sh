@@ -4,6 +4,7 @@
 #   build: FFmpeg 5.1 development libraries, clang/libclang (bindgen), pkg-config, nasm (mozjpeg)
 #   tests: the ffmpeg CLI (ffprobe checks outputs), g++ (builds libFuzzer for the fuzz targets),
 #          the brotli CLI (benches/page-bytes.sh), s3s-fs (an S3-compatible server on loopback),
+#          nats-server 2.9 (JetStream; the queue workers' tests start it on loopback),
 #          REDbot (HTTP lint, run on the edge) in a Python venv at
 #          ${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv, versions from scripts/redbot-requirements.txt,
 #          Debian's chromium and Node.js/npm (edge-server/tests/browser.rs), with playwright-core from
@@ -17,7 +18,7 @@ packages=(
   libswscale-dev libswresample-dev pkg-config clang libclang-dev nasm ca-certificates
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(ffmpeg g++ brotli python3 python3-venv chromium fonts-khmeros)
+  packages+=(ffmpeg g++ brotli python3 python3-venv nats-server curl chromium fonts-khmeros)
   # Node.js from Debian unless one is already installed (e.g. from NodeSource, whose
   # nodejs carries npm and conflicts with Debian's npm package).
   command -v node >/dev/null || packages+=(nodejs)

@@ -2,6 +2,8 @@
 # Installs what is missing and runs every test: unit, property and
 # integration tests of all crates, against memory://, file:// and a real
 # S3-compatible server (s3s-fs) that the store suite starts on loopback,
+# the upload API and queue workers against a real nats-server (JetStream)
+# that their tests start on loopback,
 # and REDbot (HTTP lint) run on the edge over loopback; then every fuzz
 # target of the edge's parsers briefly from its seed corpus (scripts/fuzz.sh).
 set -euo pipefail
@@ -9,6 +11,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 export LOWBAND_REQUIRE_S3=1
+export LOWBAND_REQUIRE_NATS=1
 cargo build --workspace --all-targets --locked
 cargo test --workspace --all-targets --locked
 scripts/fuzz.sh

@@ -188,14 +188,21 @@ impl Store {
     /// bytes) unless already present, streaming large files in parts so memory
     /// stays bounded. Returns whether anything was uploaded.
     pub async fn put_file(&self, key: &ObjectKey, file: &FsPath) -> Result<bool, StoreError> {
-        if self.contains(key).await? {
-            return Ok(false);
+        self.put_file_at(&key.to_string(), file).await
+    }
+
+    /// [`Store::put_file`] under any key (uploads kept under `incoming/`).
+    pub async fn put_file_at(&self, key: &str, file: &FsPath) -> Result<bool, StoreError> {
+        let path = Path::from(key);
+        match self.inner.head(&path).await {
+            Ok(_) => return Ok(false),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.io(key)(e)),
         }
         let local = |source| StoreError::LocalFile {
             path: file.to_owned(),
             source,
         };
-        let path = Path::from(key.to_string());
         let mut reader = tokio::fs::File::open(file).await.map_err(local)?;
         let len = reader.metadata().await.map_err(local)?.len();
         if len <= MULTIPART_THRESHOLD as u64 {

@@ -1,8 +1,11 @@
 //! Ingest: a module directory in, a published manifest out.
 //!
-//! discover → for each asset: hash the source, reuse the previous variants if
-//! nothing they derive from changed, otherwise render on the rayon pool and
-//! upload content-addressed → publish the manifest last, in one put.
+//! plan (discover) → per asset ([`process_asset`]): hash the source, reuse the
+//! previous variants if nothing they derive from changed, otherwise render on
+//! the rayon pool and upload content-addressed → assemble ([`finish_module`]):
+//! the pages, then the manifest last, in one put. `lowband-pipeline ingest`
+//! runs the three steps in one process; the queue workers (`worker`) run the
+//! same functions, one asset per job.
 //!
 //! Pages go last: their rewrite points images and media at what was made of
 //! them, so everything else in the module is rendered (or reused) first.
@@ -20,7 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use lowband_catalog::manifest::{
-    Asset, AssetKind, Caption, Manifest, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
+    Asset, AssetKind, Caption, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind,
+    MANIFEST_SCHEMA,
 };
 use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store, StoreError};
 use serde::Serialize;
@@ -96,6 +100,9 @@ pub struct IngestReport {
 
 /// Runs a whole ingest. Blocking work goes to the rayon pool through
 /// `spawn_blocking`; the caller's runtime only waits on it and on the store.
+///
+/// The steps are the ones the workers of `lowband-pipeline worker` share:
+/// [`process_asset`] for each asset but the pages, then [`finish_module`].
 pub async fn ingest(
     options: &IngestOptions,
     store: &Store,
@@ -108,70 +115,42 @@ pub async fn ingest(
     .await?;
     let module = source.info.id.clone();
     progress.start(&module, source.assets.len());
-
-    // A damaged previous manifest must not block publishing a good one.
-    let previous = match store.manifest(&module).await {
-        Ok(m) => m,
-        Err(StoreError::Manifest(e)) => {
-            tracing::warn!(module = %module, error = %e, "previous manifest unreadable; rebuilding every asset");
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let previous = previous_manifest(store, &module).await?;
 
     let mut uploads = UploadTally::default();
-    let mut slots: Vec<Option<Asset>> = vec![None; source.assets.len()];
+    let mut done: Vec<Option<Asset>> = vec![None; source.assets.len()];
     let mut reused = 0;
-    // Everything but the pages first, then the pages, which point at it.
-    let (pages, others): (Vec<usize>, Vec<usize>) =
-        (0..source.assets.len()).partition(|&i| source.assets[i].kind == AssetKind::Page);
-    let mut view: Option<Arc<ModuleView>> = None;
-    for i in others.into_iter().chain(pages) {
-        let src = &source.assets[i];
-        if src.kind == AssetKind::Page && view.is_none() {
-            let done: Vec<&Asset> = slots.iter().flatten().collect();
-            view = Some(Arc::new(
-                module_view(&module, &options.profile, &done, store).await?,
-            ));
+    for (i, src) in source.assets.iter().enumerate() {
+        if src.kind == AssetKind::Page {
+            continue;
         }
         progress.asset_started(&src.path, src.kind);
-        let (asset, was_reused) = ingest_asset(
+        let out = process_asset(
             src,
             &options.profile,
             store,
             previous.as_ref(),
-            view.as_ref(),
-            &mut uploads,
+            None,
             &progress,
         )
         .await?;
-        progress.asset_finished(&src.path, was_reused);
-        reused += usize::from(was_reused);
-        slots[i] = Some(asset);
+        progress.asset_finished(&src.path, out.reused);
+        reused += usize::from(out.reused);
+        uploads.add(&out);
+        done[i] = Some(out.asset);
     }
-    let mut assets: Vec<Asset> = slots.into_iter().flatten().collect();
-
-    link_captions(&mut assets);
-    let published_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: source.info.clone(),
-        profile: options.profile.name.clone(),
-        tiers: options.profile.tiers.clone(),
-        published_at,
-        assets,
-    };
-    let unchanged = previous.as_ref().is_some_and(|p| {
-        p.module == manifest.module
-            && p.profile == manifest.profile
-            && p.tiers == manifest.tiers
-            && p.assets == manifest.assets
-    });
-    if !unchanged {
-        store.publish(&manifest).await?;
-    }
+    let finished = finish_module(
+        &source.info,
+        &source.assets,
+        done,
+        &options.profile,
+        store,
+        previous.as_ref(),
+        &progress,
+    )
+    .await?;
+    reused += finished.pages_reused;
+    let manifest = finished.manifest;
 
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     for asset in &manifest.assets {
@@ -191,15 +170,114 @@ pub async fn ingest(
         manifest_key: module.manifest_key(),
         module,
         title: manifest.module.title.clone(),
-        published: !unchanged,
+        published: finished.published,
         assets: manifest.assets.len(),
         assets_reused: reused,
         variants: manifest.assets.iter().map(|a| a.variants.len()).sum(),
         bytes_in: source.assets.iter().map(|a| a.bytes).sum(),
         bytes_out_by_tier,
+        objects_uploaded: uploads.objects + finished.objects_uploaded,
+        bytes_uploaded: uploads.bytes + finished.bytes_uploaded,
+        skipped: source.skipped,
+    })
+}
+
+/// The module's current manifest, if any. A damaged one must not block
+/// publishing a good one: it reads as absent.
+pub async fn previous_manifest(
+    store: &Store,
+    module: &ModuleId,
+) -> Result<Option<Manifest>, IngestError> {
+    match store.manifest(module).await {
+        Ok(m) => Ok(m),
+        Err(StoreError::Manifest(e)) => {
+            tracing::warn!(module = %module, error = %e, "previous manifest unreadable; rebuilding every asset");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What [`finish_module`] did.
+#[derive(Debug)]
+pub struct Finished {
+    pub manifest: Manifest,
+    /// False when the manifest equalled the previous one and was left as it was.
+    pub published: bool,
+    pub pages_reused: usize,
+    pub objects_uploaded: usize,
+    pub bytes_uploaded: u64,
+}
+
+/// Renders the pages (they point at everything else, so every other asset
+/// must be in `done`) and publishes the manifest, last, in one put; an
+/// unchanged module is not published again, which makes a repeated finish
+/// (a redelivered job) harmless.
+pub async fn finish_module(
+    info: &ModuleInfo,
+    sources: &[SourceAsset],
+    mut done: Vec<Option<Asset>>,
+    profile: &Profile,
+    store: &Store,
+    previous: Option<&Manifest>,
+    progress: &Arc<dyn Progress>,
+) -> Result<Finished, IngestError> {
+    if let Some(missing) = sources
+        .iter()
+        .zip(&done)
+        .find(|(s, d)| s.kind != AssetKind::Page && d.is_none())
+    {
+        return Err(IngestError::Source {
+            file: missing.0.file.clone(),
+            reason: "not rendered yet; the manifest must wait for it".into(),
+        });
+    }
+    let mut uploads = UploadTally::default();
+    let mut pages_reused = 0;
+    let pages: Vec<usize> = (0..sources.len())
+        .filter(|&i| sources[i].kind == AssetKind::Page && done[i].is_none())
+        .collect();
+    if !pages.is_empty() {
+        let ready: Vec<&Asset> = done.iter().flatten().collect();
+        let view = Arc::new(module_view(&info.id, profile, &ready, store).await?);
+        for i in pages {
+            let src = &sources[i];
+            progress.asset_started(&src.path, src.kind);
+            let out = process_asset(src, profile, store, previous, Some(&view), progress).await?;
+            progress.asset_finished(&src.path, out.reused);
+            pages_reused += usize::from(out.reused);
+            uploads.add(&out);
+            done[i] = Some(out.asset);
+        }
+    }
+    let mut assets: Vec<Asset> = done.into_iter().flatten().collect();
+    link_captions(&mut assets);
+    let published_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        module: info.clone(),
+        profile: profile.name.clone(),
+        tiers: profile.tiers.clone(),
+        published_at,
+        assets,
+    };
+    let unchanged = previous.is_some_and(|p| {
+        p.module == manifest.module
+            && p.profile == manifest.profile
+            && p.tiers == manifest.tiers
+            && p.assets == manifest.assets
+    });
+    if !unchanged {
+        store.publish(&manifest).await?;
+    }
+    Ok(Finished {
+        manifest,
+        published: !unchanged,
+        pages_reused,
         objects_uploaded: uploads.objects,
         bytes_uploaded: uploads.bytes,
-        skipped: source.skipped,
     })
 }
 
@@ -215,9 +293,26 @@ struct UploadTally {
     bytes: u64,
 }
 
+impl UploadTally {
+    fn add(&mut self, out: &AssetOutcome) {
+        self.objects += out.objects_uploaded;
+        self.bytes += out.bytes_uploaded;
+    }
+}
+
+/// One asset rendered (or reused) and stored.
+#[derive(Debug)]
+pub struct AssetOutcome {
+    pub asset: Asset,
+    /// True when the previous manifest's variants were still valid and present.
+    pub reused: bool,
+    pub objects_uploaded: usize,
+    pub bytes_uploaded: u64,
+}
+
 /// What pages can point at: the module's other assets, and the videos'
 /// placeholders read back from the store to be inlined as posters.
-async fn module_view(
+pub async fn module_view(
     module: &ModuleId,
     profile: &Profile,
     done: &[&Asset],
@@ -248,15 +343,19 @@ async fn module_view(
     })
 }
 
-async fn ingest_asset(
+/// One asset's work, the unit a worker takes from the queue: hash the
+/// source, reuse the previous variants if nothing they derive from changed,
+/// otherwise render and upload every rendition content-addressed. Pages need
+/// `view` (what the rest of the module became).
+pub async fn process_asset(
     src: &SourceAsset,
     profile: &Profile,
     store: &Store,
     previous: Option<&Manifest>,
     view: Option<&Arc<ModuleView>>,
-    uploads: &mut UploadTally,
     progress: &Arc<dyn Progress>,
-) -> Result<(Asset, bool), IngestError> {
+) -> Result<AssetOutcome, IngestError> {
+    let mut uploads = UploadTally::default();
     let (hash, bytes) = read_source(src, profile).await?;
     let derivation = derivation(src.kind, &hash, profile, view.map(|v| v.digest()));
     if let Some(old) = previous
@@ -268,7 +367,12 @@ async fn ingest_asset(
             all_present &= store.contains(&v.key).await?;
         }
         if all_present {
-            return Ok((old.clone(), true));
+            return Ok(AssetOutcome {
+                asset: old.clone(),
+                reused: true,
+                objects_uploaded: 0,
+                bytes_uploaded: 0,
+            });
         }
     }
 
@@ -311,7 +415,12 @@ async fn ingest_asset(
     if asset.kind == AssetKind::Page {
         warn_over_budget(&asset, profile);
     }
-    Ok((asset, false))
+    Ok(AssetOutcome {
+        asset,
+        reused: false,
+        objects_uploaded: uploads.objects,
+        bytes_uploaded: uploads.bytes,
+    })
 }
 
 /// Points each video and audio asset at the WebVTT files beside it:

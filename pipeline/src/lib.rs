@@ -2,13 +2,22 @@
 //!
 //! `discover` finds a module's assets; `video`, `image` and `page` turn each
 //! into renditions; `ingest` uploads them content-addressed and publishes the
-//! manifest last. The `lowband-pipeline` binary is a thin shell over this.
+//! manifest last. Past one machine, `api` takes authors' uploads (`archive`
+//! checks them), `jobs` keeps each job's plan and progress in the store,
+//! `queue` carries one message per asset over NATS JetStream, and `worker`
+//! runs the same per-asset step as `ingest`. The `lowband-pipeline` binary is
+//! a thin shell over this.
 
+pub mod api;
+pub mod archive;
 pub mod discover;
 pub mod image;
 pub mod ingest;
+pub mod jobs;
 pub mod page;
+pub mod queue;
 pub mod rendition;
 pub mod video;
+pub mod worker;
 
 pub use ingest::{ingest, IngestError, IngestOptions, IngestReport, Progress, Silent};

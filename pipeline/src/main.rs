@@ -1,9 +1,12 @@
 //! `lowband-pipeline`: argument parsing, progress and exit codes over the library.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -11,6 +14,9 @@ use lowband_catalog::manifest::AssetKind;
 use lowband_catalog::profile::Profile;
 use lowband_catalog::store::DEFAULT_STORE_URL;
 use lowband_catalog::{ModuleId, Store};
+use lowband_pipeline::api::{Api, ApiOptions, Tokens};
+use lowband_pipeline::queue::Queue;
+use lowband_pipeline::worker::WorkerOptions;
 use lowband_pipeline::{IngestOptions, IngestReport, Progress, Silent};
 
 #[derive(Parser)]
@@ -48,6 +54,54 @@ enum Command {
         /// Print the summary as JSON on stdout and no progress.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the authoring API: authors upload modules, workers render them.
+    Serve {
+        /// Where uploads, job state and renditions go (shared with the workers and the edge).
+        #[arg(long, env = "LOWBAND_STORE")]
+        store: String,
+        /// NATS server with JetStream, e.g. nats://127.0.0.1:4222.
+        #[arg(long, env = "LOWBAND_NATS")]
+        nats: String,
+        /// File of bearer tokens, one per line (`<token> [name]`, `#` comments).
+        #[arg(long, env = "LOWBAND_TOKENS")]
+        tokens: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "LOWBAND_LISTEN", default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// Ladder profile for uploaded modules: a name in --profiles-dir or a TOML file.
+        #[arg(long, env = "LOWBAND_PROFILE", default_value = "default")]
+        profile: String,
+        /// Directory of named profiles (<name>.toml).
+        #[arg(long, env = "LOWBAND_PROFILES_DIR", default_value = "profiles")]
+        profiles_dir: PathBuf,
+        /// Largest archive accepted, in bytes.
+        #[arg(long, env = "LOWBAND_MAX_UPLOAD", default_value_t = 4 << 30)]
+        max_upload_bytes: u64,
+        /// Most entries an archive may hold.
+        #[arg(long, env = "LOWBAND_MAX_ENTRIES", default_value_t = 10_000)]
+        max_entries: usize,
+        /// Most bytes an archive may expand to.
+        #[arg(long, env = "LOWBAND_MAX_EXPANDED", default_value_t = 8 << 30)]
+        max_expanded_bytes: u64,
+    },
+    /// Render queued assets: take jobs from NATS one at a time until stopped.
+    Worker {
+        /// The store the API and the edge use.
+        #[arg(long, env = "LOWBAND_STORE")]
+        store: String,
+        /// NATS server with JetStream, e.g. nats://127.0.0.1:4222.
+        #[arg(long, env = "LOWBAND_NATS")]
+        nats: String,
+        /// Seconds of silence after which a job goes to another worker (progress acks keep it).
+        #[arg(long, env = "LOWBAND_ACK_WAIT", default_value_t = 60)]
+        ack_wait: u64,
+        /// Attempts before a job goes to the dead-letter subject.
+        #[arg(long, env = "LOWBAND_MAX_ATTEMPTS", default_value_t = 5)]
+        max_attempts: i64,
+        /// Seconds before the second attempt; doubled for each further one.
+        #[arg(long, env = "LOWBAND_RETRY_BACKOFF", default_value_t = 10)]
+        retry_backoff: u64,
     },
     /// List the available profiles, or check one profile file.
     Profiles {
@@ -87,6 +141,45 @@ fn main() -> ExitCode {
             check,
             profiles_dir,
         } => profiles(check, profiles_dir),
+        Command::Serve {
+            store,
+            nats,
+            tokens,
+            listen,
+            profile,
+            profiles_dir,
+            max_upload_bytes,
+            max_entries,
+            max_expanded_bytes,
+        } => Profile::resolve(&profile, &[profiles_dir])
+            .map_err(anyhow::Error::from)
+            .and_then(|profile| {
+                let options = ApiOptions {
+                    max_upload_bytes,
+                    archive: lowband_pipeline::archive::Limits {
+                        max_entries,
+                        max_expanded_bytes,
+                    },
+                    profile,
+                };
+                serve(&store, &nats, &tokens, &listen, options)
+            }),
+        Command::Worker {
+            store,
+            nats,
+            ack_wait,
+            max_attempts,
+            retry_backoff,
+        } => worker(
+            &store,
+            &nats,
+            WorkerOptions {
+                ack_wait: Duration::from_secs(ack_wait.max(1)),
+                max_attempts: max_attempts.max(1),
+                retry_backoff: Duration::from_secs(retry_backoff),
+                id: WorkerOptions::default_id(),
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -131,6 +224,62 @@ fn ingest(
         print_summary(&report, store.url());
     }
     Ok(())
+}
+
+fn serve(
+    store: &str,
+    nats: &str,
+    tokens: &Path,
+    listen: &str,
+    options: ApiOptions,
+) -> anyhow::Result<()> {
+    let tokens = Tokens::from_file(tokens)?;
+    let store = Store::open(store)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let queue = Queue::connect(nats).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("--listen {listen}"))?;
+        eprintln!(
+            "lowband-pipeline: API listening on http://{}",
+            listener.local_addr()?
+        );
+        let api = Arc::new(Api::new(store, queue, tokens, options));
+        tokio::select! {
+            r = lowband_pipeline::api::serve(listener, api) => r?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(())
+    })
+}
+
+fn worker(store: &str, nats: &str, options: WorkerOptions) -> anyhow::Result<()> {
+    let store = Store::open(store)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(async {
+        let queue = Queue::connect(nats).await?;
+        eprintln!("lowband-pipeline: worker {} waiting for jobs", options.id);
+        // SIGTERM (systemctl stop) or Ctrl-C: hand the job in progress back and exit.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            let _ = stop.send(true);
+            // Keep the sender alive: its drop would read as a second stop.
+            std::future::pending::<()>().await;
+        });
+        lowband_pipeline::worker::run(store, queue, options, stopped).await?;
+        Ok(())
+    });
+    // A transcode handed back may still be running on a blocking thread: its
+    // output is not wanted, so do not wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 fn profiles(check: Option<PathBuf>, profiles_dir: PathBuf) -> anyhow::Result<()> {
