@@ -251,15 +251,7 @@ impl Edge {
                 .ok_or(EdgeError::NotFound)?,
             None => return Err(EdgeError::NotFound),
         };
-        let mut signals = Signals::from_request(req.headers(), req.uri().query());
-        signals.connection = req
-            .extensions()
-            .get::<ClientAddr>()
-            .and_then(|c| self.connection_estimate(c.0));
-        let default_rank = manifest
-            .tier_rank(&self.config.default_tier)
-            .unwrap_or(manifest.tiers.len() / 2);
-        let (rank, reason) = client_tier(&signals, &manifest.tiers, default_rank);
+        let (signals, rank, reason) = self.client(req, manifest);
         let selected = select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
         // A playlist is made here, not stored: no-transform has no original to pick.
         let (variant, no_transform) = if master.is_some() {
@@ -356,6 +348,25 @@ impl Edge {
             saved: Some(asset.source.bytes.saturating_sub(variant.bytes)),
         });
         Ok(response)
+    }
+
+    /// What the request says of its client (and what its connections
+    /// measured), and the rank of the tier chosen for it in `manifest`, with why.
+    fn client<B>(
+        &self,
+        req: &Request<B>,
+        manifest: &Manifest,
+    ) -> (Signals, usize, signals::Reason) {
+        let mut signals = Signals::from_request(req.headers(), req.uri().query());
+        signals.connection = req
+            .extensions()
+            .get::<ClientAddr>()
+            .and_then(|c| self.connection_estimate(c.0));
+        let default_rank = manifest
+            .tier_rank(&self.config.default_tier)
+            .unwrap_or(manifest.tiers.len() / 2);
+        let (rank, reason) = client_tier(&signals, &manifest.tiers, default_rank);
+        (signals, rank, reason)
     }
 
     /// `<video>/captions/<n>.m3u8`: the subtitle playlist of a video's n-th caption file.
@@ -573,15 +584,7 @@ impl Edge {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
             return Ok(with_headers(StatusCode::SEE_OTHER, headers, body::empty()));
         }
-        let mut signals = Signals::from_request(req.headers(), query);
-        signals.connection = req
-            .extensions()
-            .get::<ClientAddr>()
-            .and_then(|c| self.connection_estimate(c.0));
-        let default_rank = manifest
-            .tier_rank(&self.config.default_tier)
-            .unwrap_or(manifest.tiers.len() / 2);
-        let (rank, reason) = client_tier(&signals, &manifest.tiers, default_rank);
+        let (signals, rank, reason) = self.client(req, manifest);
         let offers = lesson::offers(manifest, asset, &signals);
         let current = lesson::resolve_choice(
             lesson::current_choice(req.headers(), manifest, &signals),
