@@ -31,10 +31,9 @@ use std::time::Duration;
 
 use lowband_catalog::manifest::Manifest;
 use lowband_catalog::{ModuleId, Profile, Store};
-use lowband_edge::{Edge, EdgeConfig, ServerConfig};
 use serde_json::Value;
 
-use common::ShapedLink;
+use common::{Serving, ShapedLink};
 
 const MODULE: &str = "teaching-questions";
 const LESSON: &str = "lessons/lecture.mp4";
@@ -227,19 +226,9 @@ async fn lesson_page_plays_the_small_rung_on_2g_and_remembers_a_choice_without_j
             .unwrap_or_else(|| panic!("no variant {variant:?}"))
     };
 
-    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
     // The default tier is 3g: a 2G choice can only come from the measured link.
-    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(lowband_edge::serve(
-        Arc::clone(&edge),
-        listener,
-        ServerConfig::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let serving = Serving::start(store).await;
+    let (edge, port) = (Arc::clone(&serving.edge), serving.port);
 
     // Each visit is a fresh browser (empty cache) on the same link, so the
     // same client address: what earlier visits measured carries over.
@@ -338,6 +327,5 @@ async fn lesson_page_plays_the_small_rung_on_2g_and_remembers_a_choice_without_j
     let cookies = fast["noJsCookies"].to_string();
     assert!(cookies.contains("lowband_tier=2g"), "{cookies}");
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+    serving.stop().await;
 }

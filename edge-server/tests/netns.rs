@@ -13,16 +13,14 @@ mod common;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use lowband_catalog::manifest::{
     Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
 };
 use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
-use lowband_edge::{Edge, EdgeConfig, ServerConfig};
 
-use common::{run, ShapedLink};
+use common::{run, Serving, ShapedLink};
 
 /// The shaped link: 100 kbit/s is a 2G link by the default profile's tiers.
 const RATE: &str = "100kbit";
@@ -114,18 +112,8 @@ async fn a_shaped_link_is_measured_slow_and_loopback_fast() {
     });
 
     let (store, big) = store().await;
-    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(lowband_edge::serve(
-        Arc::clone(&edge),
-        listener,
-        ServerConfig::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let serving = Serving::start(store).await;
+    let (edge, port) = (Arc::clone(&serving.edge), serving.port);
 
     // Over the shaped link: a few fetches of the object, two on one
     // connection and one on its own, then a video request without hints.
@@ -192,6 +180,5 @@ async fn a_shaped_link_is_measured_slow_and_loopback_fast() {
         "a hint-less client over loopback gets {label:?} (estimate {measured:?})"
     );
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(20), server).await;
+    serving.stop().await;
 }
