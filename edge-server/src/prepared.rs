@@ -121,12 +121,9 @@ impl Prepared {
         self.assets[index].variants.get(position)
     }
 
-    /// The `Last-Modified` value for `last_modified`, when it is the
-    /// module's publication time (the usual case: not in the future).
-    pub fn published_value(&self, last_modified: SystemTime) -> Option<&HeaderValue> {
-        self.published_value
-            .as_ref()
-            .filter(|_| last_modified == self.published)
+    /// [`Self::published`] formatted as a `Last-Modified` value.
+    pub fn published_value(&self) -> Option<&HeaderValue> {
+        self.published_value.as_ref()
     }
 }
 
@@ -223,11 +220,10 @@ mod tests {
             prepared.vary(i, true),
             format!("{}, Cache-Control", signals::vary_for(asset)).as_str()
         );
-        let published = conditional::from_unix(1_700_000_000);
+        assert_eq!(prepared.published, conditional::from_unix(1_700_000_000));
         assert_eq!(
-            prepared.published_value(published).unwrap(),
+            prepared.published_value().unwrap(),
             "Tue, 14 Nov 2023 22:13:20 GMT"
         );
-        assert!(prepared.published_value(SystemTime::UNIX_EPOCH).is_none());
     }
 }

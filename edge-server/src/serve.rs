@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use lowband_catalog::manifest::{Asset, Manifest};
+use lowband_catalog::manifest::{Asset, Manifest, Variant};
 use lowband_catalog::{ModuleId, ObjectKey, Store};
 
 use crate::body::{self, Body};
@@ -226,8 +226,8 @@ impl Edge {
         let prepared = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
         let manifest = &prepared.manifest;
         if let Some((video, action)) = lesson::split(path) {
-            if let Some((_, asset)) = prepared.asset(video).filter(|(_, a)| lesson::is_lesson(a)) {
-                return self.lesson(req, manifest, asset, action).await;
+            if let Some((index, _)) = prepared.asset(video).filter(|(_, a)| lesson::is_lesson(a)) {
+                return self.lesson(req, &prepared, index, action).await;
             }
         }
         if let Some(response) = self.subtitle_playlist(req.headers(), manifest, path) {
@@ -276,15 +276,7 @@ impl Edge {
             REVALIDATE_VALUE
         };
         headers.insert(header::CACHE_CONTROL, cache_control.clone());
-        let mut label = String::with_capacity(96);
-        for part in [&variant.name, "; tier=", tier, "; reason=", reason.as_str()] {
-            label.push_str(part);
-        }
-        if let Some(n) = no_transform {
-            label.push_str("; no-transform=");
-            label.push_str(n.as_str());
-        }
-        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(label)) {
+        if let Some(v) = variant_label(&variant.name, tier, reason, no_transform) {
             headers.insert(LOWBAND_VARIANT, v);
         }
         let published = Some(prepared.published);
@@ -315,6 +307,28 @@ impl Edge {
             });
             return Ok(response);
         }
+        let mut response = self
+            .send_variant(req, &prepared, index, variant, cache_control, headers)
+            .await?;
+        response.extensions_mut().insert(Served {
+            route: RouteLabel::Asset,
+            tier: tier.to_owned(),
+            saved: Some(asset.source.bytes.saturating_sub(variant.bytes)),
+        });
+        Ok(response)
+    }
+
+    /// Sends `variant` of the asset at `index` with the headers its manifest
+    /// prepared for it, plus `headers`.
+    async fn send_variant<B>(
+        &self,
+        req: &Request<B>,
+        prepared: &Prepared,
+        index: usize,
+        variant: &Variant,
+        cache_control: HeaderValue,
+        headers: HeaderMap,
+    ) -> Result<Response<Body>, EdgeError> {
         let made;
         let fixed = match prepared.object_headers(index, variant) {
             Some(fixed) => fixed,
@@ -326,14 +340,14 @@ impl Edge {
         let spec = ObjectSpec {
             key: &variant.key,
             known_len: Some(variant.bytes),
-            last_modified: published,
-            last_modified_value: prepared.published_value(prepared.published),
+            last_modified: Some(prepared.published),
+            last_modified_value: prepared.published_value(),
             mime: &variant.mime,
             fixed,
             cache_control,
             head_only: req.method() == Method::HEAD,
         };
-        let mut response = object::send(
+        object::send(
             &self.store,
             self.files.as_ref(),
             &self.metrics,
@@ -341,13 +355,7 @@ impl Edge {
             spec,
             headers,
         )
-        .await?;
-        response.extensions_mut().insert(Served {
-            route: RouteLabel::Asset,
-            tier: tier.to_owned(),
-            saved: Some(asset.source.bytes.saturating_sub(variant.bytes)),
-        });
-        Ok(response)
+        .await
     }
 
     /// What the request says of its client (and what its connections
@@ -536,39 +544,23 @@ impl Edge {
     async fn lesson<B>(
         &self,
         req: &Request<B>,
-        manifest: &Manifest,
-        asset: &Asset,
+        prepared: &Prepared,
+        index: usize,
         action: lesson::Action,
     ) -> Result<Response<Body>, EdgeError> {
+        let manifest = &prepared.manifest;
+        let asset = &manifest.assets[index];
         let query = req.uri().query();
-        let published = Some(conditional::from_unix(manifest.published_at));
+        let published = Some(prepared.published);
         if action == lesson::Action::Download {
             let variant = lesson::download_variant(asset, query)?;
             let mut headers = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&lesson::content_disposition(asset, variant)) {
                 headers.insert(header::CONTENT_DISPOSITION, v);
             }
-            let fixed =
-                ObjectHeaders::new(&variant.key, &variant.mime, variant.encoding.as_deref());
-            let spec = ObjectSpec {
-                key: &variant.key,
-                known_len: Some(variant.bytes),
-                last_modified: published,
-                last_modified_value: None,
-                mime: &variant.mime,
-                fixed: &fixed,
-                cache_control: REVALIDATE_VALUE,
-                head_only: req.method() == Method::HEAD,
-            };
-            return object::send(
-                &self.store,
-                self.files.as_ref(),
-                &self.metrics,
-                req.headers(),
-                spec,
-                headers,
-            )
-            .await;
+            return self
+                .send_variant(req, prepared, index, variant, REVALIDATE_VALUE, headers)
+                .await;
         }
         if let Some(cookies) = lesson::pick(query, manifest)? {
             // Remember the choice, then show the page at its own URL.
@@ -600,14 +592,11 @@ impl Edge {
             self.metrics.selection(Some(tier), reason.as_str());
             tracing::debug!(asset = %asset.path, variant = %variant.name, tier, reason = reason.as_str(), connection_kbps = ?signals.connection.map(|e| e.kbps), "selected for play");
             let mut headers = HeaderMap::new();
-            let label = format!("{}; tier={tier}; reason={}", variant.name, reason.as_str());
-            for (name, value) in [
-                (header::LOCATION, format!("/o/{}", variant.key)),
-                (LOWBAND_VARIANT, label),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    headers.insert(name, v);
-                }
+            if let Ok(v) = HeaderValue::from_str(&format!("/o/{}", variant.key)) {
+                headers.insert(header::LOCATION, v);
+            }
+            if let Some(v) = variant_label(&variant.name, tier, reason, None) {
+                headers.insert(LOWBAND_VARIANT, v);
             }
             // Decided for this client now; the object it names is what stays cached.
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
@@ -624,7 +613,7 @@ impl Edge {
             accept_webp: signals.accept_webp,
         });
         let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT_CH, HeaderValue::from_static(signals::ACCEPT_CH));
+        headers.insert(ACCEPT_CH, ACCEPT_CH_VALUE);
         headers.insert(
             header::VARY,
             HeaderValue::from_static(signals::vary(lowband_catalog::manifest::AssetKind::Video)),
@@ -703,6 +692,25 @@ fn json_response(
 /// A small generated body (JSON, a playlist, a page) with a content-hash
 /// ETag and the `Last-Modified` of what it was made from, answering
 /// conditional requests.
+/// `Lowband-Variant`: the variant served, its client's tier and why
+/// (`144p; tier=2g; reason=ect`), and a no-transform override if any.
+fn variant_label(
+    variant: &str,
+    tier: &str,
+    reason: signals::Reason,
+    no_transform: Option<transform::NoTransform>,
+) -> Option<HeaderValue> {
+    let mut label = String::with_capacity(96);
+    for part in [variant, "; tier=", tier, "; reason=", reason.as_str()] {
+        label.push_str(part);
+    }
+    if let Some(n) = no_transform {
+        label.push_str("; no-transform=");
+        label.push_str(n.as_str());
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(label)).ok()
+}
+
 fn small_response(
     req_headers: &HeaderMap,
     bytes: Vec<u8>,
