@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod profile;
 pub mod store;
 pub mod strict_toml;
+pub mod urls;
 
 pub use keys::{ContentHash, KeyError, ModuleId, ObjectKey};
 pub use manifest::{

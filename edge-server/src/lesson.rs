@@ -17,8 +17,7 @@
 use std::fmt::Write as _;
 
 use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
-use lowband_catalog::ModuleId;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use lowband_catalog::urls::{asset_url as edge_url, encode_segment, megabytes as mb, module_url};
 
 use crate::error::EdgeError;
 use crate::select::{playable, select};
@@ -309,14 +308,9 @@ pub fn content_disposition(asset: &Asset, variant: &Variant) -> String {
             }
         })
         .collect();
-    const ATTR: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
     format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        utf8_percent_encode(&name, ATTR)
+        encode_segment(&name)
     )
 }
 
@@ -499,7 +493,7 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
             h,
             "<li><a href=\"{}/download?{VARIANT_PARAM}={}\" download>{} ({})</a> {}</li>",
             escape(&video_url),
-            escape(&utf8_percent_encode(&o.variant.name, SEGMENT).to_string()),
+            escape(&encode_segment(&o.variant.name)),
             escape(&o.label(m)),
             escape(&o.detail()),
             mb(o.variant.bytes)
@@ -625,38 +619,6 @@ fn clock(seconds: f64) -> String {
     }
 }
 
-/// Megabytes as a teacher reads them: `0.29 MB`, `1.8 MB`, `12 MB`.
-pub fn mb(bytes: u64) -> String {
-    let mb = bytes as f64 / 1_000_000.0;
-    if bytes == 0 {
-        "0 MB".into()
-    } else if mb < 0.01 {
-        "0.01 MB".into()
-    } else if mb < 1.0 {
-        format!("{mb:.2} MB")
-    } else if mb < 10.0 {
-        format!("{mb:.1} MB")
-    } else {
-        format!("{mb:.0} MB")
-    }
-}
-
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// The edge URL of a module path, each segment percent-encoded.
-pub fn edge_url(module: &str, path: &str) -> String {
-    let module = utf8_percent_encode(module, SEGMENT);
-    let path: Vec<String> = path
-        .split('/')
-        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
-        .collect();
-    format!("/m/{module}/{}", path.join("/"))
-}
-
 /// Escapes text and attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -673,26 +635,9 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-/// The URL of a module's course page (its `index.html`).
-pub fn module_url(id: &ModuleId) -> String {
-    format!("/m/{}/", utf8_percent_encode(id.as_str(), SEGMENT))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_as_a_teacher_reads_them() {
-        assert_eq!(mb(0), "0 MB");
-        assert_eq!(mb(1_700), "0.01 MB");
-        assert_eq!(mb(173_555), "0.17 MB");
-        assert_eq!(mb(1_023_234), "1.0 MB");
-        assert_eq!(mb(6_049_000), "6.0 MB");
-        assert_eq!(mb(12_400_000), "12 MB");
-        assert_eq!(clock(72.0), "1:12");
-        assert_eq!(clock(3725.4), "1:02:05");
-    }
 
     #[test]
     fn routes_split_only_on_the_last_segment() {
@@ -709,7 +654,6 @@ mod tests {
             escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
-        assert_eq!(edge_url("m1", "a b/ក.mp4"), "/m/m1/a%20b/%E1%9E%80.mp4");
         assert_eq!(
             query_param(Some("a=1&v=144p&q=2g"), "v").as_deref(),
             Some("144p")

@@ -284,7 +284,10 @@ impl Edge {
             let tracks: Vec<_> = (0..asset.captions.len())
                 .filter(|&i| caption_object(manifest, asset, i).is_some())
                 .map(|i| hls::CaptionTrack {
-                    uri: format!("/m/{module}/{}/captions/{i}.m3u8", encode_path(&asset.path)),
+                    uri: format!(
+                        "/m/{module}/{}/captions/{i}.m3u8",
+                        lowband_catalog::urls::encode_path(&asset.path)
+                    ),
                     language: asset.captions[i].language.clone(),
                 })
                 .collect();
@@ -643,19 +646,6 @@ fn caption_object<'a>(
     let vtt = manifest.asset(&caption.path)?;
     let identity = vtt.variants.iter().find(|v| v.encoding.is_none())?;
     Some((&identity.key, caption.language.as_deref()))
-}
-
-/// Percent-encodes each segment of a logical path for use in a URL.
-fn encode_path(path: &str) -> String {
-    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    path.split('/')
-        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 fn text(status: StatusCode, mime: &'static str, body: impl Into<Bytes>) -> Response<Body> {

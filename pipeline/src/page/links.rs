@@ -8,7 +8,7 @@
 //! a scheme, `//host`, a root-relative `/path` (the edge's own routes) or a
 //! bare `#fragment` is left as written. Pure: no I/O.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::percent_decode_str;
 
 /// What a link refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,20 +84,6 @@ pub fn resolve(page: &str, link: &str) -> Result<Target, Escapes> {
     })
 }
 
-/// The edge URL of a module path: `/m/<module>/<percent-encoded path>`.
-pub fn edge_url(module: &str, path: &str) -> String {
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    let encoded: Vec<String> = path
-        .split('/')
-        .map(|s| utf8_percent_encode(s, SEGMENT).to_string())
-        .collect();
-    format!("/m/{module}/{}", encoded.join("/"))
-}
-
 /// `scheme:` per WHATWG: a letter, then letters, digits, `+`, `-`, `.`.
 fn has_scheme(s: &str) -> bool {
     let Some((scheme, _)) = s.split_once(':') else {
@@ -171,13 +157,5 @@ mod tests {
         ] {
             assert_eq!(resolve("index.html", link), Ok(Target::Untouched), "{link}");
         }
-    }
-
-    #[test]
-    fn edge_urls_are_encoded_per_segment() {
-        assert_eq!(
-            edge_url("tq", "img/my photo ក.jpg"),
-            "/m/tq/img/my%20photo%20%E1%9E%80.jpg"
-        );
     }
 }

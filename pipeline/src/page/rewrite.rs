@@ -30,6 +30,7 @@ use std::rc::Rc;
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{doc_text, element, end, EndTagHandler, HandlerResult, RewriteStrSettings};
 use lowband_catalog::manifest::{AssetKind, Variant, VariantKind};
+use lowband_catalog::urls::{asset_url, megabytes};
 
 use super::links::{self, Escapes, Target};
 use super::ModuleView;
@@ -273,7 +274,7 @@ impl Ctx<'_> {
         match links::resolve(self.page, &value)? {
             Target::Untouched => Ok(None),
             Target::Module { path, suffix } => {
-                let url = links::edge_url(self.module.id.as_str(), &path) + &suffix;
+                let url = asset_url(self.module.id.as_str(), &path) + &suffix;
                 let _ = el.set_attribute(name, &url);
                 Ok(Some(path))
             }
@@ -294,7 +295,7 @@ impl Ctx<'_> {
             let url = match links::resolve(self.page, url)? {
                 Target::Untouched => url.to_owned(),
                 Target::Module { path, suffix } => {
-                    links::edge_url(self.module.id.as_str(), &path) + &suffix
+                    asset_url(self.module.id.as_str(), &path) + &suffix
                 }
             };
             out.push(format!("{url} {}", descriptor.trim()).trim_end().to_owned());
@@ -350,7 +351,7 @@ impl Ctx<'_> {
                 if st.anchors == 0 {
                     let href = format!(
                         "{}?tier={slowest}",
-                        links::edge_url(self.module.id.as_str(), &asset.path)
+                        asset_url(self.module.id.as_str(), &asset.path)
                     );
                     el.before(
                         &format!("<a href=\"{}\" data-lb>", escape(&href)),
@@ -472,7 +473,7 @@ impl Ctx<'_> {
             .filter(|v| matches!(v.kind, VariantKind::Video | VariantKind::Audio))
             .map(|v| v.bytes)
             .min()?;
-        let url = links::edge_url(self.module.id.as_str(), path) + "/watch";
+        let url = asset_url(self.module.id.as_str(), path) + "/watch";
         Some((url, megabytes(smallest)))
     }
 
@@ -547,20 +548,6 @@ fn srcset_of(group: &[&Variant]) -> String {
         .map(|v| format!("/o/{} {}w", v.key, v.width.unwrap_or(1)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Megabytes as the edge's lesson page writes them (`0.17 MB`, `1.8 MB`).
-fn megabytes(bytes: u64) -> String {
-    let mb = bytes as f64 / 1_000_000.0;
-    if mb < 0.01 {
-        "0.01 MB".into()
-    } else if mb < 1.0 {
-        format!("{mb:.2} MB")
-    } else if mb < 10.0 {
-        format!("{mb:.1} MB")
-    } else {
-        format!("{mb:.0} MB")
-    }
 }
 
 /// Escapes text for a double-quoted attribute value.
