@@ -12,6 +12,8 @@ scripts/install-deps.sh --test
 export PATH="$HOME/.cargo/bin:$PATH"
 export LOWBAND_REQUIRE_S3=1
 export LOWBAND_REQUIRE_NATS=1
+# One clean build: incremental state would only add gigabytes to a fresh clone's target dir.
+export CARGO_INCREMENTAL=0
 cargo build --workspace --all-targets --locked
 cargo test --workspace --all-targets --locked
 scripts/fuzz.sh
