@@ -11,12 +11,38 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::CacheConfig;
 use crate::server::{ServerConfig, MIN_HEADER_BYTES};
 use crate::tls;
 use crate::EdgeConfig;
 
 /// Address the edge listens on when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Seconds a cache node waits for its upstream by default.
+pub const DEFAULT_UPSTREAM_TIMEOUT: u64 = 5;
+
+/// Bearer tokens, one per line (blank lines and `#` comments skipped).
+pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if tokens.is_empty() {
+        return Err(format!("{}: holds no token", path.display()));
+    }
+    if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
+        return Err(format!(
+            "{}: a token of {} characters is too easy to guess (at least 16)",
+            path.display(),
+            short.len()
+        ));
+    }
+    Ok(tokens)
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}: {key}: {reason}")]
@@ -68,6 +94,22 @@ pub struct Settings {
     /// PEM private key of `tls_cert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Run as a cache node in front of this upstream: `s3://<bucket>[/<prefix>]`,
+    /// `file://<dir>` or `http(s)://` of another lowband edge (instead of `store`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// A cache node's directory (objects, manifests, partial downloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
+    /// A cache node's byte budget for objects, e.g. `20GB`, `512MiB` or bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_size: Option<String>,
+    /// Seconds a cache node waits for its upstream's answer (and between its chunks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_timeout: Option<u64>,
+    /// File of bearer tokens (one per line) for the admin routes (`POST /admin/v1/purge/<module>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Settings with every value decided.
@@ -77,6 +119,8 @@ pub struct Resolved {
     pub listen: SocketAddr,
     pub edge: EdgeConfig,
     pub server: ServerConfig,
+    /// Set on a cache node.
+    pub cache: Option<CacheConfig>,
     /// The decided values, as a complete TOML layer (for `--print-config`).
     pub settings: Settings,
 }
@@ -122,6 +166,11 @@ impl Settings {
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
+            upstream: self.upstream.or(lower.upstream),
+            cache_dir: self.cache_dir.or(lower.cache_dir),
+            cache_size: self.cache_size.or(lower.cache_size),
+            upstream_timeout: self.upstream_timeout.or(lower.upstream_timeout),
+            admin_token_file: self.admin_token_file.or(lower.admin_token_file),
         }
     }
 
@@ -136,6 +185,7 @@ impl Settings {
         };
         for (key, value) in [
             ("max_connections", self.max_connections.map(|n| n as u64)),
+            ("upstream_timeout", self.upstream_timeout),
             ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
             (
@@ -158,11 +208,49 @@ impl Settings {
         if self.default_tier.as_deref() == Some("") {
             return fail("default_tier", "is empty".into());
         }
+        if let Some(size) = &self.cache_size {
+            if let Err(reason) = crate::cache::parse_bytes(size) {
+                return fail("cache_size", reason);
+            }
+        }
         Ok(())
     }
 
     /// Fills in defaults, checks the combination and loads the TLS identity.
     pub fn resolve(self) -> Result<Resolved, ConfigError> {
+        let fail = |key: &str, reason: &str| ConfigError {
+            origin: "configuration".into(),
+            key: key.into(),
+            reason: reason.into(),
+        };
+        let cache = match (&self.upstream, &self.cache_dir, &self.cache_size) {
+            (Some(_), _, _) if self.store.is_some() => {
+                return Err(fail(
+                    "upstream",
+                    "a node serves either its own store or a cache of an upstream: give store or upstream, not both",
+                ))
+            }
+            (Some(upstream), Some(dir), Some(size)) => Some(CacheConfig {
+                upstream: upstream.clone(),
+                dir: dir.clone(),
+                size: crate::cache::parse_bytes(size).map_err(|r| fail("cache_size", &r))?,
+                timeout: Duration::from_secs(self.upstream_timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT)),
+                ttl: Duration::from_secs(
+                    self.manifest_ttl
+                        .unwrap_or(EdgeConfig::default().manifest_ttl.as_secs()),
+                ),
+            }),
+            (Some(_), None, _) => return Err(fail("cache_dir", "a cache node (upstream) needs a cache directory")),
+            (Some(_), _, None) => return Err(fail("cache_size", "a cache node (upstream) needs a byte budget, e.g. 20GB")),
+            (None, _, _) if self.cache_dir.is_some() || self.cache_size.is_some() => {
+                return Err(fail("upstream", "cache_dir and cache_size are for a cache node: give its upstream too"))
+            }
+            (None, _, _) => None,
+        };
+        let admin_tokens = match &self.admin_token_file {
+            Some(path) => read_tokens(path).map_err(|r| fail("admin_token_file", &r))?,
+            None => Vec::new(),
+        };
         let edge_default = EdgeConfig::default();
         let server_default = ServerConfig::default();
         let secs = |s: u64| Duration::from_secs(s);
@@ -175,10 +263,13 @@ impl Settings {
             })?,
         };
         let settings = Settings {
-            store: Some(
-                self.store
-                    .unwrap_or_else(|| lowband_catalog::store::DEFAULT_STORE_URL.into()),
-            ),
+            store: match cache {
+                Some(_) => None,
+                None => Some(
+                    self.store
+                        .unwrap_or_else(|| lowband_catalog::store::DEFAULT_STORE_URL.into()),
+                ),
+            },
             listen: Some(listen),
             default_tier: Some(self.default_tier.unwrap_or(edge_default.default_tier)),
             manifest_ttl: Some(
@@ -211,6 +302,11 @@ impl Settings {
             ),
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
+            upstream: self.upstream,
+            cache_dir: self.cache_dir,
+            cache_size: self.cache_size,
+            upstream_timeout: cache.as_ref().map(|c| c.timeout.as_secs()),
+            admin_token_file: self.admin_token_file,
         };
         settings.check("configuration")?;
         let tls = match (&settings.tls_cert, &settings.tls_key) {
@@ -238,6 +334,7 @@ impl Settings {
         let edge = EdgeConfig {
             default_tier: settings.default_tier.clone().unwrap_or_default(),
             manifest_ttl: secs(settings.manifest_ttl.unwrap_or_default()),
+            admin_tokens,
         };
         let server = ServerConfig {
             max_connections: settings.max_connections.unwrap_or(1),
@@ -253,6 +350,7 @@ impl Settings {
             listen,
             edge,
             server,
+            cache,
             settings,
         })
     }

@@ -23,6 +23,11 @@ pub enum EdgeError {
     RangeNotSatisfiable { len: u64 },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// A cache node could not get what it does not hold from its upstream.
+    #[error("upstream: {reason}")]
+    Upstream { reason: String, timeout: bool },
+    #[error("admin: {0}")]
+    Unauthorized(&'static str),
     #[error("object {key} in the store is {found} bytes, the manifest says {expected}")]
     SizeMismatch {
         key: String,
@@ -47,6 +52,11 @@ impl EdgeError {
             }
             Self::Store(_) => (StatusCode::BAD_GATEWAY, "store_unavailable"),
             Self::SizeMismatch { .. } => (StatusCode::BAD_GATEWAY, "object_corrupt"),
+            Self::Upstream { timeout: true, .. } => {
+                (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
+            }
+            Self::Upstream { .. } => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         }
     }
 
@@ -66,6 +76,13 @@ impl EdgeError {
             Self::Store(_) | Self::SizeMismatch { .. } => {
                 "The content store is unavailable or damaged; try again shortly.".into()
             }
+            Self::Upstream { timeout: true, .. } => {
+                "This cache node does not hold this yet, and the server it gets it from did not answer in time; try again shortly.".into()
+            }
+            Self::Upstream { .. } => {
+                "This cache node does not hold this yet, and the server it gets it from cannot be reached; try again shortly.".into()
+            }
+            Self::Unauthorized(why) => format!("Unauthorized: {why}."),
         }
     }
 
@@ -86,6 +103,9 @@ impl EdgeError {
         match self {
             Self::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::RangeNotSatisfiable { len } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {

@@ -9,6 +9,7 @@
 //! lesson pages, and `server` runs them over hyper. The edge never links FFmpeg.
 
 pub mod body;
+pub mod cache;
 pub mod conditional;
 pub mod config;
 pub mod error;

@@ -8,8 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
 use clap::{Args, Parser, Subcommand};
-use lowband_catalog::Store;
+use lowband_catalog::{ModuleId, Store};
+use lowband_edge::cache::sync::{Counters, SyncPlan};
+use lowband_edge::cache::{parse_bytes, Cache, CacheConfig};
 use lowband_edge::config::{Resolved, Settings};
 use lowband_edge::Edge;
 
@@ -35,8 +40,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve modules from a store.
+    /// Serve modules from a store, or as a cache node of an upstream (--upstream).
     Serve(ServeArgs),
+    /// Fill a cache node's directory with chosen tiers ahead of need.
+    Sync(SyncArgs),
+}
+
+/// `sync` fetches the variants clients on the chosen tiers are sent, for
+/// every module (or those named), into a cache directory; objects already
+/// there are checked against their hash. An interrupted sync resumes where
+/// it stopped. Exits non-zero if any object could not be fetched.
+#[derive(Args)]
+struct SyncArgs {
+    /// Where to fetch from: s3://<bucket>[/<prefix>], file://<dir> or http(s):// of a lowband edge.
+    #[arg(long, env = "LOWBAND_UPSTREAM")]
+    upstream: String,
+    /// The cache node's directory (the one `serve --cache-dir` uses).
+    #[arg(long, env = "LOWBAND_CACHE_DIR")]
+    cache_dir: PathBuf,
+    /// Tiers to fetch, comma-separated (e.g. slow-2g,2g,3g) [default: every tier but the fastest].
+    #[arg(long, value_delimiter = ',')]
+    tiers: Option<Vec<String>>,
+    /// Modules to fetch, comma-separated [default: every module in the upstream's index].
+    #[arg(long, value_delimiter = ',')]
+    modules: Option<Vec<String>>,
+    /// Most bytes per second read from the upstream, e.g. 500kB or 2MB, so teachers are not starved [default: no limit].
+    #[arg(long, env = "LOWBAND_SYNC_RATE")]
+    rate: Option<String>,
+    /// Byte budget of the cache (as `serve --cache-size`): the sync refuses to need more [default: no limit].
+    #[arg(long, env = "LOWBAND_CACHE_SIZE")]
+    cache_size: Option<String>,
+    /// Objects fetched at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Seconds to wait for the upstream's answer, and between its chunks.
+    #[arg(long, default_value_t = 30)]
+    upstream_timeout: u64,
 }
 
 /// Every setting is optional here: what a flag or variable leaves out comes
@@ -85,6 +124,21 @@ struct ServeArgs {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, env = "LOWBAND_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// Be a cache node of this upstream instead of serving a store: s3://<bucket>[/<prefix>], file://<dir>, or http(s):// of another lowband edge.
+    #[arg(long, env = "LOWBAND_UPSTREAM")]
+    upstream: Option<String>,
+    /// A cache node's directory: objects, manifests and partial downloads (kept across restarts).
+    #[arg(long, env = "LOWBAND_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// A cache node's byte budget for objects, e.g. 20GB or 512MiB; least recently used go first.
+    #[arg(long, env = "LOWBAND_CACHE_SIZE")]
+    cache_size: Option<String>,
+    /// Seconds a cache node waits for its upstream before answering 504 (what it holds is still served) [default: 5].
+    #[arg(long, env = "LOWBAND_UPSTREAM_TIMEOUT")]
+    upstream_timeout: Option<u64>,
+    /// File of bearer tokens (one per line, at least 16 characters) allowed to call POST /admin/v1/purge/<module>.
+    #[arg(long, env = "LOWBAND_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -103,6 +157,11 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
+            upstream: self.upstream.clone(),
+            cache_dir: self.cache_dir.clone(),
+            cache_size: self.cache_size.clone(),
+            upstream_timeout: self.upstream_timeout,
+            admin_token_file: self.admin_token_file.clone(),
         }
     }
 
@@ -134,6 +193,7 @@ fn main() -> ExitCode {
                 serve(resolved)
             }
         }),
+        Command::Sync(args) => sync(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,9 +213,9 @@ fn serve(resolved: Resolved) -> anyhow::Result<()> {
         listen,
         edge,
         server,
+        cache,
         ..
     } = resolved;
-    let store = Store::open(&store)?;
     // A `file://` store runs each open, stat and read on tokio's blocking
     // pool. Left at its default (512 threads), a busy edge grew ~60 of them
     // and spent ~40% of its core switching between them; a small pool per
@@ -174,12 +234,97 @@ fn serve(resolved: Resolved) -> anyhow::Result<()> {
         } else {
             "http"
         };
-        tracing::info!(%listen, scheme, store = store.url(), "serving");
-        let edge = Arc::new(Edge::new(store, edge));
+        let edge = match &cache {
+            Some(config) => {
+                let cache = Cache::open(config, None)?;
+                tracing::info!(%listen, scheme, upstream = cache.upstream().url(), cache_dir = %cache.dir().root().display(), "serving as a cache node");
+                Edge::with_cache(cache, edge)?
+            }
+            None => {
+                let store = Store::open(&store)?;
+                tracing::info!(%listen, scheme, store = store.url(), "serving");
+                Edge::new(store, edge)
+            }
+        };
+        let edge = Arc::new(edge);
         lowband_edge::serve(edge, listener, server, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let size = match &args.cache_size {
+        Some(s) => parse_bytes(s).map_err(|e| anyhow::anyhow!("--cache-size: {e}"))?,
+        None => u64::MAX,
+    };
+    let rate = match &args.rate {
+        Some(r) => Some(
+            parse_bytes(r.trim_end_matches("/s")).map_err(|e| anyhow::anyhow!("--rate: {e}"))?,
+        ),
+        None => None,
+    };
+    let modules = match &args.modules {
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|m| ModuleId::parse(m).map_err(|e| anyhow::anyhow!("--modules: {m:?}: {e}")))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let config = CacheConfig {
+        upstream: args.upstream.clone(),
+        dir: args.cache_dir.clone(),
+        size,
+        timeout: Duration::from_secs(args.upstream_timeout.max(1)),
+        ttl: Duration::ZERO,
+    };
+    let plan = SyncPlan {
+        tiers: args.tiers.clone(),
+        modules,
+        jobs: args.jobs,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let summary = runtime.block_on(async {
+        let cache = Cache::open(&config, rate)?;
+        let counters = Counters::default();
+        let report = async {
+            let start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+                let secs = start.elapsed().as_secs_f64();
+                eprintln!(
+                    "sync: {}/{} objects, {:.1}/{:.1} MB, {:.2} MB/s from the upstream",
+                    n(&counters.done),
+                    n(&counters.total),
+                    n(&counters.bytes_done) as f64 / 1e6,
+                    n(&counters.bytes_total) as f64 / 1e6,
+                    cache.stats().upstream_bytes_total() as f64 / 1e6 / secs,
+                );
+            }
+        };
+        tokio::select! {
+            summary = lowband_edge::cache::sync::run(&cache, &plan, &counters) => Ok::<_, anyhow::Error>(summary?),
+            () = report => unreachable!("the report loop never ends"),
+        }
+    })?;
+    for (what, why) in &summary.failed {
+        eprintln!("sync: failed: {what}: {why}");
+    }
+    println!("{summary}");
+    if summary.failed.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} of {} objects or modules failed",
+            summary.failed.len(),
+            summary.objects
+        )
+    }
 }
 
 async fn shutdown_signal() {

@@ -50,6 +50,7 @@ pub enum RouteLabel {
     Health,
     Ready,
     Metrics,
+    Admin,
     Other,
 }
 
@@ -64,6 +65,7 @@ impl RouteLabel {
             Self::Health => "health",
             Self::Ready => "ready",
             Self::Metrics => "metrics",
+            Self::Admin => "admin",
             Self::Other => "other",
         }
     }

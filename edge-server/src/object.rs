@@ -18,6 +18,7 @@ use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use crate::body::{self, Body};
+use crate::cache::{Cache, Miss};
 use crate::conditional::{self, Outcome};
 use crate::error::EdgeError;
 use crate::files::{self, LocalObject, OpenFiles};
@@ -27,6 +28,30 @@ use crate::prepared::ObjectHeaders;
 use crate::range::{self, ByteRange, Ranged};
 
 const ACCEPT_RANGES_BYTES: HeaderValue = HeaderValue::from_static("bytes");
+/// On a cache node: whether the object came from disk (`hit`), from a fetch
+/// in progress (`miss`) or straight from the upstream (`pass`).
+pub const LOWBAND_CACHE: http::HeaderName = http::HeaderName::from_static("lowband-cache");
+
+/// Where the bytes of an object are read from.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub store: &'a Store,
+    /// Objects of a `file://` store (or a cache directory) read straight from disk.
+    pub files: Option<&'a OpenFiles>,
+    /// On a cache node: what fetches objects `files` does not hold.
+    pub cache: Option<&'a Arc<Cache>>,
+}
+
+/// An object found, and how to read it.
+enum Found {
+    Local(LocalObject),
+    /// Being fetched by the cache: read as it arrives.
+    Filling(Arc<crate::cache::fill::Fill>, u64),
+    /// Read through from the cache's upstream.
+    Pass(u64),
+    /// Read from the store through object_store.
+    Store,
+}
 
 /// What to send and how it may be cached.
 pub struct ObjectSpec<'a> {
@@ -47,8 +72,7 @@ pub struct ObjectSpec<'a> {
 
 /// Streams (part of) an immutable object; `headers` are added to the response.
 pub async fn send(
-    store: &Store,
-    files: Option<&OpenFiles>,
+    source: Source<'_>,
     metrics: &Metrics,
     req_headers: &HeaderMap,
     spec: ObjectSpec<'_>,
@@ -66,26 +90,34 @@ pub async fn send(
     if let Some(coding) = &fixed.encoding {
         headers.insert(header::CONTENT_ENCODING, coding.clone());
     }
-    // A `file://` store is read straight from disk (see `files`).
-    let local = match files {
-        Some(files) => Some(
-            metrics
-                .time_store(StoreOp::Head, async { files.get(key) })
-                .await
-                .map_err(|e| local_error(files.dir(), key, e))?
-                .ok_or(EdgeError::NotFound)?,
-        ),
-        None => None,
+    let Source {
+        store,
+        files,
+        cache,
+    } = source;
+    let found = find(source, metrics, key).await?;
+    if cache.is_some() {
+        let outcome = match found {
+            Found::Local(_) | Found::Store => "hit",
+            Found::Filling(..) => "miss",
+            Found::Pass(_) => "pass",
+        };
+        headers.insert(LOWBAND_CACHE, HeaderValue::from_static(outcome));
+    }
+    let (found_len, found_modified) = match &found {
+        Found::Local(object) => (Some(object.len), object.modified),
+        Found::Filling(_, len) | Found::Pass(len) => (Some(*len), None),
+        Found::Store => (None, None),
     };
-    let (len, changed) = match (&local, spec.known_len) {
-        (Some(object), Some(expected)) if object.len != expected => {
+    let (len, changed) = match (found_len, spec.known_len) {
+        (Some(found), Some(expected)) if found != expected => {
             return Err(EdgeError::SizeMismatch {
                 key: key.to_string(),
                 expected,
-                found: object.len,
+                found,
             })
         }
-        (Some(object), _) => (object.len, spec.last_modified.or(object.modified)),
+        (Some(found), _) => (found, spec.last_modified.or(found_modified)),
         (None, Some(len)) => (len, spec.last_modified),
         (None, None) => {
             let path = store_path();
@@ -108,7 +140,16 @@ pub async fn send(
     }
     let ranges = match range::evaluate(req_headers, len, etag) {
         Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
+        // Read through, parts would each be an upstream request: send it whole (RFC 9110 §14.2 allows).
+        Ranged::Multipart(_) if matches!(found, Found::Pass(_)) => None,
         Ranged::Multipart(ranges) => {
+            if let Found::Filling(fill, _) = &found {
+                // Parts are read from the cache directory once the object is there.
+                fill.done().await.map_err(|e| EdgeError::Upstream {
+                    timeout: e.is_timeout(),
+                    reason: e.to_string(),
+                })?;
+            }
             let framing = Multipart::new(multipart::boundary(), &ranges, spec.mime, len);
             let parts = Parts {
                 store,
@@ -149,12 +190,30 @@ pub async fn send(
     if spec.head_only {
         return Ok(with_headers(status, headers, body::empty()));
     }
-    if let (Some(object), Some(files)) = (local, files) {
-        let body = metrics
-            .time_store(StoreOp::Get, local_body(object, range))
-            .await
-            .map_err(|e| local_error(files.dir(), key, e))?;
-        return Ok(with_headers(status, headers, body));
+    match found {
+        Found::Local(object) => {
+            let dir = files.map_or(std::path::Path::new(""), OpenFiles::dir);
+            let object_len = object.len;
+            let body = metrics
+                .time_store(StoreOp::Get, local_body(object, range))
+                .await
+                .map_err(|e| local_error(dir, key, e))?;
+            if let Some(cache) = cache {
+                cache.hit(key, object_len, range.len());
+            }
+            return Ok(with_headers(status, headers, body));
+        }
+        Found::Filling(fill, _) => {
+            let cache = cache.ok_or(EdgeError::NotFound)?;
+            let chunks = cache.fill_body(key, &fill, range).await?;
+            return Ok(with_headers(status, headers, body::stream(chunks)));
+        }
+        Found::Pass(_) => {
+            let cache = cache.ok_or(EdgeError::NotFound)?;
+            let chunks = cache.pass(key, range).await?;
+            return Ok(with_headers(status, headers, body::stream(chunks)));
+        }
+        Found::Store => {}
     }
     let path = store_path();
     let chunks = metrics
@@ -162,6 +221,30 @@ pub async fn send(
         .await
         .map_err(|e| e.into_edge(store, &path, key))?;
     Ok(with_headers(status, headers, body::stream(chunks)))
+}
+
+/// Finds `key`: on disk, through the cache, or (without `files`) in the store.
+async fn find(source: Source<'_>, metrics: &Metrics, key: &ObjectKey) -> Result<Found, EdgeError> {
+    let Some(files) = source.files else {
+        return Ok(Found::Store);
+    };
+    let get = || metrics.time_store(StoreOp::Head, async { files.get(key) });
+    if let Some(object) = get().await.map_err(|e| local_error(files.dir(), key, e))? {
+        return Ok(Found::Local(object));
+    }
+    let Some(cache) = source.cache else {
+        return Err(EdgeError::NotFound);
+    };
+    match cache.miss(key).await? {
+        // Fetched meanwhile (or by another process): it is on disk now.
+        Miss::Stored => get()
+            .await
+            .map_err(|e| local_error(files.dir(), key, e))?
+            .map(Found::Local)
+            .ok_or(EdgeError::NotFound),
+        Miss::Filling(fill, len) => Ok(Found::Filling(fill, len)),
+        Miss::Pass(len) => Ok(Found::Pass(len)),
+    }
 }
 
 /// A body for `range` of a local object: read whole when it fits in one

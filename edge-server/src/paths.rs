@@ -23,6 +23,8 @@ pub enum Route {
         module: ModuleId,
         path: String,
     },
+    /// `POST /admin/v1/purge/<module>`: forget a module's manifest (operators, with a token).
+    Purge(ModuleId),
 }
 
 /// Longest path accepted, in bytes, before decoding.
@@ -51,6 +53,11 @@ pub fn route(raw: &str) -> Result<Route, EdgeError> {
         let id = decode_segment(rest)?;
         return ModuleId::parse(&id)
             .map(Route::ModuleApi)
+            .map_err(|_| EdgeError::NotFound);
+    }
+    if let Some(rest) = raw.strip_prefix("/admin/v1/purge/") {
+        return ModuleId::parse(&decode_segment(rest)?)
+            .map(Route::Purge)
             .map_err(|_| EdgeError::NotFound);
     }
     if let Some(rest) = raw.strip_prefix("/o/") {
@@ -115,6 +122,11 @@ mod tests {
         assert_eq!(route("/readyz").unwrap(), Route::Ready);
         assert_eq!(route("/metrics").unwrap(), Route::Metrics);
         assert_eq!(route("/api/v1/modules").unwrap(), Route::Index);
+        assert_eq!(
+            route("/admin/v1/purge/m1").unwrap(),
+            Route::Purge(lowband_catalog::ModuleId::parse("m1").unwrap())
+        );
+        assert!(route("/admin/v1/purge/..%2f").is_err());
         assert!(matches!(
             route("/api/v1/modules/m1").unwrap(),
             Route::ModuleApi(_)

@@ -14,6 +14,8 @@ use lowband_catalog::manifest::{Asset, Manifest, Variant};
 use lowband_catalog::{ModuleId, ObjectKey, Store};
 
 use crate::body::{self, Body};
+use crate::cache::upstream::Doc;
+use crate::cache::Cache;
 use crate::conditional;
 use crate::error::EdgeError;
 use crate::estimate::{self, Estimator, TcpSample};
@@ -62,6 +64,8 @@ pub struct EdgeConfig {
     pub default_tier: String,
     /// How long a manifest is used before the store is asked again.
     pub manifest_ttl: Duration,
+    /// Bearer tokens that may call the admin routes (none: no admin routes).
+    pub admin_tokens: Vec<String>,
 }
 
 impl Default for EdgeConfig {
@@ -69,6 +73,7 @@ impl Default for EdgeConfig {
         Self {
             default_tier: "3g".into(),
             manifest_ttl: Duration::from_secs(5),
+            admin_tokens: Vec::new(),
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct Edge {
     store: Store,
     /// Open objects of a `file://` store, read without object_store.
     files: Option<OpenFiles>,
+    /// On a cache node: its cache (then `store` and `files` are the cache directory).
+    cache: Option<Arc<Cache>>,
     config: EdgeConfig,
     manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
     /// The fixed headers of objects asked for by key (immutable, like them).
@@ -108,12 +115,35 @@ impl Edge {
     pub fn new(store: Store, config: EdgeConfig) -> Self {
         Self {
             files: store.local_dir().map(OpenFiles::new),
+            cache: None,
             store,
             config,
             manifests: Mutex::new(HashMap::new()),
             object_headers: Mutex::new(HashMap::new()),
             metrics: Arc::new(Metrics::default()),
             estimator: Mutex::new(Estimator::default()),
+        }
+    }
+
+    /// A cache node: objects from `cache`'s directory, fetched from its
+    /// upstream when missing; manifests and the index revalidated there.
+    pub fn with_cache(cache: Arc<Cache>, config: EdgeConfig) -> Result<Self, EdgeError> {
+        let dir = cache.dir().root().display().to_string();
+        let store = Store::open(&format!("file://{dir}"))?;
+        let mut edge = Self::new(store, config);
+        edge.cache = Some(cache);
+        Ok(edge)
+    }
+
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
+    }
+
+    fn source(&self) -> object::Source<'_> {
+        object::Source {
+            store: &self.store,
+            files: self.files.as_ref(),
+            cache: self.cache.as_ref(),
         }
     }
 
@@ -157,9 +187,12 @@ impl Edge {
             Ok(Route::Health) => RouteLabel::Health,
             Ok(Route::Ready) => RouteLabel::Ready,
             Ok(Route::Metrics) => RouteLabel::Metrics,
+            Ok(Route::Purge(_)) => RouteLabel::Admin,
             Err(_) => RouteLabel::Other,
         };
         let result = match route {
+            Ok(Route::Purge(id)) if req.method() == Method::POST => self.purge(&req, &id),
+            Ok(Route::Purge(_)) => Err(EdgeError::MethodNotAllowed),
             Ok(route) if req.method() == Method::GET || head => self.route(&req, route).await,
             Ok(_) => Err(EdgeError::MethodNotAllowed),
             Err(e) => Err(e),
@@ -184,11 +217,22 @@ impl Edge {
         match route {
             Route::Health => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
             Route::Ready => Ok(self.ready().await),
-            Route::Metrics => Ok(text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render(),
-            )),
+            Route::Metrics => {
+                let mut out = self.metrics.render();
+                if let Some(cache) = &self.cache {
+                    let (objects, bytes) = cache.dir().usage();
+                    cache
+                        .stats()
+                        .render(&mut out, (objects, bytes, cache.dir().budget()));
+                }
+                Ok(text(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    out,
+                ))
+            }
+            // Answered before routing (it takes POST).
+            Route::Purge(_) => Err(EdgeError::MethodNotAllowed),
             Route::Index => self.module_index(req.headers()).await,
             Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
             Route::Object(key) => self.object(req, &key).await,
@@ -198,7 +242,25 @@ impl Edge {
     }
 
     async fn manifest(&self, id: &ModuleId) -> Result<Option<Arc<Prepared>>, EdgeError> {
-        if let Some((at, cached)) = self.manifests.lock().ok().and_then(|m| m.get(id).cloned()) {
+        let cached = self.manifests.lock().ok().and_then(|m| m.get(id).cloned());
+        if let Some(cache) = &self.cache {
+            // The cache revalidates; a manifest it still holds keeps its prepared headers.
+            let held = self
+                .metrics
+                .time_store(StoreOp::Manifest, cache.docs().manifest(id))
+                .await
+                .map_err(upstream_error)?;
+            let prepared = match (held, cached) {
+                (Some(m), Some((_, Some(p)))) if Arc::ptr_eq(&m, &p.manifest) => {
+                    return Ok(Some(p))
+                }
+                (Some(m), _) => Some(Arc::new(Prepared::new(m))),
+                (None, _) => None,
+            };
+            self.remember(id, prepared.clone());
+            return Ok(prepared);
+        }
+        if let Some((at, cached)) = cached {
             if at.elapsed() < self.config.manifest_ttl {
                 return Ok(cached);
             }
@@ -208,13 +270,74 @@ impl Edge {
             .time_store(StoreOp::Manifest, self.store.manifest(id))
             .await?
             .map(|m| Arc::new(Prepared::new(Arc::new(m))));
+        self.remember(id, fresh.clone());
+        Ok(fresh)
+    }
+
+    fn remember(&self, id: &ModuleId, prepared: Option<Arc<Prepared>>) {
         if let Ok(mut cache) = self.manifests.lock() {
             if cache.len() >= MANIFEST_CACHE_ENTRIES {
                 cache.clear();
             }
-            cache.insert(id.clone(), (Instant::now(), fresh.clone()));
+            cache.insert(id.clone(), (Instant::now(), prepared));
         }
-        Ok(fresh)
+    }
+
+    /// The module index: from the store, or as the cache holds it.
+    async fn index(&self) -> Result<Arc<lowband_catalog::ModuleIndex>, EdgeError> {
+        match &self.cache {
+            Some(cache) => self
+                .metrics
+                .time_store(StoreOp::Index, cache.docs().index())
+                .await
+                .map_err(upstream_error),
+            None => Ok(Arc::new(
+                self.metrics
+                    .time_store(StoreOp::Index, self.store.index())
+                    .await?,
+            )),
+        }
+    }
+
+    /// `POST /admin/v1/purge/<module>`: forgets the module's manifest (and
+    /// the index) here and, on a cache node, on disk, so that its pages and
+    /// assets are made from what the upstream holds now.
+    fn purge<B>(&self, req: &Request<B>, id: &ModuleId) -> Result<Response<Body>, EdgeError> {
+        if self.config.admin_tokens.is_empty() {
+            return Err(EdgeError::NotFound);
+        }
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(EdgeError::Unauthorized(
+                "send Authorization: Bearer <token>",
+            ))?;
+        if !self
+            .config
+            .admin_tokens
+            .iter()
+            .any(|t| constant_time_eq(t.as_bytes(), token.trim().as_bytes()))
+        {
+            return Err(EdgeError::Unauthorized("the token is not an admin token"));
+        }
+        if let Ok(mut manifests) = self.manifests.lock() {
+            manifests.remove(id);
+        }
+        let mut on_disk = false;
+        if let Some(cache) = &self.cache {
+            for doc in [Doc::Manifest(id.clone()), Doc::Index] {
+                let had = cache.docs().purge(&doc).map_err(|e| EdgeError::Upstream {
+                    reason: format!("cannot purge {}: {e}", doc.key()),
+                    timeout: false,
+                })?;
+                on_disk |= had && doc != Doc::Index;
+            }
+        }
+        tracing::info!(module = %id, held = on_disk, "purged");
+        let json = serde_json::json!({ "purged": id.as_str(), "held": on_disk });
+        Ok(text(StatusCode::OK, "application/json", json.to_string()))
     }
 
     async fn asset<B>(
@@ -350,15 +473,7 @@ impl Edge {
             cache_control,
             head_only: req.method() == Method::HEAD,
         };
-        object::send(
-            &self.store,
-            self.files.as_ref(),
-            &self.metrics,
-            req.headers(),
-            spec,
-            headers,
-        )
-        .await
+        object::send(self.source(), &self.metrics, req.headers(), spec, headers).await
     }
 
     /// What the request says of its client (and what its connections
@@ -419,8 +534,7 @@ impl Edge {
             head_only: req.method() == Method::HEAD,
         };
         object::send(
-            &self.store,
-            self.files.as_ref(),
+            self.source(),
             &self.metrics,
             req.headers(),
             spec,
@@ -446,10 +560,7 @@ impl Edge {
     }
 
     async fn module_index(&self, req_headers: &HeaderMap) -> Result<Response<Body>, EdgeError> {
-        let index = self
-            .metrics
-            .time_store(StoreOp::Index, self.store.index())
-            .await?;
+        let index = self.index().await?;
         let published = index.modules.iter().map(|m| m.published_at).max();
         json_response(
             req_headers,
@@ -478,6 +589,27 @@ impl Edge {
     /// 200 when the store answers and the module index parses; else 503
     /// with a stable reason (detail goes to the log, not the prober).
     async fn ready(&self) -> Response<Body> {
+        if self.cache.is_some() {
+            // A cache node is ready when it can list modules: held, or from its upstream.
+            let (status, json) = match tokio::time::timeout(READY_TIMEOUT, self.index()).await {
+                Err(_) => not_ready(
+                    "upstream_timeout",
+                    "The cache holds no module index and the upstream did not answer in time.",
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "not ready");
+                    not_ready(
+                        "upstream_unavailable",
+                        "The cache holds no module index and the upstream cannot be reached.",
+                    )
+                }
+                Ok(Ok(index)) => (
+                    StatusCode::OK,
+                    serde_json::json!({ "ready": true, "modules": index.modules.len() }),
+                ),
+            };
+            return text(status, "application/json", json.to_string());
+        }
         let key = lowband_catalog::keys::MODULE_INDEX_KEY;
         let read = self
             .metrics
@@ -508,10 +640,7 @@ impl Edge {
 
     /// The catalog page: every module with its lessons and what they cost.
     async fn catalog<B>(&self, req: &Request<B>) -> Result<Response<Body>, EdgeError> {
-        let index = self
-            .metrics
-            .time_store(StoreOp::Index, self.store.index())
-            .await?;
+        let index = self.index().await?;
         let published = index.modules.iter().map(|m| m.published_at).max();
         let mut manifests = Vec::new();
         for m in index.modules.iter().take(lesson::CATALOG_MODULES) {
@@ -646,6 +775,18 @@ fn caption_object<'a>(
     let vtt = manifest.asset(&caption.path)?;
     let identity = vtt.variants.iter().find(|v| v.encoding.is_none())?;
     Some((&identity.key, caption.language.as_deref()))
+}
+
+fn upstream_error(e: Arc<crate::cache::upstream::UpstreamError>) -> EdgeError {
+    EdgeError::Upstream {
+        timeout: e.is_timeout(),
+        reason: e.to_string(),
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn text(status: StatusCode, mime: &'static str, body: impl Into<Bytes>) -> Response<Body> {

@@ -1,0 +1,428 @@
+//! One upstream fetch of an object, shared by every request that wants it.
+//!
+//! A fill writes the object to its partial file (resuming what an earlier,
+//! interrupted fill left), hashing as it goes, and publishes how far it got
+//! on a `watch` channel. Requests read the partial file up to that point
+//! and wait for more, so a range near the start is answered as soon as its
+//! bytes arrive. The last byte of the object is released only once the
+//! whole object hashed to its key: a response that reaches the end of an
+//! object has been verified, and one that fails verification is cut short
+//! instead. The verified file is fsynced and renamed into `objects/`.
+//!
+//! A partial file is locked (`flock`) while filled, so a `sync` and a
+//! serving node sharing a directory never write one file twice.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use lowband_catalog::{ContentHash, ObjectKey};
+use tokio::sync::watch;
+
+use super::upstream::{Upstream, UpstreamError};
+use super::{CacheStats, RateLimit};
+use crate::files::CHUNK;
+use crate::range::ByteRange;
+
+/// Times an interrupted transfer is resumed (with `Range`) before the fill fails.
+const RESUMES: u32 = 3;
+/// Bytes written to the partial file between progress updates.
+const PUBLISH_EVERY: u64 = 64 * 1024;
+
+/// How far a fill got.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Waiting for the upstream's answer.
+    Connecting,
+    /// `written` of `len` bytes are in the partial file.
+    Writing {
+        len: u64,
+        written: u64,
+    },
+    /// Verified and in `objects/`.
+    Done {
+        len: u64,
+    },
+    /// The upstream has no such object.
+    NotFound,
+    /// Too large for the budget: every request passes through.
+    Pass {
+        len: u64,
+    },
+    Failed(Arc<FillError>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FillError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("{url}: sent {found} bytes whose hash is not the key's; discarded")]
+    Corrupt { url: String, found: u64 },
+    #[error("{url}: the object is {found} bytes now, {expected} before")]
+    LengthChanged {
+        url: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("cache directory: {0}")]
+    Disk(#[from] io::Error),
+}
+
+impl FillError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Upstream(e) if e.is_timeout())
+    }
+}
+
+/// A fill in progress: the partial file to read and its progress.
+pub struct Fill {
+    pub key: ObjectKey,
+    /// The partial file, opened before it can be renamed: it stays readable after.
+    file: Arc<File>,
+    progress: watch::Receiver<Progress>,
+}
+
+/// Everything a fill needs from its cache.
+pub struct Job {
+    pub key: ObjectKey,
+    pub upstream: Arc<Upstream>,
+    pub dir: Arc<super::disk::CacheDir>,
+    pub stats: Arc<CacheStats>,
+    pub rate: Option<Arc<RateLimit>>,
+    pub timeout: Duration,
+}
+
+/// Why a fill could not start.
+pub enum Busy {
+    /// Another process is filling this object (its partial file is locked).
+    Locked,
+    Disk(io::Error),
+}
+
+impl Fill {
+    /// Opens and locks the partial file and starts fetching in the background;
+    /// `on_end` runs when it ends, however it ends.
+    pub fn start(job: Job, on_end: impl FnOnce() + Send + 'static) -> Result<Arc<Self>, Busy> {
+        let path = job.dir.partial_path(&job.key);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Busy::Disk(super::disk::with_path(e, &path)))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.kind() == io::ErrorKind::WouldBlock {
+                Busy::Locked
+            } else {
+                Busy::Disk(e)
+            });
+        }
+        let file = Arc::new(file);
+        let (tx, rx) = watch::channel(Progress::Connecting);
+        let fill = Arc::new(Self {
+            key: job.key.clone(),
+            file: Arc::clone(&file),
+            progress: rx,
+        });
+        tokio::spawn(async move {
+            let outcome = run(&job, &file, &tx).await;
+            match outcome {
+                Ok(progress) => {
+                    let _ = tx.send(progress);
+                }
+                Err(e) => {
+                    job.stats.upstream_error(&e);
+                    tracing::warn!(key = %job.key, error = %e, "cache fill failed");
+                    if matches!(
+                        e,
+                        FillError::Corrupt { .. } | FillError::LengthChanged { .. }
+                    ) {
+                        let _ = file.set_len(0);
+                    }
+                    let _ = tx.send(Progress::Failed(Arc::new(e)));
+                }
+            }
+            // Closing the descriptor releases the lock (readers hold their own clone of the Arc).
+            drop(file);
+            on_end();
+        });
+        Ok(fill)
+    }
+
+    /// Waits until the fill knows the object's size (or why it cannot).
+    pub async fn ready(&self) -> Progress {
+        let mut rx = self.progress.clone();
+        let state = rx
+            .wait_for(|p| !matches!(p, Progress::Connecting))
+            .await
+            .map(|p| p.clone());
+        state.unwrap_or_else(|_| {
+            Progress::Failed(Arc::new(FillError::Disk(io::Error::other("fill ended"))))
+        })
+    }
+
+    /// Bytes available to readers now.
+    pub fn written(&self) -> u64 {
+        match &*self.progress.borrow() {
+            Progress::Writing { written, .. } => *written,
+            Progress::Done { len } => *len,
+            _ => 0,
+        }
+    }
+
+    /// Waits until the object is verified and stored.
+    pub async fn done(&self) -> Result<(), Arc<FillError>> {
+        let mut rx = self.progress.clone();
+        let end = rx
+            .wait_for(|p| !matches!(p, Progress::Connecting | Progress::Writing { .. }))
+            .await
+            .map(|p| p.clone());
+        match end {
+            Ok(Progress::Done { .. }) => Ok(()),
+            Ok(Progress::Failed(e)) => Err(e),
+            Ok(other) => Err(Arc::new(FillError::Disk(io::Error::other(format!(
+                "fill ended {other:?}"
+            ))))),
+            Err(_) => Err(Arc::new(FillError::Disk(io::Error::other("fill ended")))),
+        }
+    }
+
+    /// `range` of the object as it arrives; its last byte only once verified.
+    pub fn stream(self: &Arc<Self>, range: ByteRange) -> BoxStream<'static, io::Result<Bytes>> {
+        let fill = Arc::clone(self);
+        stream::unfold(range.start, move |pos| {
+            let fill = Arc::clone(&fill);
+            async move {
+                if pos > range.end {
+                    return None;
+                }
+                let mut rx = fill.progress.clone();
+                // Readable up to here: what is written, bar the object's last byte until verified.
+                let limit = rx
+                    .wait_for(|p| match p {
+                        Progress::Writing { len, written } => {
+                            let readable = (*written).min(len.saturating_sub(1));
+                            readable > pos
+                        }
+                        _ => true,
+                    })
+                    .await
+                    .map(|p| p.clone());
+                let limit = match limit {
+                    Ok(Progress::Writing { len, written }) => written.min(len.saturating_sub(1)),
+                    Ok(Progress::Done { len }) => len,
+                    Ok(Progress::Failed(e)) => {
+                        return Some((Err(io::Error::other(e.to_string())), range.end + 1))
+                    }
+                    _ => {
+                        return Some((Err(io::Error::other("the fill ended early")), range.end + 1))
+                    }
+                };
+                let end = limit.min(range.end + 1).min(pos + CHUNK);
+                let file = Arc::clone(&fill.file);
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0u8; (end - pos) as usize];
+                    file.read_exact_at(&mut buf, pos).map(|_| Bytes::from(buf))
+                })
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e)));
+                match read {
+                    Ok(bytes) => Some((Ok(bytes), end)),
+                    Err(e) => Some((Err(e), range.end + 1)),
+                }
+            }
+        })
+        .boxed()
+    }
+}
+
+/// Fetches the object into the partial file, verifies and installs it.
+async fn run(
+    job: &Job,
+    file: &Arc<File>,
+    tx: &watch::Sender<Progress>,
+) -> Result<Progress, FillError> {
+    let upstream_url = || format!("{}/{}", job.upstream.url(), job.key);
+    // Resume what an earlier fill left: hash it first.
+    let (mut hasher, mut written) = {
+        let file = Arc::clone(file);
+        tokio::task::spawn_blocking(move || -> io::Result<_> {
+            let mut hasher = ContentHash::hasher();
+            let mut reader = &*file;
+            reader.seek(SeekFrom::Start(0))?;
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut n_total = 0u64;
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                n_total += n as u64;
+            }
+            Ok((hasher, n_total))
+        })
+        .await
+        .map_err(io::Error::other)??
+    };
+    let mut len: Option<u64> = None;
+    let mut attempt = 0;
+    loop {
+        if let Some(len) = len {
+            if written == len {
+                break;
+            }
+        }
+        job.stats.upstream_request();
+        let opened = job
+            .upstream
+            .object(&job.key, written, None, job.timeout)
+            .await;
+        let body = match opened {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                let _ = file.set_len(0);
+                return Ok(Progress::NotFound);
+            }
+            // A resumed range past the end of a shorter object: start again.
+            Err(UpstreamError::Status { status: 416, .. }) if written > 0 => {
+                file.set_len(0)?;
+                hasher = ContentHash::hasher();
+                written = 0;
+                continue;
+            }
+            Err(e) if attempt < RESUMES && len.is_some() => {
+                job.stats.upstream_error_kind(e.kind());
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match len {
+            None => {
+                if body.len > job.dir.budget() {
+                    let _ = file.set_len(0);
+                    return Ok(Progress::Pass { len: body.len });
+                }
+                if written > body.len {
+                    file.set_len(0)?;
+                    hasher = ContentHash::hasher();
+                    written = 0;
+                    continue;
+                }
+                len = Some(body.len);
+                let _ = tx.send(Progress::Writing {
+                    len: body.len,
+                    written,
+                });
+            }
+            Some(expected) if expected != body.len => {
+                return Err(FillError::LengthChanged {
+                    url: upstream_url(),
+                    expected,
+                    found: body.len,
+                })
+            }
+            Some(_) => {}
+        }
+        let total = len.unwrap_or(body.len);
+        let mut chunks = body.chunks;
+        let mut unpublished = 0u64;
+        let mut failure = None;
+        loop {
+            let next = tokio::time::timeout(job.timeout, chunks.next()).await;
+            let chunk = match next {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    failure = Some(e);
+                    break;
+                }
+                Err(_) => {
+                    failure = Some(UpstreamError::Timeout {
+                        url: upstream_url(),
+                        secs: job.timeout.as_secs_f64(),
+                    });
+                    break;
+                }
+            };
+            if written + chunk.len() as u64 > total {
+                return Err(FillError::LengthChanged {
+                    url: upstream_url(),
+                    expected: total,
+                    found: written + chunk.len() as u64,
+                });
+            }
+            if let Some(rate) = &job.rate {
+                rate.take(chunk.len() as u64).await;
+            }
+            hasher.update(&chunk);
+            let at = written;
+            let file = Arc::clone(file);
+            let n = chunk.len() as u64;
+            tokio::task::spawn_blocking(move || file.write_all_at(&chunk, at))
+                .await
+                .map_err(io::Error::other)??;
+            written += n;
+            job.stats.upstream_bytes(n);
+            unpublished += n;
+            if unpublished >= PUBLISH_EVERY || written == total {
+                unpublished = 0;
+                let _ = tx.send(Progress::Writing {
+                    len: total,
+                    written,
+                });
+            }
+        }
+        let _ = tx.send(Progress::Writing {
+            len: total,
+            written,
+        });
+        if written == total {
+            break;
+        }
+        let e = failure.unwrap_or_else(|| UpstreamError::Failed {
+            url: upstream_url(),
+            reason: format!("the body ended after {written} of {total} bytes"),
+        });
+        if attempt >= RESUMES {
+            return Err(e.into());
+        }
+        job.stats.upstream_error_kind(e.kind());
+        attempt += 1;
+        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+    }
+    let len = written;
+    if hasher.finish() != job.key.hash() {
+        return Err(FillError::Corrupt {
+            url: upstream_url(),
+            found: len,
+        });
+    }
+    let file = Arc::clone(file);
+    let dir = Arc::clone(&job.dir);
+    let key = job.key.clone();
+    let stats = Arc::clone(&job.stats);
+    tokio::task::spawn_blocking(move || -> io::Result<()> {
+        (&*file).flush()?;
+        file.sync_all()?;
+        let partial = dir.partial_path(&key);
+        for (evicted, bytes) in dir.install(&key, &partial, len)? {
+            tracing::debug!(key = %evicted, bytes, "evicted");
+            stats.evicted(bytes);
+        }
+        Ok(())
+    })
+    .await
+    .map_err(io::Error::other)??;
+    Ok(Progress::Done { len })
+}

@@ -1,0 +1,583 @@
+//! The provincial cache node: an edge whose store is a disk cache in front
+//! of an upstream (an `s3://` store or another edge).
+//!
+//! `disk` keeps verified objects in a `file://` store layout within a byte
+//! budget (LRU), so a hit is served exactly as the plain edge serves its
+//! own store; `fill` fetches a missing object once for every request that
+//! wants it; `docs` revalidates manifests and the module index and serves
+//! them stale when the upstream fails; `upstream` speaks to the store or
+//! edge above; `sync` prefetches chosen tiers ahead of need.
+
+pub mod disk;
+pub mod docs;
+pub mod fill;
+pub mod sync;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use lowband_catalog::ObjectKey;
+
+use crate::range::ByteRange;
+use disk::CacheDir;
+use docs::Docs;
+use fill::{Busy, Fill, Job, Progress};
+use upstream::{Upstream, UpstreamError};
+
+/// A range starting this far past what a fill has written is fetched on
+/// its own rather than waited for.
+const AHEAD: u64 = 1024 * 1024;
+
+/// What an operator sets for a cache node.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `s3://…`, `file://…` or `http(s)://` of an edge.
+    pub upstream: String,
+    pub dir: PathBuf,
+    /// Bytes of objects kept at most.
+    pub size: u64,
+    /// Longest wait for the upstream's answer (and between its chunks).
+    pub timeout: Duration,
+    /// Age after which a manifest or the index is revalidated.
+    pub ttl: Duration,
+}
+
+/// The cache of one node.
+pub struct Cache {
+    upstream: Arc<Upstream>,
+    dir: Arc<CacheDir>,
+    docs: Arc<Docs>,
+    fills: Mutex<HashMap<ObjectKey, Arc<Fill>>>,
+    stats: Arc<CacheStats>,
+    timeout: Duration,
+    /// Bounds what fills read from the upstream (`sync`), if set.
+    rate: Option<Arc<RateLimit>>,
+}
+
+/// What the cache can do for an object it does not hold.
+pub enum Miss {
+    /// It is in the cache directory now.
+    Stored,
+    /// Being fetched: read it from the fill as it arrives.
+    Filling(Arc<Fill>, u64),
+    /// Not kept (larger than the budget, or another process is fetching it):
+    /// each request reads the upstream itself.
+    Pass(u64),
+}
+
+/// Why an object cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum MissError {
+    #[error("not found upstream")]
+    NotFound,
+    #[error(transparent)]
+    Upstream(UpstreamError),
+    #[error("cache fill of {key}: {reason}")]
+    Fill {
+        key: String,
+        reason: String,
+        timeout: bool,
+    },
+}
+
+impl MissError {
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Self::NotFound => false,
+            Self::Upstream(e) => e.is_timeout(),
+            Self::Fill { timeout, .. } => *timeout,
+        }
+    }
+}
+
+impl Cache {
+    /// Opens the cache directory (rebuilding its index) and the upstream.
+    pub fn open(config: &CacheConfig, rate: Option<u64>) -> anyhow::Result<Arc<Self>> {
+        let upstream = Arc::new(Upstream::open(&config.upstream, config.timeout)?);
+        let (dir, scan) = CacheDir::open(&config.dir, config.size)
+            .map_err(|e| anyhow::anyhow!("cache directory {}: {e}", config.dir.display()))?;
+        tracing::info!(
+            dir = %dir.root().display(),
+            objects = scan.objects,
+            bytes = scan.bytes,
+            removed = scan.removed,
+            budget = config.size,
+            upstream = upstream.url(),
+            "cache opened"
+        );
+        let dir = Arc::new(dir);
+        let stats = Arc::new(CacheStats::default());
+        let docs = Docs::new(
+            Arc::clone(&upstream),
+            Arc::clone(&dir),
+            Arc::clone(&stats),
+            config.ttl,
+            config.timeout,
+        );
+        let cache = Arc::new(Self {
+            upstream,
+            dir,
+            docs,
+            fills: Mutex::default(),
+            stats,
+            timeout: config.timeout,
+            rate: rate.map(|r| Arc::new(RateLimit::new(r))),
+        });
+        // Over budget after a restart with a smaller --cache-size: evict now.
+        for (_, bytes) in cache.dir.shrink() {
+            cache.stats.evicted(bytes);
+        }
+        Ok(cache)
+    }
+
+    pub fn dir(&self) -> &Arc<CacheDir> {
+        &self.dir
+    }
+
+    pub fn docs(&self) -> &Arc<Docs> {
+        &self.docs
+    }
+
+    pub fn stats(&self) -> &Arc<CacheStats> {
+        &self.stats
+    }
+
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// A request for `bytes` of the `len`-byte `key` is served from the cache directory.
+    pub fn hit(&self, key: &ObjectKey, len: u64, bytes: u64) {
+        self.stats.hits.fetch_add(1, Ordering::Relaxed);
+        self.stats.cache_bytes.fetch_add(bytes, Ordering::Relaxed);
+        for (_, evicted) in self.dir.touch(key, len) {
+            self.stats.evicted(evicted);
+        }
+    }
+
+    /// Starts (or joins) the fetch of `key` and waits until its size is known.
+    pub async fn miss(self: &Arc<Self>, key: &ObjectKey) -> Result<Miss, MissError> {
+        let started = {
+            let mut fills = self
+                .fills
+                .lock()
+                .map_err(|_| MissError::Upstream(self.failed("cache state poisoned")))?;
+            match fills.get(key) {
+                Some(fill) => {
+                    self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
+                    Some(Arc::clone(fill))
+                }
+                None => {
+                    if self.dir.object_path(key).is_file() {
+                        return Ok(Miss::Stored);
+                    }
+                    let job = Job {
+                        key: key.clone(),
+                        upstream: Arc::clone(&self.upstream),
+                        dir: Arc::clone(&self.dir),
+                        stats: Arc::clone(&self.stats),
+                        rate: self.rate.clone(),
+                        timeout: self.timeout,
+                    };
+                    let cache = Arc::downgrade(self);
+                    let done_key = key.clone();
+                    let on_end = move || {
+                        if let Some(cache) = cache.upgrade() {
+                            if let Ok(mut fills) = cache.fills.lock() {
+                                fills.remove(&done_key);
+                            }
+                        }
+                    };
+                    match Fill::start(job, on_end) {
+                        Ok(fill) => {
+                            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                            fills.insert(key.clone(), Arc::clone(&fill));
+                            Some(fill)
+                        }
+                        Err(Busy::Locked) => None,
+                        Err(Busy::Disk(e)) => {
+                            tracing::error!(error = %e, "cannot fill the cache: passing through");
+                            None
+                        }
+                    }
+                }
+            }
+        };
+        // Another process is filling it, or the disk refused: read through.
+        let Some(fill) = started else {
+            return self.pass_len(key).await;
+        };
+        match fill.ready().await {
+            Progress::Writing { len, .. } => Ok(Miss::Filling(fill, len)),
+            Progress::Done { .. } => Ok(Miss::Stored),
+            Progress::Pass { len } => {
+                self.stats.passes.fetch_add(1, Ordering::Relaxed);
+                Ok(Miss::Pass(len))
+            }
+            Progress::NotFound => Err(MissError::NotFound),
+            Progress::Failed(e) => Err(MissError::Fill {
+                key: key.to_string(),
+                reason: e.to_string(),
+                timeout: e.is_timeout(),
+            }),
+            Progress::Connecting => Err(MissError::Upstream(self.failed("fill ended early"))),
+        }
+    }
+
+    /// The size of an object read through, from the upstream's answer.
+    async fn pass_len(&self, key: &ObjectKey) -> Result<Miss, MissError> {
+        self.stats.passes.fetch_add(1, Ordering::Relaxed);
+        self.stats.upstream_request();
+        match self.upstream.object(key, 0, Some(0), self.timeout).await {
+            Ok(Some(body)) => Ok(Miss::Pass(body.len)),
+            Ok(None) => Err(MissError::NotFound),
+            Err(e) => {
+                self.stats.upstream_error_kind(e.kind());
+                Err(MissError::Upstream(e))
+            }
+        }
+    }
+
+    /// `range` of `key` straight from the upstream (not kept).
+    pub async fn pass(
+        &self,
+        key: &ObjectKey,
+        range: ByteRange,
+    ) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>, MissError> {
+        self.stats.upstream_request();
+        let body = self
+            .upstream
+            .object(key, range.start, Some(range.end), self.timeout)
+            .await
+            .map_err(|e| {
+                self.stats.upstream_error_kind(e.kind());
+                MissError::Upstream(e)
+            })?
+            .ok_or(MissError::NotFound)?;
+        let stats = Arc::clone(&self.stats);
+        Ok(body
+            .chunks
+            .map_ok(move |chunk| {
+                stats.upstream_bytes(chunk.len() as u64);
+                chunk
+            })
+            .map_err(std::io::Error::other)
+            .boxed())
+    }
+
+    /// The body for `range` of an object being fetched: from the fill when
+    /// its bytes are there or near, else read through on its own.
+    pub async fn fill_body(
+        &self,
+        key: &ObjectKey,
+        fill: &Arc<Fill>,
+        range: ByteRange,
+    ) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>, MissError> {
+        if range.start > fill.written() + AHEAD {
+            return self.pass(key, range).await;
+        }
+        Ok(fill.stream(range))
+    }
+
+    fn failed(&self, reason: &str) -> UpstreamError {
+        UpstreamError::Failed {
+            url: self.upstream.url().to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// A token bucket over bytes: at most `rate` per second, in bursts of a quarter second.
+pub struct RateLimit {
+    rate: u64,
+    state: tokio::sync::Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    pub fn new(rate: u64) -> Self {
+        Self {
+            rate: rate.max(1),
+            state: tokio::sync::Mutex::new((0.0, Instant::now())),
+        }
+    }
+
+    /// Waits until `n` more bytes fit within the rate.
+    pub async fn take(&self, n: u64) {
+        let mut state = self.state.lock().await;
+        let burst = self.rate as f64 / 4.0;
+        let now = Instant::now();
+        let (tokens, at) = *state;
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * self.rate as f64).min(burst);
+        let after = tokens - n as f64;
+        *state = (after, now);
+        if after < 0.0 {
+            // Holding the lock while waiting queues the other takers behind.
+            tokio::time::sleep(Duration::from_secs_f64(-after / self.rate as f64)).await;
+        }
+    }
+}
+
+/// The cache's counters, for `/metrics`.
+#[derive(Default)]
+pub struct CacheStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    coalesced: AtomicU64,
+    passes: AtomicU64,
+    cache_bytes: AtomicU64,
+    upstream_bytes: AtomicU64,
+    upstream_requests: AtomicU64,
+    errors: Mutex<HashMap<&'static str, u64>>,
+    stale: Mutex<HashMap<&'static str, u64>>,
+    evictions: AtomicU64,
+    evicted_bytes: AtomicU64,
+}
+
+impl CacheStats {
+    pub fn upstream_request(&self) {
+        self.upstream_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn upstream_bytes_total(&self) -> u64 {
+        self.upstream_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn upstream_bytes(&self, n: u64) {
+        self.upstream_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn upstream_error(&self, e: &fill::FillError) {
+        let kind = match e {
+            fill::FillError::Upstream(e) => e.kind(),
+            fill::FillError::Corrupt { .. } => "corrupt",
+            fill::FillError::LengthChanged { .. } => "length_changed",
+            fill::FillError::Disk(_) => "disk",
+        };
+        self.upstream_error_kind(kind);
+    }
+
+    pub fn upstream_error_kind(&self, kind: &'static str) {
+        if let Ok(mut errors) = self.errors.lock() {
+            *errors.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// A manifest or index served past its TTL, and why.
+    pub fn stale(&self, why: &'static str) {
+        if let Ok(mut stale) = self.stale.lock() {
+            *stale.entry(why).or_default() += 1;
+        }
+    }
+
+    pub fn evicted(&self, bytes: u64) {
+        self.evictions.fetch_add(1, Ordering::Relaxed);
+        self.evicted_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text of the cache's metrics; `usage` is (objects, bytes, budget).
+    pub fn render(&self, out: &mut String, usage: (u64, u64, u64)) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (hits, misses, coalesced, passes) = (
+            get(&self.hits),
+            get(&self.misses),
+            get(&self.coalesced),
+            get(&self.passes),
+        );
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "lowband_cache_requests_total",
+            "counter",
+            "Object lookups by outcome: hit (on disk), miss (started a fill), coalesced (joined one), pass (read through, not kept).",
+            &[
+                ("{result=\"hit\"}", hits as f64),
+                ("{result=\"miss\"}", misses as f64),
+                ("{result=\"coalesced\"}", coalesced as f64),
+                ("{result=\"pass\"}", passes as f64),
+            ],
+        );
+        let lookups = hits + misses + coalesced + passes;
+        let ratio = if lookups == 0 {
+            0.0
+        } else {
+            hits as f64 / lookups as f64
+        };
+        metric(
+            "lowband_cache_hit_ratio",
+            "gauge",
+            "Share of object lookups answered from disk since start.",
+            &[("", ratio)],
+        );
+        metric(
+            "lowband_cache_bytes_total",
+            "counter",
+            "Bytes of objects sent from the cache directory, and read from the upstream.",
+            &[
+                ("{source=\"cache\"}", get(&self.cache_bytes) as f64),
+                ("{source=\"upstream\"}", get(&self.upstream_bytes) as f64),
+            ],
+        );
+        metric(
+            "lowband_cache_upstream_requests_total",
+            "counter",
+            "Requests made to the upstream (objects, manifests, the index).",
+            &[("", get(&self.upstream_requests) as f64)],
+        );
+        let errors: Vec<(String, f64)> = self
+            .errors
+            .lock()
+            .map(|e| {
+                let mut v: Vec<_> = e
+                    .iter()
+                    .map(|(k, n)| (format!("{{kind=\"{k}\"}}"), *n as f64))
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            })
+            .unwrap_or_default();
+        let errors: Vec<(&str, f64)> = errors.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        metric(
+            "lowband_cache_upstream_errors_total",
+            "counter",
+            "Upstream failures by kind (timeout, status, failed, corrupt, length_changed, disk).",
+            &errors,
+        );
+        let stale: Vec<(String, f64)> = self
+            .stale
+            .lock()
+            .map(|s| {
+                let mut v: Vec<_> = s
+                    .iter()
+                    .map(|(k, n)| (format!("{{why=\"{k}\"}}"), *n as f64))
+                    .collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            })
+            .unwrap_or_default();
+        let stale: Vec<(&str, f64)> = stale.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        metric(
+            "lowband_cache_stale_total",
+            "counter",
+            "Manifests and indexes served past their TTL: while revalidating, or because the upstream failed.",
+            &stale,
+        );
+        metric(
+            "lowband_cache_evictions_total",
+            "counter",
+            "Objects evicted to stay within the byte budget.",
+            &[("", get(&self.evictions) as f64)],
+        );
+        metric(
+            "lowband_cache_evicted_bytes_total",
+            "counter",
+            "Bytes evicted to stay within the byte budget.",
+            &[("", get(&self.evicted_bytes) as f64)],
+        );
+        let (objects, bytes, budget) = usage;
+        metric(
+            "lowband_cache_objects",
+            "gauge",
+            "Objects in the cache directory.",
+            &[("", objects as f64)],
+        );
+        metric(
+            "lowband_cache_size_bytes",
+            "gauge",
+            "Bytes of objects in the cache directory.",
+            &[("", bytes as f64)],
+        );
+        metric(
+            "lowband_cache_budget_bytes",
+            "gauge",
+            "The byte budget (--cache-size).",
+            &[("", budget as f64)],
+        );
+    }
+}
+
+impl From<MissError> for crate::error::EdgeError {
+    fn from(e: MissError) -> Self {
+        match e {
+            MissError::NotFound => Self::NotFound,
+            e => Self::Upstream {
+                timeout: e.is_timeout(),
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Reads a size: bytes, or a number with a unit (`kB`, `MB`, `GB`, `TB` in
+/// powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` in powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (say 20GB, 512MiB or a number of bytes)"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{text:?} is not a usable size (at least 1 byte)"));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_units() {
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("20GB"), Ok(20_000_000_000));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes(" 1.5 kB "), Ok(1500));
+        for bad in ["", "GB", "-1", "0", "1 parsec", "1e999"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_rate_limit_spreads_bytes_over_time() {
+        let limit = RateLimit::new(100_000);
+        let start = Instant::now();
+        for _ in 0..10 {
+            limit.take(10_000).await;
+        }
+        // 100 kB at 100 kB/s, less the first quarter-second burst.
+        assert!(
+            start.elapsed() >= Duration::from_millis(700),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
