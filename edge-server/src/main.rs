@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve modules from a store, or as a cache node of an upstream (--upstream).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Fill a cache node's directory with chosen tiers ahead of need.
     Sync(SyncArgs),
 }

@@ -116,7 +116,7 @@ impl CacheDir {
                 }
             }
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.sort_by_key(|a| a.0);
         let mut lru = Lru::default();
         for (modified, key, len) in found {
             lru.insert(key, len, modified);

@@ -124,7 +124,7 @@ impl Docs {
                 reason: "cache state poisoned".into(),
             })?;
             if !slots.contains_key(&doc) {
-                if let Some(slot) = self.from_disk(&doc) {
+                if let Some(slot) = self.read_disk(&doc) {
                     slots.insert(doc.clone(), slot);
                 }
             }
@@ -152,7 +152,7 @@ impl Docs {
         let mut refresh = None;
         if let Ok(mut slots) = self.slots.lock() {
             if !slots.contains_key(&doc) {
-                if let Some(slot) = self.from_disk(&doc) {
+                if let Some(slot) = self.read_disk(&doc) {
                     slots.insert(doc.clone(), slot);
                 }
             }
@@ -186,7 +186,7 @@ impl Docs {
         self.first_fetch(doc).await
     }
 
-    fn from_disk(&self, doc: &Doc) -> Option<Slot> {
+    fn read_disk(&self, doc: &Doc) -> Option<Slot> {
         let (bytes, etag) = self.dir.read_doc(&doc.key())?;
         match Held::parse(doc, &bytes) {
             Ok(held) => Some(Slot {
