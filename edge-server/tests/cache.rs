@@ -940,3 +940,113 @@ async fn corrupt_upstream_bytes_are_never_kept() {
         "after restart",
     );
 }
+
+/// What a crash leaves in `partial/` is resumed: a cut object continues
+/// from its length, a whole one that never got renamed is verified and kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_files_left_by_a_crash_are_resumed() {
+    use http_body_util::BodyExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store_dir = tmp.path().join("store");
+    let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
+    let module = publish(&store, "Lesson one").await;
+    let cache_dir = tmp.path().join("cache");
+    let config = lowband_edge::cache::CacheConfig {
+        upstream: format!("file://{}", store_dir.display()),
+        dir: cache_dir.clone(),
+        size: 64 << 20,
+        timeout: Duration::from_secs(2),
+        ttl: Duration::from_secs(5),
+    };
+    let cut = module.key("lessons/lecture.mp4", "144p");
+    let whole = module.key("lessons/lecture.mp4", "audio-aac");
+    std::fs::create_dir_all(cache_dir.join("partial")).unwrap();
+    let partial = |k: &ObjectKey| {
+        cache_dir
+            .join("partial")
+            .join(format!("{}.{}", k.hash(), k.ext()))
+    };
+    std::fs::write(partial(&cut), &module.body(&cut)[..600_000]).unwrap();
+    std::fs::write(partial(&whole), module.body(&whole)).unwrap();
+
+    let cache = lowband_edge::cache::Cache::open(&config, None).unwrap();
+    let edge = lowband_edge::Edge::with_cache(Arc::clone(&cache), Default::default()).unwrap();
+    for key in [&cut, &whole] {
+        let request = http::Request::get(format!("/o/{key}")).body(()).unwrap();
+        let response = edge.handle(request).await;
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(&body == module.body(key), "{key}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(held(&cache_dir, &cut) && held(&cache_dir, &whole));
+    // Only the cut object's missing part came from the upstream (and the
+    // last byte held of each, asked again so that the range is never empty).
+    let mut out = String::new();
+    cache.stats().render(&mut out, (0, 0, 0));
+    let fetched = metric_sum(&out, "lowband_cache_bytes_total{source=\"upstream\"}");
+    assert_eq!(fetched, 1_500_000 - 600_000 + 2, "{out}");
+}
+
+/// An upstream that starts sending garbage (or another module's manifest)
+/// is refused; the node goes on serving the copy it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served() {
+    use http_body_util::BodyExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store_dir = tmp.path().join("store");
+    let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
+    publish(&store, "Lesson one").await;
+    let config = lowband_edge::cache::CacheConfig {
+        upstream: format!("file://{}", store_dir.display()),
+        dir: tmp.path().join("cache"),
+        size: 64 << 20,
+        timeout: Duration::from_secs(2),
+        ttl: Duration::ZERO,
+    };
+    let cache = lowband_edge::cache::Cache::open(&config, None).unwrap();
+    let edge = lowband_edge::Edge::with_cache(Arc::clone(&cache), Default::default()).unwrap();
+    let api = || async {
+        let request = http::Request::get("/api/v1/modules/m1").body(()).unwrap();
+        let response = edge.handle(request).await;
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert!(api().await.1.contains("Lesson one"));
+    let manifest = store_dir.join("modules/m1/manifest.json");
+    let other = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("\"id\": \"m1\"", "\"id\": \"m2\"");
+    for hostile in [
+        "{\"schema\": 1, \"module\":".to_owned(),
+        "\u{0}\u{1}binary".to_owned(),
+        "{\"schema\": 99}".to_owned(),
+        other,
+    ] {
+        std::fs::write(&manifest, &hostile).unwrap();
+        for _ in 0..3 {
+            let (status, body) = api().await;
+            assert_eq!(status, 200);
+            assert!(body.contains("Lesson one"), "{hostile:?}: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(2100)).await; // past the retry pause
+    }
+    let mut out = String::new();
+    cache.stats().render(&mut out, (0, 0, 0));
+    assert!(
+        metric_sum(&out, "lowband_cache_upstream_errors_total{kind=\"failed\"}") >= 4,
+        "{out}"
+    );
+    assert!(
+        metric_sum(&out, "lowband_cache_stale_total{why=\"upstream_error\"}") >= 1,
+        "{out}"
+    );
+    // Once the upstream is sane again, its manifest is taken.
+    publish(&store, "Lesson two").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    api().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(api().await.1.contains("Lesson two"));
+}

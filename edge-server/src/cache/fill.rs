@@ -282,18 +282,21 @@ async fn run(
             }
         }
         job.stats.upstream_request();
-        let opened = job
-            .upstream
-            .object(&job.key, written, None, job.timeout)
-            .await;
+        // Resuming, ask again for the last byte held: the range is then valid
+        // even when the partial file is whole (a crash before its rename).
+        let from = written.saturating_sub(1);
+        let mut skip = written - from;
+        let opened = job.upstream.object(&job.key, from, None, job.timeout).await;
         let body = match opened {
             Ok(Some(body)) => body,
             Ok(None) => {
                 let _ = file.set_len(0);
                 return Ok(Progress::NotFound);
             }
-            // A resumed range past the end of a shorter object: start again.
-            Err(UpstreamError::Status { status: 416, .. }) if written > 0 => {
+            // Resuming what an earlier fill left failed (a range past the end
+            // of the object, an upstream that refuses ranges): start over once.
+            Err(e) if written > 0 && len.is_none() => {
+                tracing::debug!(key = %job.key, error = %e, "cannot resume a partial object: fetching it whole");
                 file.set_len(0)?;
                 hasher = ContentHash::hasher();
                 written = 0;
@@ -355,6 +358,17 @@ async fn run(
                     break;
                 }
             };
+            let chunk = if skip > 0 {
+                let n = skip.min(chunk.len() as u64);
+                skip -= n;
+                job.stats.upstream_bytes(n);
+                chunk.slice(n as usize..)
+            } else {
+                chunk
+            };
+            if chunk.is_empty() {
+                continue;
+            }
             if written + chunk.len() as u64 > total {
                 return Err(FillError::LengthChanged {
                     url: upstream_url(),
