@@ -976,7 +976,7 @@ async fn partial_files_left_by_a_crash_are_resumed() {
         let response = edge.handle(request).await;
         assert_eq!(response.status(), 200);
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert!(&body == module.body(key), "{key}");
+        assert!(body == module.body(key), "{key}");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(held(&cache_dir, &cut) && held(&cache_dir, &whole));
