@@ -542,6 +542,8 @@ async fn cached_content_outlives_the_origin_and_uncached_content_fails_fast() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let node = Node::start(&origin.uplink.url(), &tmp.path().join("a"), 1);
+    // A second province, on the same uplink, holding only the page and the audio.
+    let other = Node::start(&origin.uplink.url(), &tmp.path().join("b"), 1);
     let module = Arc::clone(&origin.module);
     let m = &*module;
     let page_key = m.key("index.html", "identity");
@@ -561,6 +563,18 @@ async fn cached_content_outlives_the_origin_and_uncached_content_fails_fast() {
     assert_served(&again, m.body(&low), "second 2g request");
     assert_eq!(again.cache, "hit");
     assert_served(&get(&page, &[]).await, m.body(&page_key), "page");
+    let audio = m.key("lessons/lecture.mp4", "audio-aac");
+    let other_audio = other.url(&format!("/o/{audio}"));
+    assert_served(
+        &get(&other.url("/m/m1/index.html"), &[]).await,
+        m.body(&page_key),
+        "page in the other province",
+    );
+    assert_served(
+        &get(&other_audio, &[]).await,
+        m.body(&audio),
+        "audio in the other province",
+    );
     let catalog = get(&node.url("/"), &[]).await;
     assert_eq!(catalog.status, 200);
     assert!(String::from_utf8_lossy(catalog.body.as_ref().unwrap()).contains("Lesson one"));
@@ -590,6 +604,16 @@ async fn cached_content_outlives_the_origin_and_uncached_content_fails_fast() {
         "uncached 3g with the store down",
     );
     assert!(!held(&node.dir, &mid));
+    assert_served(
+        &get(&other_audio, &[]).await,
+        m.body(&audio),
+        "other province, store down",
+    );
+    assert_fails_fast(
+        &get(&other.url("/m/m1/lessons/lecture.mp4?tier=2g"), &[]).await,
+        &[502, 504],
+        "other province, its uncached 2g with the store down",
+    );
 
     // The uplink goes silent (a slow origin): answers within the timeout or 504.
     origin.uplink.silent.store(true, Ordering::SeqCst);
@@ -646,6 +670,16 @@ async fn cached_content_outlives_the_origin_and_uncached_content_fails_fast() {
         &get(&low_url, &[]).await,
         m.body(&low),
         "2g after the origin died",
+    );
+    assert_served(
+        &get(&other_audio, &[]).await,
+        m.body(&audio),
+        "other province, origin dead",
+    );
+    assert_served(
+        &get(&other.url("/m/m1/index.html"), &[]).await,
+        m.body(&page_key),
+        "other province's page, origin dead",
     );
     assert_fails_fast(
         &get(&high_url, &[]).await,
