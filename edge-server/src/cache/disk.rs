@@ -26,6 +26,8 @@ use lowband_catalog::{ContentHash, ObjectKey};
 
 /// A used object's modification time is refreshed when older than this.
 const TOUCH_EVERY: Duration = Duration::from_secs(3600);
+/// A partial file untouched this long is not worth resuming: removed at start.
+const PARTIAL_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Objects, their sizes and their order of use, within a byte budget.
 pub struct CacheDir {
@@ -73,8 +75,12 @@ impl Lru {
 pub struct Scan {
     pub objects: u64,
     pub bytes: u64,
-    /// Files in `objects/` that are no object (wrong name, not a file): removed.
+    /// Files in `objects/` that are no object (wrong name, not a file), and
+    /// partial files older than a week: removed.
     pub removed: u64,
+    /// Partial files kept to be resumed, and their bytes.
+    pub partial: u64,
+    pub partial_bytes: u64,
 }
 
 impl CacheDir {
@@ -117,6 +123,22 @@ impl CacheDir {
             }
         }
         found.sort_by_key(|a| a.0);
+        let partial = root.join("partial");
+        for file in fs::read_dir(&partial).map_err(|e| with_path(e, &partial))? {
+            let file = file?;
+            let meta = file.metadata()?;
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .unwrap_or_default();
+            if !meta.is_file() || age > PARTIAL_KEPT {
+                remove_stray(&file.path(), &mut scan);
+            } else {
+                scan.partial += 1;
+                scan.partial_bytes += meta.len();
+            }
+        }
         let mut lru = Lru::default();
         for (modified, key, len) in found {
             lru.insert(key, len, modified);

@@ -107,6 +107,8 @@ impl Cache {
             objects = scan.objects,
             bytes = scan.bytes,
             removed = scan.removed,
+            partial = scan.partial,
+            partial_bytes = scan.partial_bytes,
             budget = config.size,
             upstream = upstream.url(),
             "cache opened"

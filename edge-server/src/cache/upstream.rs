@@ -16,6 +16,10 @@ use lowband_catalog::{ModuleId, ObjectKey, Store};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectStore};
 
+/// Largest manifest or index accepted from an upstream: far above any real
+/// one (a module of a thousand assets is a few MB), far below harm.
+pub const MAX_DOC_BYTES: u64 = 64 << 20;
+
 /// Why the upstream could not answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -158,6 +162,7 @@ impl Upstream {
                     };
                     let url = format!("{}/{key}", store.url());
                     match store.inner().get_opts(&StorePath::from(key), options).await {
+                        Ok(result) if result.meta.size > MAX_DOC_BYTES => Err(too_large(&url)),
                         Ok(result) => {
                             let etag = result.meta.e_tag.clone();
                             let bytes = result
@@ -190,11 +195,22 @@ impl Upstream {
                                 .get(http::header::ETAG)
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_owned);
-                            let bytes = response
-                                .bytes()
+                            let mut response = response;
+                            let mut body = bytes::BytesMut::new();
+                            while let Some(chunk) = response
+                                .chunk()
                                 .await
-                                .map_err(|e| request_error(&url, e, timeout))?;
-                            Ok(Fetched::Body { bytes, etag })
+                                .map_err(|e| request_error(&url, e, timeout))?
+                            {
+                                if (body.len() + chunk.len()) as u64 > MAX_DOC_BYTES {
+                                    return Err(too_large(&url));
+                                }
+                                body.extend_from_slice(&chunk);
+                            }
+                            Ok(Fetched::Body {
+                                bytes: body.freeze(),
+                                etag,
+                            })
                         }
                         status => Err(UpstreamError::Status {
                             url,
@@ -313,6 +329,13 @@ impl Upstream {
             .await
             .unwrap_or(Err(timed_out))
     }
+}
+
+fn too_large(url: &str) -> UpstreamError {
+    UpstreamError::failed(
+        url,
+        format!("a manifest or index over {MAX_DOC_BYTES} bytes is refused"),
+    )
 }
 
 /// The whole length from `Content-Range: bytes <from>-<to>/<len>`, if the range starts at `from`.
