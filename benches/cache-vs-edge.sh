@@ -1,0 +1,479 @@
+#!/usr/bin/env bash
+# Cache hits against the plain edge: a cache node (serve --upstream --cache-dir
+# --cache-size) serving objects it holds, side by side with the plain edge
+# serving the same objects from its own file:// store, on the same CPU(s),
+# measured with wrk. This is the check of issue 6's done-means:
+#
+#   "cache-hit throughput within 10% of the plain edge serving from its local store"
+#
+# read here as: for every scenario, the median requests/s of the cache node
+# divided by the median requests/s of the plain edge is >= 0.90 ("ratio" in the
+# table; the verdict column says "ok" or "BELOW"). p99 latency and CPU per
+# request are printed beside it (there lower is better).
+#
+#   benches/cache-vs-edge.sh [RUNS] [DURATION]
+#
+# RUNS (per side and scenario; the sides alternate, the order flipping each run:
+# plain, cache, cache, plain, ...) defaults to 3, DURATION (seconds per wrk run) to 10.
+# Environment:
+#   SERVER_CPUS  CPUs every server is pinned to (taskset list, default 0)
+#   CLIENT_CPUS  CPUs wrk is pinned to (default: the others; all CPUs when the machine has one)
+#   CONNECTIONS  wrk connections (default 32); wrk runs one thread per client CPU
+#   KEEP=1       leaves the temporary directory (store, cache dirs, logs) in place
+#   SCENARIOS    which scenarios to run (default "page-br object-br range-64k upstream-edge")
+#   UPSTREAM_EDGE_AS  the request the upstream-edge scenario makes: page-br (default),
+#                object-br or range-64k
+#   NO_BUILD=1   uses the existing release binaries instead of running cargo build
+#   PIPELINE     a lowband-pipeline binary to ingest with (e.g. a debug build; only
+#                the edge is measured), instead of building the release one
+#
+# The data is that of edge-vs-nginx.sh, made by the real pipeline: a generated
+# module (a ~5 KB HTML page, 1 MiB of random bytes) ingested into a temporary
+# file:// store. Servers, all running at once on loopback, each pinned with
+# `taskset -c SERVER_CPUS` and given TOKIO_WORKER_THREADS = the number of those CPUs:
+#   plain  lowband-edge serve --store file://<store>
+#   cache  lowband-edge serve --upstream file://<store> --cache-dir <tmp>/cache --cache-size 2GB
+#   chain  lowband-edge serve --upstream http://<plain's address> --cache-dir <tmp>/chain
+#          --cache-size 2GB (only for the upstream-edge scenario: a node whose
+#          upstream is another edge)
+# Before any timing the cache nodes are warmed (every scenario URL requested
+# until the object answers Lowband-Cache: hit), and every scenario is checked on
+# every side: status, Content-Encoding, Content-Range, Lowband-Cache (absent on
+# the plain edge, "hit" on the cache nodes), and the sha256 of the body equal on
+# all sides and to the stored object (or its slice).
+#
+# Scenarios (same request on both sides):
+#   page-br        /m/bench/page.html with Accept-Encoding: br (negotiated: manifest, selection)
+#   object-br      /o/<key> of the page's brotli copy
+#   range-64k      /o/<key> of the 1 MiB object, Range: bytes=X-(X+65535), X random per request
+#   upstream-edge  the UPSTREAM_EDGE_AS request on the chain node against the plain edge
+# Prints every run, then per scenario the median requests/s, p99 and CPU µs per
+# request (the server's user + system time from /proc/<pid>/stat over the requests
+# wrk counted) of both sides and the cache / plain ratios. Afterwards it reads the
+# cache nodes' /metrics: a miss or pass during the measured runs (every request
+# should have been a hit) fails the script, after the table.
+set -euo pipefail
+
+die() { echo "cache-vs-edge.sh: $*" >&2; exit 1; }
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+runs=${1:-3}
+duration=${2:-10}
+connections=${CONNECTIONS:-32}
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got: $runs"
+[[ $duration =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer (seconds), got: $duration"
+[[ $connections =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer, got: $connections"
+upstream_edge_as=${UPSTREAM_EDGE_AS:-page-br}
+case $upstream_edge_as in
+    page-br | object-br | range-64k) ;;
+    *) die "UPSTREAM_EDGE_AS must be page-br, object-br or range-64k, got: $upstream_edge_as" ;;
+esac
+
+# --- dependencies -----------------------------------------------------------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+command -v taskset >/dev/null || need+=(util-linux)
+if ((${#need[@]})); then
+    echo "== installing the Debian packages: ${need[*]}" >&2
+    sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+        || die "could not install ${need[*]} (apt-get install -y ${need[*]})"
+fi
+command -v python3 >/dev/null || die "python3 is not installed"
+
+# --- CPUs ---------------------------------------------------------------------
+ncpu=$(nproc)
+server_cpus=${SERVER_CPUS:-0}
+if [[ -n ${CLIENT_CPUS:-} ]]; then
+    client_cpus=$CLIENT_CPUS
+elif ((ncpu > 1)); then
+    client_cpus=1-$((ncpu - 1))
+else
+    client_cpus=0
+fi
+workers=$(taskset -c "$server_cpus" nproc) || die "bad SERVER_CPUS: $server_cpus"
+wrk_threads=$(taskset -c "$client_cpus" nproc) || die "bad CLIENT_CPUS: $client_cpus"
+
+# --- build --------------------------------------------------------------------
+target=${CARGO_TARGET_DIR:-$root/target}
+if [[ -z ${NO_BUILD:-} ]]; then
+    crates=(-p lowband-edge)
+    [[ -n ${PIPELINE:-} ]] || crates+=(-p lowband-pipeline)
+    echo "== building ${crates[*]} (release)" >&2
+    cargo build --release "${crates[@]}" >&2 || die "cargo build --release failed"
+fi
+edge=$target/release/lowband-edge
+pipeline=${PIPELINE:-$target/release/lowband-pipeline}
+[[ -x $edge ]] || die "no binary at $edge"
+[[ -x $pipeline ]] || die "no binary at $pipeline"
+
+# --- scenarios ------------------------------------------------------------------
+read -r -a scenarios <<<"${SCENARIOS:-page-br object-br range-64k upstream-edge}"
+want_chain=""
+for s in "${scenarios[@]}"; do
+    case $s in
+        page-br | object-br | range-64k) ;;
+        upstream-edge) want_chain=1 ;;
+        *) die "unknown scenario: $s (page-br, object-br, range-64k, upstream-edge)" ;;
+    esac
+done
+
+# --- temporary directory, cleanup ---------------------------------------------
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lowband-cache-vs-edge.XXXXXX")
+declare -A pid=()
+cleanup() {
+    local rc=$?
+    local p
+    for p in "${pid[@]}"; do
+        if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
+    done
+    for p in "${pid[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [[ -n ${KEEP:-} ]]; then
+        echo "== KEEP is set: leaving $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- the module, through the real pipeline (as edge-vs-nginx.sh) ---------------
+mkdir -p "$tmp/module"
+echo 'id = "bench"' >"$tmp/module/module.toml"
+# A ~5 KB lesson page: deterministic, text-like (compresses as real HTML does).
+python3 - "$tmp/module/page.html" <<'PY'
+import random, sys
+rng = random.Random(7)
+words = ("the teacher asks a question and waits for learners to think before they answer "
+         "open questions invite reasoning closed questions check recall use names wait "
+         "three seconds praise effort not speed write the key idea on the board").split()
+parts = ['<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+         '<title>Asking good questions</title><style>body{font:16px/1.5 sans-serif;'
+         'max-width:40em;margin:auto;padding:1em}h2{margin-top:1.5em}</style></head><body>\n'
+         '<h1>Asking good questions</h1>\n']
+n = 0
+while sum(map(len, parts)) < 5000:
+    n += 1
+    if n % 4 == 1:
+        parts.append(f"<h2>Part {n // 4 + 1}</h2>\n")
+    s = " ".join(rng.choice(words) for _ in range(rng.randint(20, 40)))
+    parts.append(f"<p>{s[0].upper()}{s[1:]}.</p>\n")
+parts.append("</body></html>\n")
+open(sys.argv[1], "w").write("".join(parts))
+PY
+head -c 1048576 /dev/urandom >"$tmp/module/blob.bin"
+
+echo "== ingesting the bench module into $tmp/store" >&2
+"$pipeline" ingest "$tmp/module" --store "$tmp/store" --json >"$tmp/ingest.json" 2>"$tmp/ingest.err" \
+    || { cat "$tmp/ingest.err" >&2; die "lowband-pipeline ingest failed"; }
+manifest=$tmp/store/modules/bench/manifest.json
+[[ -f $manifest ]] || die "the pipeline wrote no $manifest"
+
+# keys of: the page's brotli copy, the 1 MiB object.
+read -r page_br_key blob_key < <(python3 - "$manifest" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+assets = {a["path"]: a for a in m["assets"]}
+def key(v):
+    k = v["key"]
+    return k if isinstance(k, str) else k["key"]
+page = assets["page.html"]["variants"]
+enc = {(v.get("encoding") or "identity"): key(v) for v in page}
+if "br" not in enc:
+    sys.exit(f"cache-vs-edge.sh: page.html has no br variant (has {sorted(enc)})")
+blob = assets["blob.bin"]["variants"]
+if len(blob) != 1:
+    sys.exit(f"cache-vs-edge.sh: blob.bin has {len(blob)} variants, expected 1")
+print(enc["br"], key(blob[0]))
+PY
+) || die "cannot read the keys from $manifest"
+for k in "$page_br_key" "$blob_key"; do
+    [[ -f $tmp/store/$k ]] || die "object $k is in the manifest but not in the store"
+done
+
+# --- servers --------------------------------------------------------------------
+declare -A url=()
+start_edge() {  # side args...
+    local side=$1
+    shift
+    local port
+    port=$(free_port)
+    for u in "${url[@]}"; do [[ $u != *":$port" ]] || port=$(free_port); done
+    TOKIO_WORKER_THREADS=$workers taskset -c "$server_cpus" "$edge" serve "$@" \
+        --listen "127.0.0.1:$port" --log warn >"$tmp/$side.log" 2>&1 &
+    pid[$side]=$!
+    url[$side]=http://127.0.0.1:$port
+}
+wait_edge() {  # side
+    local side=$1
+    for _ in $(seq 100); do
+        curl -fsS -o /dev/null "${url[$side]}/healthz" 2>/dev/null && return 0
+        kill -0 "${pid[$side]}" 2>/dev/null || { tail -n 20 "$tmp/$side.log" >&2; die "the $side edge exited"; }
+        sleep 0.1
+    done
+    die "the $side edge does not answer on ${url[$side]}"
+}
+
+start_edge plain --store "file://$tmp/store"
+start_edge cache --upstream "file://$tmp/store" --cache-dir "$tmp/cache" --cache-size 2GB
+wait_edge plain
+wait_edge cache
+sides=(plain cache)
+if [[ -n $want_chain ]]; then
+    start_edge chain --upstream "${url[plain]}" --cache-dir "$tmp/chain" --cache-size 2GB
+    wait_edge chain
+    sides+=(chain)
+fi
+threads_of() { cat /proc/"${pid[$1]}"/task/*/comm 2>/dev/null | sort | uniq -c | awk '{printf "%s%s x%s", sep, $2, $1; sep=", "}' || true; }
+edge_threads=$(threads_of plain)
+
+# --- requests of each kind ------------------------------------------------------------
+declare -A path=() script=() curl_args=()
+path[page-br]=/m/bench/page.html
+path[object-br]=/o/$page_br_key
+path[range-64k]=/o/$blob_key
+cat >"$tmp/page-br.lua" <<'EOF'
+wrk.headers["Accept-Encoding"] = "br"
+EOF
+cat >"$tmp/plain.lua" <<'EOF'
+EOF
+# A 64 KiB range at a random offset of the 1 MiB object; the path comes from wrk's URL.
+cat >"$tmp/range-64k.lua" <<'EOF'
+local size, len = 1048576, 65536
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("seed", counter) end
+function init(args) math.randomseed(seed or 1) end
+request = function()
+    local x = math.random(0, size - len)
+    wrk.headers["Range"] = "bytes=" .. x .. "-" .. (x + len - 1)
+    return wrk.format("GET")
+end
+EOF
+script[page-br]=$tmp/page-br.lua
+script[object-br]=$tmp/plain.lua
+script[range-64k]=$tmp/range-64k.lua
+curl_args[page-br]="-H Accept-Encoding:br"
+curl_args[object-br]=""
+curl_args[range-64k]="-H Range:bytes=123457-188992"
+kinds=(page-br object-br range-64k)
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+header() { { grep -i "^$1:" "$tmp/headers" || true; } | head -1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//'; }
+fetch() {  # side kind -> status; body in $tmp/body, headers in $tmp/headers
+    local side=$1 kind=$2
+    local -a args
+    read -r -a args <<<"${curl_args[$kind]}"
+    curl -sS -o "$tmp/body" -D "$tmp/headers" -w '%{http_code}' "${args[@]}" "${url[$side]}${path[$kind]}" \
+        || die "$kind $side: curl ${url[$side]}${path[$kind]} failed"
+}
+
+# --- warm the cache nodes: every URL until its object is a hit ----------------------
+for side in "${sides[@]}"; do
+    [[ $side != plain ]] || continue
+    for kind in "${kinds[@]}"; do
+        first=""
+        ok=""
+        for i in $(seq 150); do
+            status=$(fetch "$side" "$kind")
+            [[ $status == 200 || $status == 206 ]] || { cat "$tmp/headers" >&2; die "warming $kind on $side: status $status"; }
+            got=$(header lowband-cache)
+            [[ -n $first ]] || first=${got:-none}
+            if [[ $got == hit ]]; then ok=1; break; fi
+            # The page's manifest is fetched on the first request; a fill finishes in the background.
+            sleep 0.1
+        done
+        [[ -n $ok ]] || { cat "$tmp/headers" >&2; die "warming $kind on $side: still Lowband-Cache '$got' after 150 requests (first: $first)"; }
+        echo "warmed: $side $kind (first answer Lowband-Cache: $first, hit after $i request(s))" >&2
+        echo "$side $kind $first $i" >>"$tmp/warm"
+    done
+done
+[[ -n $(find "$tmp/cache/objects" -type f 2>/dev/null) ]] || die "the cache node holds no file under $tmp/cache/objects after warming"
+
+# --- correctness, before any timing ------------------------------------------------
+br_sha=$(sha "$tmp/store/$page_br_key")
+range_sha=$(python3 -c 'import hashlib, sys; d = open(sys.argv[1], "rb").read()[123457:123457 + 65536]; print(hashlib.sha256(d).hexdigest())' "$tmp/store/$blob_key")
+declare -A want_status=([page-br]=200 [object-br]=200 [range-64k]=206)
+declare -A want_sha=([page-br]=$br_sha [object-br]=$br_sha [range-64k]=$range_sha)
+for kind in "${kinds[@]}"; do
+    for side in "${sides[@]}"; do
+        status=$(fetch "$side" "$kind")
+        [[ $status == "${want_status[$kind]}" ]] || { cat "$tmp/headers" >&2; die "$kind $side: status $status, expected ${want_status[$kind]}"; }
+        got=$(sha "$tmp/body")
+        [[ $got == "${want_sha[$kind]}" ]] || die "$kind $side: body sha256 $got, expected ${want_sha[$kind]} (the stored object)"
+        case $kind in
+            page-br) [[ $(header content-encoding) == br ]] || die "$kind $side: Content-Encoding '$(header content-encoding)', expected br" ;;
+            range-64k) [[ $(header content-range) == "bytes 123457-188992/1048576" ]] || die "$kind $side: Content-Range '$(header content-range)'" ;;
+        esac
+        lc=$(header lowband-cache)
+        if [[ $side == plain ]]; then
+            [[ -z $lc ]] || die "$kind plain: the plain edge answered Lowband-Cache: $lc"
+        else
+            [[ $lc == hit ]] || die "$kind $side: Lowband-Cache '$lc' after warming, expected hit"
+        fi
+    done
+done
+page_bytes=$(stat -c %s "$tmp/module/page.html")
+br_bytes=$(stat -c %s "$tmp/store/$page_br_key")
+
+# --- counters ------------------------------------------------------------------------
+# "hit miss coalesced pass upstream_requests upstream_errors stale" of a cache node.
+cache_counters() {  # side
+    curl -fsS "${url[$1]}/metrics" | python3 -c '
+import re, sys
+t = sys.stdin.read()
+def v(pat):
+    return sum(float(x) for x in re.findall(r"^" + pat + r"\s+([\d.e+]+)$", t, re.M))
+print(" ".join(str(int(x)) for x in (
+    v(r"lowband_cache_requests_total\{result=\"hit\"\}"),
+    v(r"lowband_cache_requests_total\{result=\"miss\"\}"),
+    v(r"lowband_cache_requests_total\{result=\"coalesced\"\}"),
+    v(r"lowband_cache_requests_total\{result=\"pass\"\}"),
+    v(r"lowband_cache_upstream_requests_total"),
+    v(r"lowband_cache_upstream_errors_total\{[^}]*\}"),
+    v(r"lowband_cache_stale_total\{[^}]*\}"))))
+'
+}
+
+# CPU time (user + system, clock ticks) a server's process has used so far.
+cpu_ticks() {  # side
+    local fields
+    # comm (field 2) may hold spaces: count fields after its closing parenthesis.
+    read -r -a fields < <(sed 's/^.*) //' /proc/"${pid[$1]}"/stat)
+    echo $((fields[11] + fields[12]))
+}
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+# One wrk run: prints "<req/s> <p99 ms> <non2xx+errors> <requests>" and keeps the output.
+run_wrk() {  # out url script
+    local out=$1 u=$2 s=$3
+    taskset -c "$client_cpus" wrk -t"$wrk_threads" -c"$connections" -d"${duration}s" --latency \
+        -s "$s" "$u" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $u"; }
+    python3 - "$out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+bad = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", t))
+e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
+if e:
+    bad += sum(map(int, e.groups()))
+n = int(re.search(r"(\d+) requests in", t).group(1))
+print(f"{rps:.1f} {p99:.3f} {bad} {n}")
+PY
+}
+
+# scenario -> the request kind and the side measured against plain
+declare -A kind_of=([page-br]=page-br [object-br]=object-br [range-64k]=range-64k [upstream-edge]=$upstream_edge_as)
+declare -A other_of=([page-br]=cache [object-br]=cache [range-64k]=cache [upstream-edge]=chain)
+
+echo "== cache node hits vs the plain edge: same bytes, same CPUs"
+echo "machine: $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "servers: taskset -c $server_cpus; each lowband-edge with TOKIO_WORKER_THREADS=$workers (plain's threads at start: $edge_threads)"
+echo "         plain: --store file://<store>; cache: --upstream file://<store> --cache-dir <tmp>/cache --cache-size 2GB"
+[[ -z $want_chain ]] || echo "         chain: --upstream ${url[plain]} (the plain edge) --cache-dir <tmp>/chain --cache-size 2GB; upstream-edge makes the $upstream_edge_as request"
+echo "client:  taskset -c $client_cpus; $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) -t$wrk_threads -c$connections -d${duration}s --latency; $runs run(s) per side, alternating"
+echo "data:    page.html $page_bytes B (br $br_bytes B), blob.bin 1048576 B of random bytes, ingested by lowband-pipeline"
+echo "warmed:  $(awk '{printf "%s%s %s: first %s, hit after %s", sep, $1, $2, $3, $4; sep="; "}' "$tmp/warm")"
+echo "checked: statuses 200/206, Content-Encoding br, Content-Range, Lowband-Cache hit on the cache nodes (absent on plain),"
+echo "         sha256 of every body equal on all sides and to the stored object"
+echo
+
+# Warm the connections and page cache of every side (not measured).
+for s in "${scenarios[@]}"; do
+    k=${kind_of[$s]}
+    for side in plain "${other_of[$s]}"; do
+        taskset -c "$client_cpus" wrk -t1 -c4 -d1s -s "${script[$k]}" "${url[$side]}${path[$k]}" >/dev/null 2>&1 || true
+    done
+done
+
+declare -A before=()
+for side in "${sides[@]}"; do
+    [[ $side == plain ]] || before[$side]=$(cache_counters "$side")
+done
+
+for s in "${scenarios[@]}"; do
+    k=${kind_of[$s]}
+    for ((i = 1; i <= runs; i++)); do
+        if ((i % 2)); then order=(plain "${other_of[$s]}"); else order=("${other_of[$s]}" plain); fi
+        for side in "${order[@]}"; do
+            t0=$(cpu_ticks "$side")
+            read -r rps p99 bad n < <(run_wrk "$tmp/wrk.$s.$side.$i" "${url[$side]}${path[$k]}" "${script[$k]}")
+            cpu_us=$(( ($(cpu_ticks "$side") - t0) * tick_us / (n > 0 ? n : 1) ))
+            ((bad == 0)) || { cat "$tmp/wrk.$s.$side.$i" >&2; die "$s $side run $i: $bad bad responses or socket errors"; }
+            label=$side
+            [[ $side == plain ]] || label=cache   # the table's column; chain is the cache side of upstream-edge
+            echo "$s $label $i $rps $p99 $cpu_us" >>"$tmp/results"
+            printf 'run %d  %-13s  %-5s  %10.0f req/s  p99 %8.3f ms  %4d µs CPU/req\n' "$i" "$s" "$side" "$rps" "$p99" "$cpu_us"
+        done
+    done
+done
+for side in "${sides[@]}"; do
+    kill -0 "${pid[$side]}" 2>/dev/null || die "the $side edge died during the runs"
+done
+echo
+
+python3 - "$tmp/results" "$runs" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+runs = int(sys.argv[2])
+scen = []
+for r in rows:
+    if r[0] not in scen:
+        scen.append(r[0])
+def med(s, side, col):
+    return statistics.median(float(r[col]) for r in rows if r[0] == s and r[1] == side)
+print(f"median of {runs} run(s) per side; ratio = cache / plain (req/s: higher is better, p99 and CPU: lower is better)")
+print("done-means of issue 6: cache-hit req/s within 10% of the plain edge = req/s ratio >= 0.90 ('ok', else 'BELOW')")
+print("CPU/req: the server's user + system time (all its threads) over the requests served")
+hdr = ("scenario", "cache req/s", "plain req/s", "ratio", "verdict", "cache p99 ms", "plain p99 ms", "ratio",
+       "cache µs CPU/req", "plain µs CPU/req", "ratio")
+out = [hdr]
+for s in scen:
+    cr, pr = med(s, "cache", 3), med(s, "plain", 3)
+    cp, pp = med(s, "cache", 4), med(s, "plain", 4)
+    cc, pc = med(s, "cache", 5), med(s, "plain", 5)
+    ratio = cr / pr
+    out.append((s, f"{cr:.0f}", f"{pr:.0f}", f"{ratio:.2f}", "ok" if ratio >= 0.90 else "BELOW",
+                f"{cp:.2f}", f"{pp:.2f}", f"{cp / pp:.2f}", f"{cc:.0f}", f"{pc:.0f}", f"{cc / pc:.2f}" if pc else "-"))
+w = [max(len(x[c]) for x in out) for c in range(len(hdr))]
+for k, row in enumerate(out):
+    print("  ".join(x.ljust(w[0]) if c == 0 else x.rjust(w[c]) for c, x in enumerate(row)))
+    if k == 0:
+        print("  ".join("-" * n for n in w))
+PY
+
+# --- every measured request should have been a hit --------------------------------------
+echo
+failed=""
+for side in "${sides[@]}"; do
+    [[ $side != plain ]] || continue
+    read -r h0 m0 c0 p0 u0 e0 s0 <<<"${before[$side]}"
+    read -r h1 m1 c1 p1 u1 e1 s1 <<<"$(cache_counters "$side")"
+    echo "$side node during the runs: hits +$((h1 - h0)), misses +$((m1 - m0)), coalesced +$((c1 - c0)), passes +$((p1 - p0)), upstream requests +$((u1 - u0)), upstream errors +$((e1 - e0)), stale serves +$((s1 - s0))"
+    if ((m1 > m0 || c1 > c0 || p1 > p0 || e1 > e0)); then
+        echo "cache-vs-edge.sh: the $side node missed, passed or failed upstream during the measured runs (every request should be a hit)" >&2
+        failed=1
+    fi
+done
+for side in "${sides[@]}"; do
+    if grep -qE 'WARN|ERROR' "$tmp/$side.log"; then
+        echo "$side log ($(grep -cE 'WARN|ERROR' "$tmp/$side.log") warning/error line(s)), last ones:"
+        grep -E 'WARN|ERROR' "$tmp/$side.log" | tail -n 5
+    fi
+done
+[[ -z $failed ]] || exit 1
