@@ -54,6 +54,9 @@ const REVALIDATE_PRIVATE_VALUE: HeaderValue = HeaderValue::from_static(REVALIDAT
 const MANIFEST_CACHE_ENTRIES: usize = 4096;
 /// Headers of `/o/` objects kept at most this many at once.
 const OBJECT_HEADER_ENTRIES: usize = 4096;
+/// On a cache node, a prepared manifest is used this long before the cache
+/// is asked whether it still holds it (which revalidates it past its TTL).
+const CACHE_RECHECK: Duration = Duration::from_millis(250);
 /// Longest a readiness probe waits for the store.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -244,6 +247,11 @@ impl Edge {
     async fn manifest(&self, id: &ModuleId) -> Result<Option<Arc<Prepared>>, EdgeError> {
         let cached = self.manifests.lock().ok().and_then(|m| m.get(id).cloned());
         if let Some(cache) = &self.cache {
+            if let Some((at, prepared)) = &cached {
+                if at.elapsed() < CACHE_RECHECK {
+                    return Ok(prepared.clone());
+                }
+            }
             // The cache revalidates; a manifest it still holds keeps its prepared headers.
             let held = self
                 .metrics
@@ -251,9 +259,7 @@ impl Edge {
                 .await
                 .map_err(upstream_error)?;
             let prepared = match (held, cached) {
-                (Some(m), Some((_, Some(p)))) if Arc::ptr_eq(&m, &p.manifest) => {
-                    return Ok(Some(p))
-                }
+                (Some(m), Some((_, Some(p)))) if Arc::ptr_eq(&m, &p.manifest) => Some(p),
                 (Some(m), _) => Some(Arc::new(Prepared::new(m))),
                 (None, _) => None,
             };

@@ -1059,6 +1059,8 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
         other,
     ] {
         std::fs::write(&manifest, &hostile).unwrap();
+        // Past the edge's own recheck interval (250 ms), so the cache is asked.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         for _ in 0..3 {
             let (status, body) = api().await;
             assert_eq!(status, 200);
@@ -1081,6 +1083,6 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
     publish(&store, "Lesson two").await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
     api().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(api().await.1.contains("Lesson two"));
 }

@@ -26,6 +26,10 @@ use lowband_catalog::{ContentHash, ObjectKey};
 
 /// A used object's modification time is refreshed when older than this.
 const TOUCH_EVERY: Duration = Duration::from_secs(3600);
+/// A used object already among the most recently used this share of the
+/// order (1/4) keeps its place: a hot object costs one lookup per request,
+/// and moves only after many others have.
+const RECENT_SHARE: u64 = 4;
 /// A partial file untouched this long is not worth resuming: removed at start.
 const PARTIAL_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -188,7 +192,17 @@ impl CacheDir {
         let Ok(mut lru) = self.lru.lock() else {
             return Vec::new();
         };
+        let recent = lru.next - (lru.entries.len() as u64).div_ceil(RECENT_SHARE);
         let refresh = match lru.entries.get(key) {
+            Some(entry)
+                if entry.len == len
+                    && entry.tick >= recent
+                    && now
+                        .duration_since(entry.touched)
+                        .is_ok_and(|a| a < TOUCH_EVERY) =>
+            {
+                return Vec::new();
+            }
             Some(entry) => {
                 let stale = now
                     .duration_since(entry.touched)
