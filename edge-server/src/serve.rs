@@ -19,7 +19,7 @@ use crate::cache::Cache;
 use crate::conditional;
 use crate::error::EdgeError;
 use crate::estimate::{self, Estimator, TcpSample};
-use crate::files::OpenFiles;
+use crate::files::{KeyMap, OpenFiles};
 use crate::hls;
 use crate::lesson;
 use crate::metrics::{Metrics, RouteLabel, StoreOp};
@@ -94,7 +94,7 @@ pub struct Edge {
     config: EdgeConfig,
     manifests: Mutex<HashMap<ModuleId, CachedManifest>>,
     /// The fixed headers of objects asked for by key (immutable, like them).
-    object_headers: Mutex<HashMap<ObjectKey, Arc<ObjectHeaders>>>,
+    object_headers: Mutex<KeyMap<Arc<ObjectHeaders>>>,
     metrics: Arc<Metrics>,
     /// What each client's connections measured, for clients without hints.
     estimator: Mutex<Estimator>,
@@ -122,7 +122,7 @@ impl Edge {
             store,
             config,
             manifests: Mutex::new(HashMap::new()),
-            object_headers: Mutex::new(HashMap::new()),
+            object_headers: Mutex::new(KeyMap::default()),
             metrics: Arc::new(Metrics::default()),
             estimator: Mutex::new(Estimator::default()),
         }

@@ -12,9 +12,10 @@
 //! renamed, so a crash at any moment leaves either nothing or a good object
 //! there. At start the index of objects (sizes, for the budget, in order of
 //! last use) is rebuilt from the directory; the last use survives restarts
-//! as the file's modification time, refreshed at most hourly.
+//! as the file's modification time, refreshed at most hourly when the
+//! object moves in the order (a hot object keeps its place: see `touch`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ pub struct CacheDir {
 #[derive(Default)]
 struct Lru {
     /// Size, place in `order`, and when its file's mtime was last set.
-    entries: HashMap<ObjectKey, Entry>,
+    entries: crate::files::KeyMap<Entry>,
     /// Least recently used first.
     order: BTreeMap<u64, ObjectKey>,
     next: u64,
@@ -188,21 +189,15 @@ impl CacheDir {
     /// Marks `key` used now; an object another process put there is adopted.
     /// Returns the objects evicted to make room for an adopted one.
     pub fn touch(&self, key: &ObjectKey, len: u64) -> Vec<(ObjectKey, u64)> {
-        let now = SystemTime::now();
         let Ok(mut lru) = self.lru.lock() else {
             return Vec::new();
         };
         let recent = lru.next - (lru.entries.len() as u64).div_ceil(RECENT_SHARE);
+        let now = match lru.entries.get(key) {
+            Some(entry) if entry.len == len && entry.tick >= recent => return Vec::new(),
+            _ => SystemTime::now(),
+        };
         let refresh = match lru.entries.get(key) {
-            Some(entry)
-                if entry.len == len
-                    && entry.tick >= recent
-                    && now
-                        .duration_since(entry.touched)
-                        .is_ok_and(|a| a < TOUCH_EVERY) =>
-            {
-                return Vec::new();
-            }
             Some(entry) => {
                 let stale = now
                     .duration_since(entry.touched)

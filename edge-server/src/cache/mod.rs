@@ -53,7 +53,7 @@ pub struct Cache {
     upstream: Arc<Upstream>,
     dir: Arc<CacheDir>,
     docs: Arc<Docs>,
-    fills: Mutex<HashMap<ObjectKey, Arc<Fill>>>,
+    fills: Mutex<crate::files::KeyMap<Arc<Fill>>>,
     stats: Arc<CacheStats>,
     timeout: Duration,
     /// Bounds what fills read from the upstream (`sync`), if set.
