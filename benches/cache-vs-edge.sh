@@ -26,6 +26,9 @@
 #   NO_BUILD=1   uses the existing release binaries instead of running cargo build
 #   PIPELINE     a lowband-pipeline binary to ingest with (e.g. a debug build; only
 #                the edge is measured), instead of building the release one
+#   INSTRUCTIONS=1  instead of wrk, count the instructions one request costs on each
+#                side under valgrind's callgrind (deterministic: immune to a noisy
+#                machine; page-br, object-br, range-64k; see below)
 #
 # The data is that of edge-vs-nginx.sh, made by the real pipeline: a generated
 # module (a ~5 KB HTML page, 1 MiB of random bytes) ingested into a temporary
@@ -328,6 +331,64 @@ for kind in "${kinds[@]}"; do
 done
 page_bytes=$(stat -c %s "$tmp/module/page.html")
 br_bytes=$(stat -c %s "$tmp/store/$page_br_key")
+
+# --- INSTRUCTIONS=1: instructions per request (callgrind) instead of wrk ----------------
+# Counted, not timed: the same for the same binary and requests whatever else the
+# machine does. Each side is started afresh under valgrind, serves N1 then (another
+# start) N2 keep-alive requests of one kind; (total(N2) - total(N1)) / (N2 - N1) is
+# what one request costs, start-up and shutdown cancelling out. The cache side uses
+# the warmed cache directory, so every request is a hit.
+if [[ -n ${INSTRUCTIONS:-} ]]; then
+    command -v valgrind >/dev/null || die "INSTRUCTIONS=1 needs valgrind (apt-get install valgrind)"
+    n1=200
+    n2=1200
+    declare -A side_args=(
+        [plain]="--store file://$tmp/store"
+        [cache]="--upstream file://$tmp/store --cache-dir $tmp/cache --cache-size 2GB"
+    )
+    declare -A client_header=([page-br]="Accept-Encoding: br" [object-br]="" [range-64k]="Range: bytes=123457-188992")
+    instructions() {  # side kind n -> total instructions
+        local side=$1 kind=$2 n=$3 port vpid
+        local -a args
+        read -r -a args <<<"${side_args[$side]}"
+        port=$(free_port)
+        TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$side.$kind.$n" \
+            "$edge" serve "${args[@]}" --listen "127.0.0.1:$port" --log warn >"$tmp/cg.$side.log" 2>&1 &
+        vpid=$!
+        for _ in $(seq 200); do
+            curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && break
+            sleep 0.2
+        done
+        python3 - "$port" "${path[$kind]}" "$n" "${client_header[$kind]}" <<'PY' || die "$kind $side: requests under valgrind failed"
+import http.client, sys
+port, path, n, header = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+headers = dict([header.split(": ", 1)]) if header else {}
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for _ in range(n):
+    c.request("GET", path, headers=headers)
+    r = c.getresponse()
+    r.read()
+    if r.status not in (200, 206):
+        sys.exit(f"status {r.status}")
+PY
+        kill -INT "$vpid"
+        wait "$vpid" 2>/dev/null || true
+        awk '/^(summary|totals):/ {print $2; exit}' "$tmp/cg.$side.$kind.$n"
+    }
+    echo
+    printf '%-10s  %22s  %22s  %5s\n' scenario "plain instructions/req" "cache instructions/req" ratio
+    for kind in "${kinds[@]}"; do
+        declare -A per=()
+        for side in plain cache; do
+            a=$(instructions "$side" "$kind" "$n1")
+            b=$(instructions "$side" "$kind" "$n2")
+            per[$side]=$(((b - a) / (n2 - n1)))
+        done
+        printf '%-10s  %22s  %22s  %5s\n' "$kind" "${per[plain]}" "${per[cache]}" \
+            "$(python3 -c "print(f'{${per[cache]} / ${per[plain]}:.3f}')")"
+    done
+    exit 0
+fi
 
 # --- counters ------------------------------------------------------------------------
 # "hit miss coalesced pass upstream_requests upstream_errors stale" of a cache node.
