@@ -38,6 +38,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("{raw:?}: unexpected error {e:?}"),
         Ok(Route::Catalog | Route::Health | Route::Ready | Route::Metrics | Route::Index) => {}
         Ok(Route::ModuleApi(id)) => assert_module(&id),
+        Ok(Route::Purge(id)) => {
+            assert!(raw.starts_with("/admin/v1/purge/"), "{raw:?}");
+            assert_module(&id);
+        }
         Ok(Route::Object(key)) => {
             let s = key.to_string();
             assert_eq!(raw.strip_prefix("/o/"), Some(s.as_str()));

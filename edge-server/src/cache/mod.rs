@@ -435,18 +435,7 @@ impl CacheStats {
             "Requests made to the upstream (objects, manifests, the index).",
             &[("", get(&self.upstream_requests) as f64)],
         );
-        let errors: Vec<(String, f64)> = self
-            .errors
-            .lock()
-            .map(|e| {
-                let mut v: Vec<_> = e
-                    .iter()
-                    .map(|(k, n)| (format!("{{kind=\"{k}\"}}"), *n as f64))
-                    .collect();
-                v.sort_by(|a, b| a.0.cmp(&b.0));
-                v
-            })
-            .unwrap_or_default();
+        let errors = labelled(&self.errors, "kind");
         let errors: Vec<(&str, f64)> = errors.iter().map(|(l, n)| (l.as_str(), *n)).collect();
         metric(
             "lowband_cache_upstream_errors_total",
@@ -454,18 +443,7 @@ impl CacheStats {
             "Upstream failures by kind (timeout, status, failed, corrupt, length_changed, disk).",
             &errors,
         );
-        let stale: Vec<(String, f64)> = self
-            .stale
-            .lock()
-            .map(|s| {
-                let mut v: Vec<_> = s
-                    .iter()
-                    .map(|(k, n)| (format!("{{why=\"{k}\"}}"), *n as f64))
-                    .collect();
-                v.sort_by(|a, b| a.0.cmp(&b.0));
-                v
-            })
-            .unwrap_or_default();
+        let stale = labelled(&self.stale, "why");
         let stale: Vec<(&str, f64)> = stale.iter().map(|(l, n)| (l.as_str(), *n)).collect();
         metric(
             "lowband_cache_stale_total",
@@ -505,6 +483,20 @@ impl CacheStats {
             &[("", budget as f64)],
         );
     }
+}
+
+/// `{label="value"}` and count of each entry, sorted.
+fn labelled(counts: &Mutex<HashMap<&'static str, u64>>, label: &str) -> Vec<(String, f64)> {
+    let mut out: Vec<_> = counts
+        .lock()
+        .map(|c| {
+            c.iter()
+                .map(|(value, n)| (format!("{{{label}=\"{value}\"}}"), *n as f64))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 impl From<MissError> for crate::error::EdgeError {
