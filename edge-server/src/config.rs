@@ -240,10 +240,10 @@ impl Settings {
                         .unwrap_or(EdgeConfig::default().manifest_ttl.as_secs()),
                 ),
             }),
-            (Some(_), None, _) => return Err(fail("cache_dir", "a cache node (upstream) needs a cache directory")),
-            (Some(_), _, None) => return Err(fail("cache_size", "a cache node (upstream) needs a byte budget, e.g. 20GB")),
+            (Some(_), None, _) => return Err(fail("cache_dir", "a cache node (upstream) needs a directory for its cache: give --cache-dir (LOWBAND_CACHE_DIR, cache_dir)")),
+            (Some(_), _, None) => return Err(fail("cache_size", "a cache node (upstream) needs a byte budget for its objects: give --cache-size, e.g. 20GB (LOWBAND_CACHE_SIZE, cache_size)")),
             (None, _, _) if self.cache_dir.is_some() || self.cache_size.is_some() => {
-                return Err(fail("upstream", "cache_dir and cache_size are for a cache node: give its upstream too"))
+                return Err(fail("upstream", "cache_dir and cache_size are for a cache node: give its --upstream too, or drop them to serve --store"))
             }
             (None, _, _) => None,
         };

@@ -101,7 +101,7 @@ impl CacheDir {
         for shard in fs::read_dir(&objects).map_err(|e| with_path(e, &objects))? {
             let shard = shard?;
             if !shard.file_type()?.is_dir() {
-                remove_stray(&shard.path(), &mut scan);
+                remove_stray(&shard.path(), "not a cached object", &mut scan);
                 continue;
             }
             for file in fs::read_dir(shard.path())? {
@@ -123,7 +123,7 @@ impl CacheDir {
                         scan.bytes += meta.len();
                         found.push((modified, key, meta.len()));
                     }
-                    _ => remove_stray(&file.path(), &mut scan),
+                    _ => remove_stray(&file.path(), "not a cached object", &mut scan),
                 }
             }
         }
@@ -138,7 +138,11 @@ impl CacheDir {
                 .and_then(|m| SystemTime::now().duration_since(m).ok())
                 .unwrap_or_default();
             if !meta.is_file() || age > PARTIAL_KEPT {
-                remove_stray(&file.path(), &mut scan);
+                remove_stray(
+                    &file.path(),
+                    "partial download older than a week",
+                    &mut scan,
+                );
             } else {
                 scan.partial += 1;
                 scan.partial_bytes += meta.len();
@@ -193,24 +197,17 @@ impl CacheDir {
             return Vec::new();
         };
         let recent = lru.next - (lru.entries.len() as u64).div_ceil(RECENT_SHARE);
-        let now = match lru.entries.get(key) {
-            Some(entry) if entry.len == len && entry.tick >= recent => return Vec::new(),
-            _ => SystemTime::now(),
-        };
-        let refresh = match lru.entries.get(key) {
-            Some(entry) => {
-                let stale = now
-                    .duration_since(entry.touched)
-                    .is_ok_and(|age| age >= TOUCH_EVERY);
-                let touched = if stale { now } else { entry.touched };
-                lru.insert(key.clone(), len, touched);
-                stale
-            }
-            None => {
-                lru.insert(key.clone(), len, now);
-                false
-            }
-        };
+        let held = lru.entries.get(key).map(|e| (e.len, e.tick, e.touched));
+        if held.is_some_and(|(held_len, tick, _)| held_len == len && tick >= recent) {
+            return Vec::new();
+        }
+        let now = SystemTime::now();
+        // An adopted object (put there by another process) counts as touched now.
+        let touched = held.map_or(now, |(_, _, touched)| touched);
+        let refresh = now
+            .duration_since(touched)
+            .is_ok_and(|age| age >= TOUCH_EVERY);
+        lru.insert(key.clone(), len, if refresh { now } else { touched });
         let evicted = self.evict(&mut lru, Some(key));
         drop(lru);
         if refresh {
@@ -354,8 +351,8 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
-fn remove_stray(path: &Path, scan: &mut Scan) {
-    tracing::warn!(path = %path.display(), "not a cached object: removed");
+fn remove_stray(path: &Path, why: &str, scan: &mut Scan) {
+    tracing::warn!(path = %path.display(), "{why}: removed");
     let removed = if path.is_dir() {
         fs::remove_dir_all(path)
     } else {

@@ -118,18 +118,12 @@ impl Docs {
     /// The document as the upstream holds it now (revalidating a held copy):
     /// for `sync`, which must not settle for a stale one.
     pub async fn current(&self, doc: Doc) -> Result<Held, UpstreamError> {
-        let etag = {
-            let mut slots = self.slots.lock().map_err(|_| UpstreamError::Failed {
-                url: self.upstream.url().to_owned(),
-                reason: "cache state poisoned".into(),
-            })?;
-            if !slots.contains_key(&doc) {
-                if let Some(slot) = self.read_disk(&doc) {
-                    slots.insert(doc.clone(), slot);
-                }
-            }
-            slots.get(&doc).and_then(|s| s.etag.clone())
-        };
+        self.load(&doc);
+        let etag = self
+            .slots
+            .lock()
+            .ok()
+            .and_then(|slots| slots.get(&doc).and_then(|s| s.etag.clone()));
         self.fetch(&doc, etag).await
     }
 
@@ -150,12 +144,8 @@ impl Docs {
     pub async fn get(self: &Arc<Self>, doc: Doc) -> Result<Held, Arc<UpstreamError>> {
         let now = Instant::now();
         let mut refresh = None;
+        self.load(&doc);
         if let Ok(mut slots) = self.slots.lock() {
-            if !slots.contains_key(&doc) {
-                if let Some(slot) = self.read_disk(&doc) {
-                    slots.insert(doc.clone(), slot);
-                }
-            }
             if let Some(slot) = slots.get_mut(&doc) {
                 let fresh = slot
                     .checked
@@ -184,6 +174,19 @@ impl Docs {
             }
         }
         self.first_fetch(doc).await
+    }
+
+    /// Brings the disk copy of `doc` into memory when memory has none; the
+    /// file is read outside the lock (once per document and process).
+    fn load(&self, doc: &Doc) {
+        if !self.slots.lock().is_ok_and(|s| !s.contains_key(doc)) {
+            return;
+        }
+        if let Some(slot) = self.read_disk(doc) {
+            if let Ok(mut slots) = self.slots.lock() {
+                slots.entry(doc.clone()).or_insert(slot);
+            }
+        }
     }
 
     fn read_disk(&self, doc: &Doc) -> Option<Slot> {
