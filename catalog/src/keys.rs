@@ -57,6 +57,26 @@ impl ContentHash {
     }
 }
 
+/// The digest written as 64 lowercase hex digits, checked and decoded in
+/// one pass (every `/o/` request parses one).
+fn decode_hex(digits: &[u8]) -> Option<ContentHash> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(ContentHash(out))
+}
+
 /// A digest's hex digits on the stack.
 struct HexDigits([u8; 64]);
 
@@ -97,15 +117,7 @@ impl FromStr for ContentHash {
     type Err = KeyError;
 
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        let is_lower_hex = s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if s.len() != 64 || !is_lower_hex {
-            return Err(KeyError::Hash(s.to_owned()));
-        }
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| KeyError::Hash(s.to_owned()))?;
-        Ok(Self(out))
+        decode_hex(s.as_bytes()).ok_or_else(|| KeyError::Hash(s.to_owned()))
     }
 }
 
@@ -126,11 +138,46 @@ impl<'de> Deserialize<'de> for ContentHash {
 #[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ObjectKey {
     hash: ContentHash,
-    ext: String,
+    ext: Ext,
 }
 
 /// Longest extension accepted in a key; ours are at most `json`, `webm`, `m3u8`.
 const MAX_EXT_LEN: usize = 8;
+
+/// A key's extension, kept inline: a key is parsed from every `/o/` URL
+/// and cloned into maps, and none of that should allocate. The bytes past
+/// `len` are zero, so the derived order is the strings' order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Ext {
+    bytes: [u8; MAX_EXT_LEN],
+    len: u8,
+}
+
+impl Ext {
+    /// `ext` when it is 1-8 lowercase ASCII letters or digits.
+    fn new(ext: &str) -> Option<Self> {
+        if !valid_ext(ext) {
+            return None;
+        }
+        let mut bytes = [0u8; MAX_EXT_LEN];
+        bytes[..ext.len()].copy_from_slice(ext.as_bytes());
+        Some(Self {
+            bytes,
+            len: ext.len() as u8,
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII letters and digits are ever stored.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Ext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
 
 impl ObjectKey {
     /// The key the given bytes are stored under.
@@ -142,14 +189,10 @@ impl ObjectKey {
     /// If `ext` is not 1-8 lowercase ASCII letters or digits: extensions come
     /// from code, never from input (input goes through [`ObjectKey::parse`]).
     pub fn new(hash: ContentHash, ext: &str) -> Self {
-        assert!(
-            valid_ext(ext),
-            "object extension {ext:?} is not 1-8 of [a-z0-9]"
-        );
-        Self {
-            hash,
-            ext: ext.to_owned(),
-        }
+        let Some(ext) = Ext::new(ext) else {
+            panic!("object extension {ext:?} is not 1-8 of [a-z0-9]");
+        };
+        Self { hash, ext }
     }
 
     pub fn hash(&self) -> ContentHash {
@@ -157,22 +200,27 @@ impl ObjectKey {
     }
 
     pub fn ext(&self) -> &str {
-        &self.ext
+        self.ext.as_str()
     }
 
     /// Parses a key as written by [`fmt::Display`], refusing anything else.
     pub fn parse(s: &str) -> Result<Self, KeyError> {
         let bad = || KeyError::ObjectKey(s.chars().take(200).collect());
-        let rest = s.strip_prefix("objects/").ok_or_else(bad)?;
-        let (shard, file) = rest.split_once('/').ok_or_else(bad)?;
-        let (hex, ext) = file.split_once('.').ok_or_else(bad)?;
-        if !valid_ext(ext) || shard.len() != 2 || !hex.starts_with(shard) {
+        // objects/ab/ab…(64 hex).ext, read by position: the shard, the
+        // digest, the dot and then the extension.
+        let rest = s.strip_prefix("objects/").ok_or_else(bad)?.as_bytes();
+        if rest.len() < 2 + 1 + 64 + 1 || rest[2] != b'/' || rest[3 + 64] != b'.' {
             return Err(bad());
         }
-        let hash = hex.parse().map_err(|_| bad())?;
+        let hex = &rest[3..3 + 64];
+        if rest[..2] != hex[..2] {
+            return Err(bad());
+        }
+        let hash = decode_hex(hex).ok_or_else(bad)?;
+        let ext = s.get(s.len() - (rest.len() - 68)..).and_then(Ext::new);
         Ok(Self {
             hash,
-            ext: ext.to_owned(),
+            ext: ext.ok_or_else(bad)?,
         })
     }
 }
@@ -187,7 +235,7 @@ fn valid_ext(ext: &str) -> bool {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hex = self.hash.hex_digits();
-        write!(f, "objects/{}/{}.{}", &hex[..2], &*hex, self.ext)
+        write!(f, "objects/{}/{}.{}", &hex[..2], &*hex, self.ext.as_str())
     }
 }
 
@@ -289,6 +337,15 @@ mod tests {
             &good.replace(".webp", ".averyl0ngext"),
             &format!("{good}/../x"),
             &good.replacen(&good[8..10], "zz", 1),
+            &good.replacen(&good[8..10], "00", 1),
+            &good.replacen(&good[11..13], "AB", 1),
+            &good.replace(".webp", ".wébp"),
+            &good.replace(".webp", "."),
+            &good.replace(".webp", "x.webp"),
+            &good.replace(".webp", ".we/p"),
+            &good[..good.len() - 6],
+            &good.replacen('/', "//", 2),
+            &format!("{}é{}", &good[..40], &good[41..]),
             "objects/2c/../../etc/passwd.txt",
         ] {
             assert!(ObjectKey::parse(bad).is_err(), "accepted {bad:?}");
@@ -322,6 +379,26 @@ mod tests {
             let _ = ObjectKey::parse(&s);
             let _ = ModuleId::parse(&s);
             let _ = s.parse::<ContentHash>();
+        }
+
+        /// Near-keys (right shape, wrong bytes anywhere): never a panic, and
+        /// what is accepted is exactly what a key displays as.
+        #[test]
+        fn only_canonical_keys_parse(
+            bytes in proptest::collection::vec(any::<u8>(), 0..8),
+            at in 0usize..90,
+            c in prop_oneof![any::<char>(), proptest::char::range('0', 'g'), Just('/'), Just('.')],
+            insert in any::<bool>(),
+        ) {
+            let mut s = ObjectKey::for_bytes(&bytes, "webp").to_string();
+            let at = s.char_indices().map(|(i, _)| i).nth(at).unwrap_or(s.len());
+            if !insert && at < s.len() {
+                s.remove(at);
+            }
+            s.insert(at, c);
+            if let Ok(key) = ObjectKey::parse(&s) {
+                prop_assert_eq!(key.to_string(), s);
+            }
         }
 
         #[test]
