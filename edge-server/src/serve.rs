@@ -4,6 +4,7 @@
 //! tests drive it without sockets; `server` wires it to hyper.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,6 +48,9 @@ const ACCEPT_CH: HeaderName = HeaderName::from_static("accept-ch");
 const CRITICAL_CH: HeaderName = HeaderName::from_static("critical-ch");
 // Header values checked once, at compile time, not on every request.
 const ACCEPT_CH_VALUE: HeaderValue = HeaderValue::from_static(signals::ACCEPT_CH);
+/// Room for the headers a response is built with, so that making one
+/// never regrows its map.
+const RESPONSE_HEADERS: usize = 16;
 const IMMUTABLE_VALUE: HeaderValue = HeaderValue::from_static(IMMUTABLE);
 const REVALIDATE_VALUE: HeaderValue = HeaderValue::from_static(REVALIDATE);
 const REVALIDATE_PRIVATE_VALUE: HeaderValue = HeaderValue::from_static(REVALIDATE_PRIVATE);
@@ -100,8 +104,8 @@ pub struct Edge {
     estimator: Mutex<Estimator>,
 }
 
-/// The address a request came from (a request extension the server sets;
-/// absent when a test calls [`Edge::handle`] directly).
+/// The address a request came from, as a request extension, for callers of
+/// [`Edge::handle`] (the server passes it to [`Edge::handle_from`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub std::net::IpAddr);
 
@@ -180,6 +184,13 @@ impl Edge {
 
     /// Answers one request; never fails (errors become responses).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
+        let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+        self.handle_from(req, client).await
+    }
+
+    /// Answers `req` from `client` (whose connections' estimate selects
+    /// variants for a request without hints).
+    pub async fn handle_from<B>(&self, req: Request<B>, client: Option<IpAddr>) -> Response<Body> {
         let head = req.method() == Method::HEAD;
         let route = paths::route(req.uri().path());
         let mut label = match &route {
@@ -196,7 +207,9 @@ impl Edge {
         let result = match route {
             Ok(Route::Purge(id)) if req.method() == Method::POST => self.purge(&req, &id),
             Ok(Route::Purge(_)) => Err(EdgeError::MethodNotAllowed),
-            Ok(route) if req.method() == Method::GET || head => self.route(&req, route).await,
+            Ok(route) if req.method() == Method::GET || head => {
+                self.route(&req, route, client).await
+            }
             Ok(_) => Err(EdgeError::MethodNotAllowed),
             Err(e) => Err(e),
         };
@@ -216,7 +229,12 @@ impl Edge {
         Response::from_parts(parts, body)
     }
 
-    async fn route<B>(&self, req: &Request<B>, route: Route) -> Result<Response<Body>, EdgeError> {
+    async fn route<B>(
+        &self,
+        req: &Request<B>,
+        route: Route,
+        client: Option<IpAddr>,
+    ) -> Result<Response<Body>, EdgeError> {
         match route {
             Route::Health => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
             Route::Ready => Ok(self.ready().await),
@@ -239,7 +257,7 @@ impl Edge {
             Route::Index => self.module_index(req.headers()).await,
             Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
             Route::Object(key) => self.object(req, &key).await,
-            Route::Asset { module, path } => self.asset(req, &module, &path).await,
+            Route::Asset { module, path } => self.asset(req, &module, &path, client).await,
             Route::Catalog => self.catalog(req).await,
         }
     }
@@ -351,12 +369,13 @@ impl Edge {
         req: &Request<B>,
         module: &ModuleId,
         path: &str,
+        client: Option<IpAddr>,
     ) -> Result<Response<Body>, EdgeError> {
         let prepared = self.manifest(module).await?.ok_or(EdgeError::NotFound)?;
         let manifest = &prepared.manifest;
         if let Some((video, action)) = lesson::split(path) {
             if let Some((index, _)) = prepared.asset(video).filter(|(_, a)| lesson::is_lesson(a)) {
-                return self.lesson(req, &prepared, index, action).await;
+                return self.lesson(req, client, &prepared, index, action).await;
             }
         }
         if let Some(response) = self.subtitle_playlist(req.headers(), manifest, path) {
@@ -380,7 +399,7 @@ impl Edge {
                 .ok_or(EdgeError::NotFound)?,
             None => return Err(EdgeError::NotFound),
         };
-        let (signals, rank, reason) = self.client(req, manifest);
+        let (signals, rank, reason) = self.client(req, client, manifest);
         let selected = select(asset, &manifest.tiers, rank, &signals).ok_or(EdgeError::NotFound)?;
         // A playlist is made here, not stored: no-transform has no original to pick.
         let (variant, no_transform) = if master.is_some() {
@@ -392,7 +411,7 @@ impl Edge {
         self.metrics.selection(Some(tier), reason.as_str());
         tracing::debug!(module = %module, asset = path, variant = %variant.name, tier, reason = reason.as_str(), connection_kbps = ?signals.connection.map(|e| e.kbps), "selected");
 
-        let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::with_capacity(RESPONSE_HEADERS);
         // Where no-transform can pick the original, the request's Cache-Control selects too.
         headers.insert(header::VARY, prepared.vary(index, master.is_none()));
         headers.insert(ACCEPT_CH, ACCEPT_CH_VALUE);
@@ -487,13 +506,11 @@ impl Edge {
     fn client<B>(
         &self,
         req: &Request<B>,
+        client: Option<IpAddr>,
         manifest: &Manifest,
     ) -> (Signals, usize, signals::Reason) {
         let mut signals = Signals::from_request(req.headers(), req.uri().query());
-        signals.connection = req
-            .extensions()
-            .get::<ClientAddr>()
-            .and_then(|c| self.connection_estimate(c.0));
+        signals.connection = client.and_then(|c| self.connection_estimate(c));
         let default_rank = manifest
             .tier_rank(&self.config.default_tier)
             .unwrap_or(manifest.tiers.len() / 2);
@@ -544,7 +561,7 @@ impl Edge {
             &self.metrics,
             req.headers(),
             spec,
-            HeaderMap::new(),
+            HeaderMap::with_capacity(RESPONSE_HEADERS),
         )
         .await
     }
@@ -682,6 +699,7 @@ impl Edge {
     async fn lesson<B>(
         &self,
         req: &Request<B>,
+        client: Option<IpAddr>,
         prepared: &Prepared,
         index: usize,
         action: lesson::Action,
@@ -714,7 +732,7 @@ impl Edge {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
             return Ok(with_headers(StatusCode::SEE_OTHER, headers, body::empty()));
         }
-        let (signals, rank, reason) = self.client(req, manifest);
+        let (signals, rank, reason) = self.client(req, client, manifest);
         let offers = lesson::offers(manifest, asset, &signals);
         let current = lesson::resolve_choice(
             lesson::current_choice(req.headers(), manifest, &signals),

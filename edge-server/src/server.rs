@@ -12,15 +12,15 @@
 //!
 //! Each connection also reads its own `TCP_INFO` ([`Probe`]) when a
 //! response body has been handed to the socket and when it ends, for the
-//! edge's per-client estimate of the link; requests carry the peer's
-//! address ([`ClientAddr`]) so the estimate can be looked up.
+//! edge's per-client estimate of the link; each request is handled with
+//! the peer's address so the estimate can be looked up.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,7 +37,6 @@ use tokio::time::Instant;
 use crate::body::Body;
 use crate::estimate::Probe;
 use crate::metrics::CloseReason;
-use crate::serve::ClientAddr;
 use crate::Edge;
 
 /// Smallest header bound hyper accepts (its minimum read buffer).
@@ -100,7 +99,9 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
+        // The connection's driver keeps the header deadline (`Activity::deadline`):
+        // hyper's own would arm and drop a timer on every request.
+        .header_read_timeout(None)
         .max_buf_size(config.max_header_bytes.max(MIN_HEADER_BYTES));
     builder
         .http2()
@@ -195,22 +196,75 @@ pub async fn serve(
 }
 
 /// One connection's activity, shared by its requests and its driver.
+///
+/// Requests only count themselves in and out here: nothing wakes the
+/// driver per request. The driver's one timer looks at these when it
+/// fires, and sets itself again for the next moment a limit could be due.
 struct Activity {
     in_flight: AtomicUsize,
     started: AtomicU64,
-    /// When the last request in flight finished (or the connection was accepted).
-    idle_since: Mutex<Instant>,
-    changed: Notify,
+    /// When the connection was accepted: `idle_since` counts from here.
+    accepted_at: Instant,
+    /// Microseconds from `accepted_at` to when the last request in flight
+    /// finished (0: none has).
+    idle_since: AtomicU64,
+    /// The connection speaks HTTP/2 (seen on its first request).
+    h2: AtomicBool,
+    /// Told once, when the request budget is reached.
+    budget_reached: Notify,
 }
 
 impl Activity {
+    fn new(accepted_at: Instant) -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            accepted_at,
+            idle_since: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            budget_reached: Notify::new(),
+        }
+    }
+
     /// Counts a request in; returns its guard and how many requests this
     /// connection has started, this one included.
-    fn begin(self: &Arc<Self>) -> (InFlight, u64) {
+    fn begin(self: &Arc<Self>, budget: u64, h2: bool) -> (InFlight, u64) {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let started = self.started.fetch_add(1, Ordering::SeqCst) + 1;
-        self.changed.notify_one();
+        if started == 1 && h2 {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        if started == budget {
+            self.budget_reached.notify_one();
+        }
         (InFlight(Arc::clone(self)), started)
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.accepted_at + Duration::from_micros(self.idle_since.load(Ordering::SeqCst))
+    }
+
+    /// When a limit is next due, given how the connection is being closed
+    /// (if it is); `None` while a request is in flight, when none can be.
+    fn deadline(
+        &self,
+        closing: Option<(CloseReason, Instant)>,
+        config: &ServerConfig,
+    ) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let started = self.started.load(Ordering::SeqCst);
+        Some(match closing {
+            Some((_, since)) => since.max(self.idle_since()) + CLOSE_GRACE,
+            None if started == 0 => self.accepted_at + config.header_timeout,
+            // HTTP/2 streams have their own framing: only idleness counts.
+            None if self.h2.load(Ordering::Relaxed) => self.idle_since() + config.idle_timeout,
+            // HTTP/1.1: the next request's head is due within the header
+            // deadline of the last response (slowloris on a kept-alive
+            // connection), and the connection may idle no longer than its limit.
+            None => self.idle_since() + config.idle_timeout.min(config.header_timeout),
+        })
     }
 }
 
@@ -219,12 +273,14 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            if let Ok(mut at) = self.0.idle_since.lock() {
-                *at = Instant::now();
-            }
-        }
-        self.0.changed.notify_one();
+        let activity = &self.0;
+        // Before the count drops: a driver that sees no request in flight
+        // sees when the last one ended.
+        let since = activity.accepted_at.elapsed().as_micros();
+        activity
+            .idle_since
+            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::SeqCst);
+        activity.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -302,22 +358,18 @@ async fn drive<I>(
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity {
-        in_flight: AtomicUsize::new(0),
-        started: AtomicU64::new(0),
-        idle_since: Mutex::new(accepted_at),
-        changed: Notify::new(),
-    });
+    let activity = Arc::new(Activity::new(accepted_at));
     let service = {
         let activity = Arc::clone(&activity);
         let budget = config.max_requests_per_connection;
-        service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            let (in_flight, started) = activity.begin();
+        service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            let h2 = req.version() >= http::Version::HTTP_2;
+            let (in_flight, started) = activity.begin(budget, h2);
             // HTTP/1.1 pipelining runs requests before the driver can react:
             // the last one in the budget says it closes, and hyper closes.
-            let last = started >= budget && req.version() < http::Version::HTTP_2;
-            req.extensions_mut().insert(ClientAddr(conn.peer));
+            let last = started >= budget && !h2;
             let edge = Arc::clone(&conn.edge);
+            let peer = conn.peer;
             let probe = conn.probe.clone();
             // A new request means the client has taken the last response: the
             // moment to read what its bytes measured, before this choice is made.
@@ -325,7 +377,10 @@ where
                 sample(&edge, probe.as_deref());
             }
             async move {
-                let (mut parts, body) = edge.handle(req).await.into_parts();
+                // Boxed: hyper moves the service's future a few times before it
+                // is polled, and the handler's is kilobytes.
+                let handled = Box::pin(edge.handle_from(req, Some(peer)));
+                let (mut parts, body) = handled.await.into_parts();
                 if last {
                     parts.headers.insert(
                         http::header::CONNECTION,
@@ -347,38 +402,41 @@ where
     tokio::pin!(connection);
     // Why the connection is being closed, and since when.
     let mut closing: Option<(CloseReason, Instant)> = None;
-    loop {
-        let changed = activity.changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let busy = activity.in_flight.load(Ordering::SeqCst) > 0;
-        let started = activity.started.load(Ordering::SeqCst);
-        if closing.is_none() && started >= config.max_requests_per_connection {
+    // The driver's one timer, checked only when it fires: requests never
+    // touch it. It is never set past the earliest moment a limit could be
+    // due: a deadline only moves later as requests come and go, and none is
+    // shorter than `soonest` after a request ends.
+    let soonest = config.idle_timeout.min(config.header_timeout);
+    let timer = tokio::time::sleep_until(accepted_at + soonest);
+    tokio::pin!(timer);
+    let next_look = |closing: Option<(CloseReason, Instant)>, now: Instant| {
+        activity.deadline(closing, config).unwrap_or_else(|| {
+            // A request is in flight: no limit applies until it ends.
+            let grace = if closing.is_some() {
+                CLOSE_GRACE
+            } else {
+                soonest
+            };
+            now + grace.min(soonest)
+        })
+    };
+    let budget_reached = activity.budget_reached.notified();
+    tokio::pin!(budget_reached);
+    let mut budget_seen = false;
+    match *stopping.borrow_and_update() {
+        Stop::Running => {}
+        Stop::Abort => return CloseReason::Shutdown,
+        Stop::Graceful => {
             connection.as_mut().graceful_shutdown();
-            closing = Some((CloseReason::MaxRequests, Instant::now()));
+            closing = Some((CloseReason::Shutdown, Instant::now()));
         }
-        let idle_since = activity.idle_since.lock().map_or(accepted_at, |at| *at);
-        let deadline = match closing {
-            _ if busy => None,
-            Some((_, since)) => Some(since.max(idle_since) + CLOSE_GRACE),
-            None if started == 0 => Some(accepted_at + config.header_timeout),
-            None => Some(idle_since + config.idle_timeout),
-        };
-        let stop_now = *stopping.borrow_and_update();
-        match stop_now {
-            Stop::Abort => return CloseReason::Shutdown,
-            Stop::Graceful if closing.is_none() => {
-                connection.as_mut().graceful_shutdown();
-                closing = Some((CloseReason::Shutdown, Instant::now()));
-                continue;
-            }
-            _ => {}
-        }
+    }
+    loop {
         tokio::select! {
+            biased;
             ended = connection.as_mut() => {
                 let mut why = closing.map_or(CloseReason::Ended, |(why, _)| why);
                 if let Err(e) = ended {
-                    // hyper's own header timer may beat ours to a slow client.
                     if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
                         why = CloseReason::Timeout;
                     }
@@ -391,27 +449,47 @@ where
                 }
                 return why;
             }
-            () = &mut changed => {}
-            result = stopping.changed() => {
-                if result.is_err() {
-                    // The server is gone: nothing will tell this connection to stop.
-                    return CloseReason::Shutdown;
+            () = &mut timer => {
+                let now = Instant::now();
+                let at = next_look(closing, now);
+                if at > now {
+                    timer.as_mut().reset(at);
+                    continue;
                 }
-            }
-            () = sleep_until(deadline) => {
                 if let Some((why, _)) = closing {
                     return why;
                 }
                 connection.as_mut().graceful_shutdown();
-                closing = Some((CloseReason::Timeout, Instant::now()));
+                closing = Some((CloseReason::Timeout, now));
+                timer.as_mut().reset(next_look(closing, now));
+            }
+            () = &mut budget_reached, if !budget_seen => {
+                // HTTP/2 (HTTP/1.1's last response already said it closes).
+                budget_seen = true;
+                if closing.is_none() {
+                    connection.as_mut().graceful_shutdown();
+                    let now = Instant::now();
+                    closing = Some((CloseReason::MaxRequests, now));
+                    timer.as_mut().reset(next_look(closing, now));
+                }
+            }
+            changed = stopping.changed() => {
+                if changed.is_err() {
+                    // The server is gone: nothing will tell this connection to stop.
+                    return CloseReason::Shutdown;
+                }
+                match *stopping.borrow_and_update() {
+                    Stop::Running => {}
+                    Stop::Abort => return CloseReason::Shutdown,
+                    Stop::Graceful if closing.is_none() => {
+                        connection.as_mut().graceful_shutdown();
+                        let now = Instant::now();
+                        closing = Some((CloseReason::Shutdown, now));
+                        timer.as_mut().reset(next_look(closing, now));
+                    }
+                    Stop::Graceful => {}
+                }
             }
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
