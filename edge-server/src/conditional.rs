@@ -63,7 +63,8 @@ pub fn from_unix(seconds: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
-fn whole_seconds(t: SystemTime) -> SystemTime {
+/// `t` without its fraction of a second (what HTTP dates can say).
+pub fn whole_seconds(t: SystemTime) -> SystemTime {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
         Err(_) => UNIX_EPOCH,

@@ -130,9 +130,14 @@ pub async fn send(
     };
     let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
     if let Some(t) = last_modified {
+        let file_value = match &found {
+            Found::Local(object) => object.last_modified.as_ref(),
+            _ => None,
+        };
         let value = spec
             .last_modified_value
-            .filter(|_| Some(t) == spec.last_modified);
+            .filter(|_| Some(t) == spec.last_modified)
+            .or_else(|| file_value.filter(|(at, _)| *at == t).map(|(_, v)| v));
         set_last_modified(&mut headers, t, value);
     }
     if let Some(not_modified) = preconditions(req_headers, &mut headers, etag, last_modified)? {
@@ -168,7 +173,7 @@ pub async fn send(
     }
     let status = match ranges {
         Some(r) => {
-            if let Ok(v) = HeaderValue::from_str(&r.content_range(len)) {
+            if let Ok(v) = HeaderValue::try_from(r.content_range(len)) {
                 headers.insert(header::CONTENT_RANGE, v);
             }
             StatusCode::PARTIAL_CONTENT

@@ -30,7 +30,11 @@ impl ByteRange {
 
     /// The `Content-Range` value for this range of an object of `total` bytes.
     pub fn content_range(&self, total: u64) -> String {
-        format!("bytes {}-{}/{total}", self.start, self.end)
+        use std::fmt::Write;
+        // Sized for three 20-digit numbers: one allocation, no regrowth.
+        let mut out = String::with_capacity(72);
+        let _ = write!(out, "bytes {}-{}/{total}", self.start, self.end);
+        out
     }
 }
 
@@ -75,6 +79,14 @@ pub fn parse(value: &str, len: u64) -> Ranged {
     else {
         return Ranged::Full;
     };
+    if !spec.contains(',') {
+        // One range, the usual request: no list to make.
+        return match parse_spec(spec.trim(), len) {
+            Spec::Invalid => Ranged::Full,
+            Spec::Unsatisfiable => Ranged::Unsatisfiable,
+            Spec::Range(r) => Ranged::Partial(r),
+        };
+    }
     let specs: Vec<&str> = spec
         .split(',')
         .map(str::trim)
@@ -106,9 +118,10 @@ enum Spec {
 }
 
 fn parse_spec(spec: &str, len: u64) -> Spec {
-    let Some((a, b)) = spec.split_once('-') else {
+    let Some(dash) = spec.bytes().position(|b| b == b'-') else {
         return Spec::Invalid;
     };
+    let (a, b) = (&spec[..dash], &spec[dash + 1..]);
     let number = |s: &str| {
         (!s.is_empty() && s.len() <= 19 && s.bytes().all(|c| c.is_ascii_digit()))
             .then(|| s.parse::<u64>().ok())
