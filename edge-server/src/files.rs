@@ -97,17 +97,20 @@ impl OpenFiles {
         &self.dir
     }
 
+    /// The object at `key` if its descriptor is held and fresh: no syscall.
+    pub fn cached(&self, key: &ObjectKey) -> Option<LocalObject> {
+        let open = self.open.lock().ok()?;
+        let (at, object) = open.get(key)?;
+        (at.elapsed() < OPEN_TTL).then(|| object.clone())
+    }
+
     /// The object at `key`, from the cache while its entry is fresh, else
     /// opened (and kept); `Ok(None)` when the store has no such object.
     pub fn get(&self, key: &ObjectKey) -> io::Result<Option<LocalObject>> {
-        let now = Instant::now();
-        if let Ok(open) = self.open.lock() {
-            if let Some((at, object)) = open.get(key) {
-                if now.duration_since(*at) < OPEN_TTL {
-                    return Ok(Some(object.clone()));
-                }
-            }
+        if let Some(object) = self.cached(key) {
+            return Ok(Some(object));
         }
+        let now = Instant::now();
         let Some(object) = open(&self.dir, key)? else {
             return Ok(None);
         };
@@ -156,21 +159,28 @@ pub fn open(dir: &Path, key: &ObjectKey) -> io::Result<Option<LocalObject>> {
 impl LocalObject {
     /// Reads `range` whole. The range must lie inside the object.
     pub async fn read(&self, range: ByteRange) -> io::Result<Bytes> {
-        if let Some(all) = self.bytes.get() {
-            let end = usize::try_from(range.end + 1).unwrap_or(usize::MAX);
-            if end <= all.len() {
-                return Ok(all.slice(range.start as usize..end));
-            }
-            return Err(short_file());
-        }
-        if let Some(resident) = self.resident(range) {
-            return Ok(resident);
+        if let Some(held) = self.in_memory(range) {
+            return held;
         }
         let bytes = self.read_file(range).await?;
         if range.start == 0 && range.len() == self.len && self.len <= SMALL {
             let _ = self.bytes.set(bytes.clone());
         }
         Ok(bytes)
+    }
+
+    /// `range` when it can be had without I/O: from the bytes kept of a
+    /// small object (an error if the file was shorter than the range), or
+    /// from the mapping's pages in the page cache.
+    pub fn in_memory(&self, range: ByteRange) -> Option<io::Result<Bytes>> {
+        if let Some(all) = self.bytes.get() {
+            let end = usize::try_from(range.end + 1).unwrap_or(usize::MAX);
+            if end <= all.len() {
+                return Some(Ok(all.slice(range.start as usize..end)));
+            }
+            return Some(Err(short_file()));
+        }
+        self.resident(range).map(Ok)
     }
 
     /// `range` as a slice of the object's mapping, when every page of it is

@@ -199,10 +199,17 @@ pub async fn send(
         Found::Local(object) => {
             let dir = files.map_or(std::path::Path::new(""), OpenFiles::dir);
             let object_len = object.len;
-            let body = metrics
-                .time_store(StoreOp::Get, local_body(object, range))
-                .await
-                .map_err(|e| local_error(dir, key, e))?;
+            // Bytes already in memory are no store operation: only reads are timed.
+            let held = (range.len() <= files::CHUNK)
+                .then(|| object.in_memory(range))
+                .flatten();
+            let body = match held {
+                Some(bytes) => body::full(bytes.map_err(|e| local_error(dir, key, e))?),
+                None => metrics
+                    .time_store(StoreOp::Get, local_body(object, range))
+                    .await
+                    .map_err(|e| local_error(dir, key, e))?,
+            };
             if let Some(cache) = cache {
                 cache.hit(key, object_len, range.len());
             }
@@ -233,6 +240,10 @@ async fn find(source: Source<'_>, metrics: &Metrics, key: &ObjectKey) -> Result<
     let Some(files) = source.files else {
         return Ok(Found::Store);
     };
+    // A held descriptor is no store operation: only opens are timed.
+    if let Some(object) = files.cached(key) {
+        return Ok(Found::Local(object));
+    }
     let get = || metrics.time_store(StoreOp::Head, async { files.get(key) });
     if let Some(object) = get().await.map_err(|e| local_error(files.dir(), key, e))? {
         return Ok(Found::Local(object));

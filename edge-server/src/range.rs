@@ -30,12 +30,33 @@ impl ByteRange {
 
     /// The `Content-Range` value for this range of an object of `total` bytes.
     pub fn content_range(&self, total: u64) -> String {
-        use std::fmt::Write;
-        // Sized for three 20-digit numbers: one allocation, no regrowth.
-        let mut out = String::with_capacity(72);
-        let _ = write!(out, "bytes {}-{}/{total}", self.start, self.end);
-        out
+        // Sized for three 20-digit numbers: one allocation, no regrowth, and
+        // no formatting machinery (this is on every range response).
+        let mut out = Vec::with_capacity(72);
+        out.extend_from_slice(b"bytes ");
+        push_decimal(&mut out, self.start);
+        out.push(b'-');
+        push_decimal(&mut out, self.end);
+        out.push(b'/');
+        push_decimal(&mut out, total);
+        // Only ASCII was written.
+        String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The part of an object a response carries.
@@ -193,6 +214,20 @@ mod tests {
                 .map(|&(start, end)| ByteRange { start, end })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn content_range_values() {
+        let r = |start, end| ByteRange { start, end };
+        assert_eq!(r(0, 0).content_range(1), "bytes 0-0/1");
+        assert_eq!(
+            r(123_457, 188_992).content_range(1_048_576),
+            "bytes 123457-188992/1048576"
+        );
+        assert_eq!(
+            r(u64::MAX - 1, u64::MAX - 1).content_range(u64::MAX),
+            format!("bytes {0}-{0}/{1}", u64::MAX - 1, u64::MAX)
+        );
     }
 
     #[test]
