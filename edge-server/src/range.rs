@@ -372,5 +372,16 @@ mod tests {
         fn never_panics(value in "\\PC{0,64}", len in any::<u64>()) {
             let _ = parse(&value, len);
         }
+
+        /// A header of one range (parsed without a list) means what it means
+        /// with an empty element after it (parsed through the list).
+        #[test]
+        fn one_range_reads_as_it_does_in_a_list(
+            spec in "[ 0-9-]{0,24}|[0-9]{1,21}-[0-9]{0,21}|-?[0-9]{1,21}|\\PC{0,12}",
+            len in prop_oneof![0u64..1000, any::<u64>()],
+        ) {
+            prop_assume!(!spec.contains(','));
+            prop_assert_eq!(parse(&format!("bytes={spec}"), len), parse(&format!("bytes={spec},"), len));
+        }
     }
 }

@@ -204,6 +204,59 @@ async fn a_silent_connection_is_dropped_at_the_header_deadline() {
     server.stop().await;
 }
 
+/// After a response on a kept-alive connection, the next request's head
+/// is due within the header deadline too: dribbling it is cut off there,
+/// even though the idle limit is far off.
+#[tokio::test]
+async fn slowloris_after_a_kept_alive_response_is_dropped() {
+    let config = ServerConfig {
+        header_timeout: Duration::from_millis(600),
+        idle_timeout: Duration::from_secs(30),
+        ..ServerConfig::default()
+    };
+    let server = start(Store::open("memory://").unwrap(), config).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200 OK"));
+    let started = Instant::now();
+    let mut cut = None;
+    for byte in
+        b"GET /healthz HTTP/1.1\r\nHost: edge\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n"
+    {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut buf)).await
+        {
+            assert_eq!(read.unwrap_or(0), 0, "the slow request got an answer");
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("the slow second request was never cut off");
+    assert!(
+        cut >= Duration::from_millis(500) && cut < Duration::from_secs(3),
+        "{cut:?}"
+    );
+    assert!(
+        server
+            .metric_reaches(
+                "lowband_edge_connections_closed_total{reason=\"timeout\"}",
+                1
+            )
+            .await
+            >= 1
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed() {
     let config = ServerConfig {
