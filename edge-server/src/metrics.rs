@@ -11,17 +11,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::StatusCode;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
-use crate::body::Body;
+use crate::body::{Body, Metered};
 
 pub const REQUESTS: &str = "lowband_edge_requests_total";
 pub const RESPONSE_BYTES: &str = "lowband_edge_response_bytes_total";
@@ -239,10 +235,7 @@ impl Metrics {
             Err(_) => return body,
         };
         traffic.requests.fetch_add(1, Ordering::Relaxed);
-        http_body_util::BodyExt::boxed_unsync(Counted {
-            inner: body,
-            bytes: Arc::clone(&traffic.bytes),
-        })
+        http_body_util::BodyExt::boxed_unsync(Metered::new(body, Arc::clone(&traffic.bytes)))
     }
 
     /// Bytes a client did not have to fetch: the source's size less what was sent.
@@ -433,38 +426,6 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
     let _ = writeln!(out, "{name}{{{labels}}} {value}");
-}
-
-/// A body that adds the length of each data frame to a counter as it is sent.
-struct Counted {
-    inner: Body,
-    bytes: Arc<AtomicU64>,
-}
-
-impl HttpBody for Counted {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

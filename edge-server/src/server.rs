@@ -18,15 +18,11 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Response;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -34,7 +30,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
-use crate::body::Body;
+use crate::body::{Meter, Metered};
 use crate::estimate::Probe;
 use crate::metrics::CloseReason;
 use crate::Edge;
@@ -301,48 +297,28 @@ fn sample(edge: &Edge, probe: Option<&Probe>) {
     }
 }
 
-/// A response body that keeps its request counted as in flight, and takes
-/// a reading of the connection once it has been handed to the socket (when
-/// enough has been sent since the last one for it to count).
-struct Tracked {
-    inner: Body,
+/// What a response body carries along as it is sent: it keeps its request
+/// counted as in flight, and takes a reading of the connection once it has
+/// been handed to the socket (when enough has been sent since the last one
+/// for it to count).
+struct Tracker {
     _in_flight: InFlight,
     edge: Arc<Edge>,
     probe: Option<Arc<Probe>>,
     sent: u64,
 }
 
-impl Drop for Tracked {
+impl Meter for Tracker {
+    fn sent(&mut self, bytes: u64) {
+        self.sent += bytes;
+    }
+}
+
+impl Drop for Tracker {
     fn drop(&mut self) {
         if self.probe.as_ref().is_some_and(|p| p.sent(self.sent)) {
             sample(&self.edge, self.probe.as_deref());
         }
-    }
-}
-
-impl HttpBody for Tracked {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.sent += data.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -387,13 +363,13 @@ where
                         http::HeaderValue::from_static("close"),
                     );
                 }
-                let body = Tracked {
-                    inner: body,
+                let tracker = Tracker {
                     _in_flight: in_flight,
                     edge,
                     probe,
                     sent: 0,
                 };
+                let body = Metered::new(body, tracker);
                 Ok::<_, Infallible>(Response::from_parts(parts, body))
             }
         })
