@@ -351,6 +351,7 @@ impl Edge {
         }
         let mut on_disk = false;
         if let Some(cache) = &self.cache {
+            cache.forget_absent();
             for doc in [Doc::Manifest(id.clone()), Doc::Index] {
                 let had = cache.docs().purge(&doc).map_err(|e| EdgeError::Upstream {
                     reason: format!("cannot purge {}: {e}", doc.key()),

@@ -782,6 +782,23 @@ async fn concurrent_misses_make_one_upstream_request_and_ranges_do_not_wait() {
         m.body(&high).slice(5_999_000..)
     );
     assert!(!held(&node.dir, &high));
+
+    // A key the upstream does not have: 404 each time, but asked of the
+    // upstream once, not once per request (a guessed key must not cost an
+    // upstream round trip each time).
+    let absent = ObjectKey::for_bytes(b"never published", "bin");
+    let url = node.url(&format!("/o/{absent}"));
+    let before = origin.object_requests().await;
+    for _ in 0..5 {
+        assert_eq!(get(&url, &[]).await.status, 404);
+    }
+    assert_eq!(origin.object_requests().await - before, 1);
+    let metrics = node.metrics().await;
+    assert_eq!(
+        metric_sum(&metrics, "lowband_cache_requests_total{result=\"absent\"}"),
+        4,
+        "{metrics}"
+    );
     drop(origin);
 }
 

@@ -34,6 +34,15 @@ use upstream::{Upstream, UpstreamError};
 /// its own rather than waited for.
 const AHEAD: u64 = 1024 * 1024;
 
+/// How long an object the upstream said it does not have is answered 404
+/// without asking again. Short: a module's objects are stored before its
+/// manifest names them, so only a mistyped or guessed key asks for one the
+/// upstream lacks, and such a key should not cost an upstream request each
+/// time; a purge forgets them at once.
+const ABSENT_TTL: Duration = Duration::from_secs(10);
+/// Absent keys remembered at most (then forgotten all at once).
+const ABSENT_MAX: usize = 4096;
+
 /// What an operator sets for a cache node.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
@@ -54,6 +63,8 @@ pub struct Cache {
     dir: Arc<CacheDir>,
     docs: Arc<Docs>,
     fills: Mutex<crate::files::KeyMap<Arc<Fill>>>,
+    /// Keys the upstream lately said it does not have, and when.
+    absent: Mutex<crate::files::KeyMap<Instant>>,
     stats: Arc<CacheStats>,
     timeout: Duration,
     /// Bounds what fills read from the upstream (`sync`), if set.
@@ -127,6 +138,7 @@ impl Cache {
             dir,
             docs,
             fills: Mutex::default(),
+            absent: Mutex::default(),
             stats,
             timeout: config.timeout,
             rate: rate.map(|r| Arc::new(RateLimit::new(r))),
@@ -165,6 +177,47 @@ impl Cache {
 
     /// Starts (or joins) the fetch of `key` and waits until its size is known.
     pub async fn miss(self: &Arc<Self>, key: &ObjectKey) -> Result<Miss, MissError> {
+        if self.known_absent(key) {
+            self.stats.absent.fetch_add(1, Ordering::Relaxed);
+            return Err(MissError::NotFound);
+        }
+        let result = self.fetch(key).await;
+        if matches!(result, Err(MissError::NotFound)) {
+            self.remember_absent(key);
+        }
+        result
+    }
+
+    /// Whether the upstream said, within [`ABSENT_TTL`], that it lacks `key`.
+    fn known_absent(&self, key: &ObjectKey) -> bool {
+        let Ok(absent) = self.absent.lock() else {
+            return false;
+        };
+        absent.get(key).is_some_and(|at| at.elapsed() < ABSENT_TTL)
+    }
+
+    fn remember_absent(&self, key: &ObjectKey) {
+        if let Ok(mut absent) = self.absent.lock() {
+            if absent.len() >= ABSENT_MAX {
+                absent.retain(|_, at| at.elapsed() < ABSENT_TTL);
+                if absent.len() >= ABSENT_MAX {
+                    absent.clear();
+                }
+            }
+            absent.insert(key.clone(), Instant::now());
+        }
+    }
+
+    /// Forgets which objects the upstream lacked (a module was purged: it
+    /// may name objects published since).
+    pub fn forget_absent(&self) {
+        if let Ok(mut absent) = self.absent.lock() {
+            absent.clear();
+        }
+    }
+
+    /// A fill for `key` (started or joined), or a read-through.
+    async fn fetch(self: &Arc<Self>, key: &ObjectKey) -> Result<Miss, MissError> {
         let started = {
             let mut fills = self
                 .fills
@@ -332,6 +385,8 @@ pub struct CacheStats {
     misses: AtomicU64,
     coalesced: AtomicU64,
     passes: AtomicU64,
+    /// Answered 404 from the keys the upstream lately said it lacks.
+    absent: AtomicU64,
     cache_bytes: AtomicU64,
     upstream_bytes: AtomicU64,
     upstream_requests: AtomicU64,
@@ -400,12 +455,13 @@ impl CacheStats {
         metric(
             "lowband_cache_requests_total",
             "counter",
-            "Object lookups by outcome: hit (on disk), miss (started a fill), coalesced (joined one), pass (read through, not kept).",
+            "Object lookups by outcome: hit (on disk), miss (started a fill), coalesced (joined one), pass (read through, not kept), absent (404: the upstream said it lacks the key within the last 10 s).",
             &[
                 ("{result=\"hit\"}", hits as f64),
                 ("{result=\"miss\"}", misses as f64),
                 ("{result=\"coalesced\"}", coalesced as f64),
                 ("{result=\"pass\"}", passes as f64),
+                ("{result=\"absent\"}", get(&self.absent) as f64),
             ],
         );
         let lookups = hits + misses + coalesced + passes;
