@@ -39,6 +39,8 @@ use crate::Edge;
 pub const MIN_HEADER_BYTES: usize = 8192;
 /// Time a connection that is being closed for idleness gets to say goodbye.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Shortest wait before the driver looks again at a busy connection.
+const MIN_RECHECK: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -393,7 +395,9 @@ where
             } else {
                 soonest
             };
-            now + grace.min(soonest)
+            // Never sooner than MIN_RECHECK: a zero timeout (possible for a
+            // library caller; the configuration refuses it) must not spin.
+            now + grace.min(soonest).max(MIN_RECHECK)
         })
     };
     let budget_reached = activity.budget_reached.notified();
