@@ -403,16 +403,20 @@ where
     let budget_reached = activity.budget_reached.notified();
     tokio::pin!(budget_reached);
     let mut budget_seen = false;
-    match *stopping.borrow_and_update() {
-        Stop::Running => {}
+    // Why to start closing now, if a limit or the server says so.
+    let mut close_for = match *stopping.borrow_and_update() {
+        Stop::Running => None,
         Stop::Abort => return CloseReason::Shutdown,
-        Stop::Graceful => {
-            connection.as_mut().graceful_shutdown();
-            closing = Some((CloseReason::Shutdown, Instant::now()));
-        }
-    }
+        Stop::Graceful => Some(CloseReason::Shutdown),
+    };
     loop {
-        tokio::select! {
+        if let Some(why) = close_for.take().filter(|_| closing.is_none()) {
+            connection.as_mut().graceful_shutdown();
+            let now = Instant::now();
+            closing = Some((why, now));
+            timer.as_mut().reset(next_look(closing, now));
+        }
+        close_for = tokio::select! {
             biased;
             ended = connection.as_mut() => {
                 let mut why = closing.map_or(CloseReason::Ended, |(why, _)| why);
@@ -434,24 +438,17 @@ where
                 let at = next_look(closing, now);
                 if at > now {
                     timer.as_mut().reset(at);
-                    continue;
-                }
-                if let Some((why, _)) = closing {
+                    None
+                } else if let Some((why, _)) = closing {
                     return why;
+                } else {
+                    Some(CloseReason::Timeout)
                 }
-                connection.as_mut().graceful_shutdown();
-                closing = Some((CloseReason::Timeout, now));
-                timer.as_mut().reset(next_look(closing, now));
             }
             () = &mut budget_reached, if !budget_seen => {
-                // HTTP/2 (HTTP/1.1's last response already said it closes).
+                // For HTTP/2 (HTTP/1.1's last response already said it closes).
                 budget_seen = true;
-                if closing.is_none() {
-                    connection.as_mut().graceful_shutdown();
-                    let now = Instant::now();
-                    closing = Some((CloseReason::MaxRequests, now));
-                    timer.as_mut().reset(next_look(closing, now));
-                }
+                Some(CloseReason::MaxRequests)
             }
             changed = stopping.changed() => {
                 if changed.is_err() {
@@ -459,17 +456,11 @@ where
                     return CloseReason::Shutdown;
                 }
                 match *stopping.borrow_and_update() {
-                    Stop::Running => {}
+                    Stop::Running => None,
                     Stop::Abort => return CloseReason::Shutdown,
-                    Stop::Graceful if closing.is_none() => {
-                        connection.as_mut().graceful_shutdown();
-                        let now = Instant::now();
-                        closing = Some((CloseReason::Shutdown, now));
-                        timer.as_mut().reset(next_look(closing, now));
-                    }
-                    Stop::Graceful => {}
+                    Stop::Graceful => Some(CloseReason::Shutdown),
                 }
             }
-        }
+        };
     }
 }
