@@ -63,8 +63,8 @@ pub const SMALL: u64 = 32 * 1024;
 pub struct LocalObject {
     file: Arc<File>,
     pub len: u64,
-    pub modified: Option<SystemTime>,
-    /// `modified` to the second and as `Last-Modified`, formatted once.
+    /// When the file last changed, to the second, and as `Last-Modified`
+    /// (formatted once, when opened).
     pub last_modified: Option<(SystemTime, HeaderValue)>,
     /// The whole object, once read, when it is at most [`SMALL`] bytes.
     bytes: Arc<OnceLock<Bytes>>,
@@ -140,8 +140,7 @@ pub fn open(dir: &Path, key: &ObjectKey) -> io::Result<Option<LocalObject>> {
     if !meta.is_file() {
         return Ok(None);
     }
-    let modified = meta.modified().ok();
-    let last_modified = modified.and_then(|t| {
+    let last_modified = meta.modified().ok().and_then(|t| {
         let t = conditional::whole_seconds(t);
         let value = HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok()?;
         Some((t, value))
@@ -149,7 +148,6 @@ pub fn open(dir: &Path, key: &ObjectKey) -> io::Result<Option<LocalObject>> {
     Ok(Some(LocalObject {
         file: Arc::new(file),
         len: meta.len(),
-        modified,
         last_modified,
         bytes: Arc::default(),
         mapped: Arc::default(),
@@ -159,9 +157,15 @@ pub fn open(dir: &Path, key: &ObjectKey) -> io::Result<Option<LocalObject>> {
 impl LocalObject {
     /// Reads `range` whole. The range must lie inside the object.
     pub async fn read(&self, range: ByteRange) -> io::Result<Bytes> {
-        if let Some(held) = self.in_memory(range) {
-            return held;
+        match self.in_memory(range) {
+            Some(held) => held,
+            None => self.read_disk(range).await,
         }
+    }
+
+    /// Reads `range` from the file (what [`LocalObject::in_memory`] could
+    /// not give), keeping a small object's bytes once read whole.
+    pub async fn read_disk(&self, range: ByteRange) -> io::Result<Bytes> {
         let bytes = self.read_file(range).await?;
         if range.start == 0 && range.len() == self.len && self.len <= SMALL {
             let _ = self.bytes.set(bytes.clone());

@@ -105,7 +105,7 @@ pub async fn send(
         headers.insert(LOWBAND_CACHE, HeaderValue::from_static(outcome));
     }
     let (found_len, found_modified) = match &found {
-        Found::Local(object) => (Some(object.len), object.modified),
+        Found::Local(object) => (Some(object.len), object.last_modified.as_ref().map(|l| l.0)),
         Found::Filling(_, len) | Found::Pass(len) => (Some(*len), None),
         Found::Store => (None, None),
     };
@@ -199,17 +199,9 @@ pub async fn send(
         Found::Local(object) => {
             let dir = files.map_or(std::path::Path::new(""), OpenFiles::dir);
             let object_len = object.len;
-            // Bytes already in memory are no store operation: only reads are timed.
-            let held = (range.len() <= files::CHUNK)
-                .then(|| object.in_memory(range))
-                .flatten();
-            let body = match held {
-                Some(bytes) => body::full(bytes.map_err(|e| local_error(dir, key, e))?),
-                None => metrics
-                    .time_store(StoreOp::Get, local_body(object, range))
-                    .await
-                    .map_err(|e| local_error(dir, key, e))?,
-            };
+            let body = local_body(object, range, metrics)
+                .await
+                .map_err(|e| local_error(dir, key, e))?;
             if let Some(cache) = cache {
                 cache.hit(key, object_len, range.len());
             }
@@ -267,15 +259,31 @@ async fn find(source: Source<'_>, metrics: &Metrics, key: &ObjectKey) -> Result<
 /// chunk (hyper then writes headers and body together), else its first
 /// chunk now, so that a read error is still a clean 502, and the rest as
 /// the client takes it.
-async fn local_body(object: LocalObject, range: ByteRange) -> std::io::Result<Body> {
+async fn local_body(
+    object: LocalObject,
+    range: ByteRange,
+    metrics: &Metrics,
+) -> std::io::Result<Body> {
+    // Bytes already in memory are no store operation: only reads are timed.
+    let local = &object;
+    let read = |range| async move {
+        match local.in_memory(range) {
+            Some(held) => held,
+            None => {
+                metrics
+                    .time_store(StoreOp::Get, local.read_disk(range))
+                    .await
+            }
+        }
+    };
     if range.len() <= files::CHUNK {
-        return Ok(body::full(object.read(range).await?));
+        return Ok(body::full(read(range).await?));
     }
     let first = ByteRange {
         start: range.start,
         end: range.start + files::CHUNK - 1,
     };
-    let head = object.read(first).await?;
+    let head = read(first).await?;
     let rest = object.stream(ByteRange {
         start: first.end + 1,
         end: range.end,
