@@ -79,17 +79,67 @@ const OPEN_TTL: Duration = Duration::from_secs(10);
 /// which connections share).
 const OPEN_MAX: usize = 256;
 
+/// Values for object keys, each good for a while: an entry older than
+/// `ttl` is not returned, and a full map drops its stale entries (all of
+/// them when none is stale), so memory stays bounded by `max`.
+pub struct RecentMap<V> {
+    entries: Mutex<KeyMap<(Instant, V)>>,
+    ttl: Duration,
+    max: usize,
+}
+
+impl<V: Clone> RecentMap<V> {
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        Self {
+            entries: Mutex::default(),
+            ttl,
+            max,
+        }
+    }
+
+    /// The value kept for `key`, if it is recent.
+    pub fn get(&self, key: &ObjectKey) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        let (at, value) = entries.get(key)?;
+        (at.elapsed() < self.ttl).then(|| value.clone())
+    }
+
+    pub fn insert(&self, key: ObjectKey, value: V) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= self.max {
+            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if entries.len() >= self.max {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (Instant::now(), value));
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+}
+
 /// Recently opened objects of one `file://` store, shared by all requests.
 pub struct OpenFiles {
     dir: PathBuf,
-    open: Mutex<KeyMap<(Instant, LocalObject)>>,
+    open: RecentMap<LocalObject>,
 }
 
 impl OpenFiles {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
-            open: Mutex::new(KeyMap::default()),
+            open: RecentMap::new(OPEN_TTL, OPEN_MAX),
         }
     }
 
@@ -99,9 +149,7 @@ impl OpenFiles {
 
     /// The object at `key` if its descriptor is held and fresh: no syscall.
     pub fn cached(&self, key: &ObjectKey) -> Option<LocalObject> {
-        let open = self.open.lock().ok()?;
-        let (at, object) = open.get(key)?;
-        (at.elapsed() < OPEN_TTL).then(|| object.clone())
+        self.open.get(key)
     }
 
     /// The object at `key`, from the cache while its entry is fresh, else
@@ -110,19 +158,10 @@ impl OpenFiles {
         if let Some(object) = self.cached(key) {
             return Ok(Some(object));
         }
-        let now = Instant::now();
         let Some(object) = open(&self.dir, key)? else {
             return Ok(None);
         };
-        if let Ok(mut open) = self.open.lock() {
-            if open.len() >= OPEN_MAX {
-                open.retain(|_, (at, _)| now.duration_since(*at) < OPEN_TTL);
-                if open.len() >= OPEN_MAX {
-                    open.clear();
-                }
-            }
-            open.insert(key.clone(), (now, object.clone()));
-        }
+        self.open.insert(key.clone(), object.clone());
         Ok(Some(object))
     }
 }
@@ -503,7 +542,7 @@ mod tests {
         assert_eq!(second.len, 15);
         let missing = ObjectKey::for_bytes(b"never stored", "bin");
         assert!(files.get(&missing).unwrap().is_none());
-        assert_eq!(files.open.lock().unwrap().len(), 1);
+        assert_eq!(files.open.len(), 1);
     }
 
     #[tokio::test]

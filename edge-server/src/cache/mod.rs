@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use lowband_catalog::ObjectKey;
 
+use crate::files::RecentMap;
 use crate::range::ByteRange;
 use disk::CacheDir;
 use docs::Docs;
@@ -63,8 +64,8 @@ pub struct Cache {
     dir: Arc<CacheDir>,
     docs: Arc<Docs>,
     fills: Mutex<crate::files::KeyMap<Arc<Fill>>>,
-    /// Keys the upstream lately said it does not have, and when.
-    absent: Mutex<crate::files::KeyMap<Instant>>,
+    /// Keys the upstream lately said it does not have.
+    absent: RecentMap<()>,
     stats: Arc<CacheStats>,
     timeout: Duration,
     /// Bounds what fills read from the upstream (`sync`), if set.
@@ -138,7 +139,7 @@ impl Cache {
             dir,
             docs,
             fills: Mutex::default(),
-            absent: Mutex::default(),
+            absent: RecentMap::new(ABSENT_TTL, ABSENT_MAX),
             stats,
             timeout: config.timeout,
             rate: rate.map(|r| Arc::new(RateLimit::new(r))),
@@ -177,43 +178,21 @@ impl Cache {
 
     /// Starts (or joins) the fetch of `key` and waits until its size is known.
     pub async fn miss(self: &Arc<Self>, key: &ObjectKey) -> Result<Miss, MissError> {
-        if self.known_absent(key) {
+        if self.absent.get(key).is_some() {
             self.stats.absent.fetch_add(1, Ordering::Relaxed);
             return Err(MissError::NotFound);
         }
         let result = self.fetch(key).await;
         if matches!(result, Err(MissError::NotFound)) {
-            self.remember_absent(key);
+            self.absent.insert(key.clone(), ());
         }
         result
-    }
-
-    /// Whether the upstream said, within [`ABSENT_TTL`], that it lacks `key`.
-    fn known_absent(&self, key: &ObjectKey) -> bool {
-        let Ok(absent) = self.absent.lock() else {
-            return false;
-        };
-        absent.get(key).is_some_and(|at| at.elapsed() < ABSENT_TTL)
-    }
-
-    fn remember_absent(&self, key: &ObjectKey) {
-        if let Ok(mut absent) = self.absent.lock() {
-            if absent.len() >= ABSENT_MAX {
-                absent.retain(|_, at| at.elapsed() < ABSENT_TTL);
-                if absent.len() >= ABSENT_MAX {
-                    absent.clear();
-                }
-            }
-            absent.insert(key.clone(), Instant::now());
-        }
     }
 
     /// Forgets which objects the upstream lacked (a module was purged: it
     /// may name objects published since).
     pub fn forget_absent(&self) {
-        if let Ok(mut absent) = self.absent.lock() {
-            absent.clear();
-        }
+        self.absent.clear();
     }
 
     /// A fill for `key` (started or joined), or a read-through.
