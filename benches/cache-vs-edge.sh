@@ -61,13 +61,10 @@ die() { echo "cache-vs-edge.sh: $*" >&2; exit 1; }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=benches/lib/edge-bench.sh
+source "$root/benches/lib/edge-bench.sh"
 
-runs=${1:-3}
-duration=${2:-10}
-connections=${CONNECTIONS:-32}
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got: $runs"
-[[ $duration =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer (seconds), got: $duration"
-[[ $connections =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer, got: $connections"
+bench_args "$@"
 upstream_edge_as=${UPSTREAM_EDGE_AS:-page-br}
 case $upstream_edge_as in
     page-br | object-br | range-64k) ;;
@@ -79,41 +76,13 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v taskset >/dev/null || need+=(util-linux)
-if ((${#need[@]})); then
-    echo "== installing the Debian packages: ${need[*]}" >&2
-    sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    "${sudo[@]}" apt-get update -qq || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
-        || die "could not install ${need[*]} (apt-get install -y ${need[*]})"
-fi
-command -v python3 >/dev/null || die "python3 is not installed"
+install_missing "${need[@]}"
 
 # --- CPUs ---------------------------------------------------------------------
-ncpu=$(nproc)
-server_cpus=${SERVER_CPUS:-0}
-if [[ -n ${CLIENT_CPUS:-} ]]; then
-    client_cpus=$CLIENT_CPUS
-elif ((ncpu > 1)); then
-    client_cpus=1-$((ncpu - 1))
-else
-    client_cpus=0
-fi
-workers=$(taskset -c "$server_cpus" nproc) || die "bad SERVER_CPUS: $server_cpus"
-wrk_threads=$(taskset -c "$client_cpus" nproc) || die "bad CLIENT_CPUS: $client_cpus"
+bench_cpus
 
 # --- build --------------------------------------------------------------------
-target=${CARGO_TARGET_DIR:-$root/target}
-if [[ -z ${NO_BUILD:-} ]]; then
-    crates=(-p lowband-edge)
-    [[ -n ${PIPELINE:-} ]] || crates+=(-p lowband-pipeline)
-    echo "== building ${crates[*]} (release)" >&2
-    cargo build --release "${crates[@]}" >&2 || die "cargo build --release failed"
-fi
-edge=$target/release/lowband-edge
-pipeline=${PIPELINE:-$target/release/lowband-pipeline}
-[[ -x $edge ]] || die "no binary at $edge"
-[[ -x $pipeline ]] || die "no binary at $pipeline"
+bench_binaries
 
 # --- scenarios ------------------------------------------------------------------
 read -r -a scenarios <<<"${SCENARIOS:-page-br object-br range-64k upstream-edge}"
@@ -150,8 +119,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the module, through the real pipeline -------------------------------------
-# shellcheck source=benches/lib/bench-module.sh
-source "$root/benches/lib/bench-module.sh"
 bench_module "$tmp" "$pipeline"
 
 # --- servers --------------------------------------------------------------------
@@ -195,23 +162,7 @@ declare -A path=() script=() curl_args=()
 path[page-br]=/m/bench/page.html
 path[object-br]=/o/$page_br_key
 path[range-64k]=/o/$blob_key
-cat >"$tmp/page-br.lua" <<'EOF'
-wrk.headers["Accept-Encoding"] = "br"
-EOF
-cat >"$tmp/plain.lua" <<'EOF'
-EOF
-# A 64 KiB range at a random offset of the 1 MiB object; the path comes from wrk's URL.
-cat >"$tmp/range-64k.lua" <<'EOF'
-local size, len = 1048576, 65536
-local counter = 0
-function setup(thread) counter = counter + 1; thread:set("seed", counter) end
-function init(args) math.randomseed(seed or 1) end
-request = function()
-    local x = math.random(0, size - len)
-    wrk.headers["Range"] = "bytes=" .. x .. "-" .. (x + len - 1)
-    return wrk.format("GET")
-end
-EOF
+wrk_scripts "$tmp"
 script[page-br]=$tmp/page-br.lua
 script[object-br]=$tmp/plain.lua
 script[range-64k]=$tmp/range-64k.lua
@@ -364,25 +315,6 @@ cpu_ticks() {  # side
 }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
-# One wrk run: prints "<req/s> <p99 ms> <non2xx+errors> <requests>" and keeps the output.
-run_wrk() {  # out url script
-    local out=$1 u=$2 s=$3
-    taskset -c "$client_cpus" wrk -t"$wrk_threads" -c"$connections" -d"${duration}s" --latency \
-        -s "$s" "$u" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed on $u"; }
-    python3 - "$out" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
-p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-bad = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", t))
-e = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", t)
-if e:
-    bad += sum(map(int, e.groups()))
-n = int(re.search(r"(\d+) requests in", t).group(1))
-print(f"{rps:.1f} {p99:.3f} {bad} {n}")
-PY
-}
 
 # scenario -> the request kind and the side measured against plain
 declare -A kind_of=([page-br]=page-br [object-br]=object-br [range-64k]=range-64k [upstream-edge]=$upstream_edge_as)
