@@ -104,15 +104,7 @@ cleanup() {
     for p in "${pid[@]}"; do
         if kill -0 "$p" 2>/dev/null; then kill -TERM "$p" 2>/dev/null || true; fi
     done
-    for p in "${pid[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [[ -n ${KEEP:-} ]]; then
-        echo "== KEEP is set: leaving $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
+    bench_cleanup "$tmp" "${pid[@]}"
     exit "$rc"
 }
 trap cleanup EXIT

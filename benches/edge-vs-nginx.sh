@@ -79,15 +79,8 @@ cleanup() {
     if [[ -n $nginx_pid ]] && kill -0 "$nginx_pid" 2>/dev/null; then
         kill -QUIT "$nginx_pid" 2>/dev/null || true   # graceful: master stops its workers
     fi
-    for p in $edge_pid $nginx_pid; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    done
-    if [[ -n ${KEEP:-} ]]; then
-        echo "== KEEP is set: leaving $tmp" >&2
-    else
-        rm -rf "$tmp"
-    fi
+    # shellcheck disable=SC2086 # unset pids drop out unquoted
+    bench_cleanup "$tmp" $edge_pid $nginx_pid
     exit "$rc"
 }
 trap cleanup EXIT

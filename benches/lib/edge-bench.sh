@@ -172,3 +172,19 @@ PY
         [[ -f $tmp/store/$k ]] || die "object $k is in the manifest but not in the store"
     done
 }
+
+# bench_cleanup TMP [PID...]: waits up to 5 s for each process (already told to
+# stop) to end and kills what is left, then removes TMP unless KEEP is set.
+bench_cleanup() {
+    local tmp=$1 p
+    shift
+    for p in "$@"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [[ -n ${KEEP:-} ]]; then
+        echo "== KEEP is set: leaving $tmp" >&2
+    else
+        rm -rf "$tmp"
+    fi
+}
