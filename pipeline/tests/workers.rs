@@ -124,6 +124,9 @@ impl WorkerProcess {
             ])
             .args(extra)
             .env("LOWBAND_LOG", "lowband_pipeline=info")
+            // Scratch space beside the log, in the test's own directory: a
+            // worker killed with -9 cannot remove its job directory itself.
+            .env("TMPDIR", log.parent().expect("the log is in a directory"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
