@@ -125,6 +125,17 @@ pub struct Variant {
     /// first-screen images the page loads (at the largest width it offers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_load_bytes: Option<u64>,
+    /// For the audio-only rendition of a further sound track (a second
+    /// language): its language tag as the source file has it (`eng`),
+    /// absent for a track without one. Such a variant is offered as
+    /// alternative audio (HLS `EXT-X-MEDIA`), never chosen as the asset's
+    /// own sound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Set with `language`, or alone for a further track without a tag:
+    /// the variant is an alternative sound track.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alternate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,9 +165,15 @@ pub struct Asset {
 pub struct Caption {
     /// Logical path of the `.vtt` asset.
     pub path: String,
-    /// BCP 47 tag from the file name (`intro.km.vtt`); absent for `intro.vtt`.
+    /// BCP 47 tag from the file name (`intro.km.vtt`), or the language
+    /// tag of the container's subtitle track; absent when neither says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// For captions taken from a subtitle track inside the video file: the
+    /// WebVTT object itself (there is no `.vtt` asset; `path` is then the
+    /// video's own path followed by `#<stream>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<ObjectKey>,
 }
 
 impl Variant {
@@ -188,6 +205,8 @@ impl Variant {
             mode: None,
             ssim: None,
             first_load_bytes: None,
+            language: None,
+            alternate: false,
         }
     }
 }

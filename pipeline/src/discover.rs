@@ -107,7 +107,15 @@ pub fn discover(dir: &Path, module_id: Option<&str>) -> Result<ModuleSource, Dis
             continue;
         }
         let bytes = entry.metadata().map_err(|e| dir_err(e.to_string()))?.len();
-        let (kind, mime, ext) = classify(&path);
+        let mut class = classify(&path);
+        if class.0 == AssetKind::File {
+            // A video or audio file is never published as a plain download,
+            // whatever its name says (`.ts` is also TypeScript's).
+            if let Some(media) = sniff_file(entry.path()) {
+                class = media;
+            }
+        }
+        let (kind, mime, ext) = class;
         assets.push(SourceAsset {
             path,
             file: entry.path().to_owned(),
@@ -193,6 +201,11 @@ pub fn classify(path: &str) -> (AssetKind, &'static str, &'static str) {
         "webm" => (Video, "video/webm", "webm"),
         "mkv" => (Video, "video/x-matroska", "mkv"),
         "avi" => (Video, "video/x-msvideo", "avi"),
+        "3gp" => (Video, "video/3gpp", "3gp"),
+        "3g2" => (Video, "video/3gpp2", "3g2"),
+        "flv" => (Video, "video/x-flv", "flv"),
+        "ogv" => (Video, "video/ogg", "ogv"),
+        "mts" | "m2ts" => (Video, "video/mp2t", "ts"),
         "mp3" => (Audio, "audio/mpeg", "mp3"),
         "wav" => (Audio, "audio/wav", "wav"),
         "m4a" => (Audio, "audio/mp4", "m4a"),
@@ -217,6 +230,100 @@ pub fn classify(path: &str) -> (AssetKind, &'static str, &'static str) {
         "woff2" => (File, "font/woff2", "woff2"),
         _ => (File, "application/octet-stream", "bin"),
     }
+}
+
+/// Bytes read from a file to recognise media by its content.
+const SNIFF_BYTES: usize = 4096;
+
+fn sniff_file(file: &Path) -> Option<(AssetKind, &'static str, &'static str)> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    std::fs::File::open(file)
+        .ok()?
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    sniff(&head)
+}
+
+/// Recognises audio and video containers by their first bytes: the
+/// signatures FFmpeg's own probes look for.
+pub fn sniff(head: &[u8]) -> Option<(AssetKind, &'static str, &'static str)> {
+    use AssetKind::*;
+    let at = |i: usize, magic: &[u8]| head.get(i..i + magic.len()) == Some(magic);
+    if at(4, b"ftyp") {
+        let brand = head.get(8..12)?;
+        return Some(match brand {
+            b"M4A " | b"M4B " => (Audio, "audio/mp4", "m4a"),
+            b"3gp4" | b"3gp5" | b"3gp6" | b"3gp7" | b"3gs7" | b"3ge6" | b"3ge7" | b"3gg6" => {
+                (Video, "video/3gpp", "3gp")
+            }
+            b"3g2a" | b"3g2b" | b"3g2c" => (Video, "video/3gpp2", "3g2"),
+            b"qt  " => (Video, "video/quicktime", "mov"),
+            _ => (Video, "video/mp4", "mp4"),
+        });
+    }
+    if [b"moov", b"mdat", b"wide", b"free"]
+        .iter()
+        .any(|m| at(4, *m))
+    {
+        return Some((Video, "video/quicktime", "mov"));
+    }
+    if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
+        let webm = head.windows(4).take(64).any(|w| w == b"webm");
+        return Some(if webm {
+            (Video, "video/webm", "webm")
+        } else {
+            (Video, "video/x-matroska", "mkv")
+        });
+    }
+    // MPEG-TS packets are 188 bytes (192 in M2TS), each starting 0x47.
+    for (start, size) in [(0usize, 188usize), (4, 192)] {
+        if (0..4).all(|i| head.get(start + i * size) == Some(&0x47)) {
+            return Some((Video, "video/mp2t", "ts"));
+        }
+    }
+    if at(0, b"FLV") {
+        return Some((Video, "video/x-flv", "flv"));
+    }
+    if at(0, b"OggS") {
+        let video = head
+            .windows(7)
+            .any(|w| w == b"\x80theora" || &w[..6] == b"\x01video");
+        return Some(if video {
+            (Video, "video/ogg", "ogv")
+        } else if head.windows(8).any(|w| w == b"OpusHead") {
+            (Audio, "audio/ogg", "opus")
+        } else {
+            (Audio, "audio/ogg", "ogg")
+        });
+    }
+    if at(0, b"RIFF") && at(8, b"AVI ") {
+        return Some((Video, "video/x-msvideo", "avi"));
+    }
+    if at(0, b"RIFF") && at(8, b"WAVE") {
+        return Some((Audio, "audio/wav", "wav"));
+    }
+    if at(0, b"fLaC") {
+        return Some((Audio, "audio/flac", "flac"));
+    }
+    if at(0, b"ID3") {
+        return Some((Audio, "audio/mpeg", "mp3"));
+    }
+    // An MPEG audio or ADTS frame header: 11 (12) sync bits, then a layer
+    // and rate that are valid; checked twice in a row to rule out chance.
+    if let [0xFF, b1, b2, ..] = head {
+        if b1 & 0xF6 == 0xF0 && b2 >> 2 & 0x0F != 0x0F {
+            return Some((Audio, "audio/aac", "aac"));
+        }
+        if b1 & 0xE0 == 0xE0 && b1 & 0x06 != 0 && b2 >> 4 != 0x0F && b2 >> 4 != 0 {
+            return Some((Audio, "audio/mpeg", "mp3"));
+        }
+    }
+    if at(0, &[0x0B, 0x77]) {
+        return Some((Audio, "audio/ac3", "ac3"));
+    }
+    None
 }
 
 /// Whether a MIME type compresses well enough to precompress.
@@ -252,6 +359,54 @@ mod tests {
         );
         let skipped: Vec<_> = m.skipped.iter().map(|s| s.path.as_str()).collect();
         assert_eq!(skipped, [".DS_Store", "passwd.txt"]);
+    }
+
+    #[test]
+    fn media_is_recognised_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ts = vec![0u8; 188 * 4];
+        for i in 0..4 {
+            ts[i * 188] = 0x47;
+        }
+        std::fs::write(dir.path().join("recorder.ts"), &ts).unwrap();
+        std::fs::write(dir.path().join("app.ts"), "export const x: number = 1;\n").unwrap();
+        std::fs::write(dir.path().join("phone.3gp"), b"\0\0\0\x18ftyp3gp4").unwrap();
+        std::fs::write(
+            dir.path().join("clip.bin"),
+            b"\x1a\x45\xdf\xa3\x01\0\0\0webm",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "ftyp? no").unwrap();
+        let m = discover(dir.path(), Some("m")).unwrap();
+        let found: Vec<_> = m
+            .assets
+            .iter()
+            .map(|a| (a.path.as_str(), a.kind, a.ext))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("app.ts", AssetKind::File, "bin"),
+                ("clip.bin", AssetKind::Video, "webm"),
+                ("notes.txt", AssetKind::File, "txt"),
+                ("phone.3gp", AssetKind::Video, "3gp"),
+                ("recorder.ts", AssetKind::Video, "ts"),
+            ]
+        );
+        assert_eq!(
+            sniff(b"RIFF\0\0\0\0WAVEfmt "),
+            Some((AssetKind::Audio, "audio/wav", "wav"))
+        );
+        assert_eq!(
+            sniff(b"ID3\x04"),
+            Some((AssetKind::Audio, "audio/mpeg", "mp3"))
+        );
+        assert_eq!(
+            sniff(b"\0\0\0\x20ftypM4A "),
+            Some((AssetKind::Audio, "audio/mp4", "m4a"))
+        );
+        assert_eq!(sniff(b"<html>"), None);
+        assert_eq!(sniff(b""), None);
     }
 
     #[test]

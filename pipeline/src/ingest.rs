@@ -96,6 +96,10 @@ pub struct IngestReport {
     pub objects_uploaded: usize,
     pub bytes_uploaded: u64,
     pub skipped: Vec<Skipped>,
+    /// Seconds of video and sound rendered in this run (reused assets aside).
+    pub media_seconds: f64,
+    /// Wall-clock seconds those renders took.
+    pub media_render_seconds: f64,
 }
 
 /// Runs a whole ingest. Blocking work goes to the rayon pool through
@@ -120,11 +124,13 @@ pub async fn ingest(
     let mut uploads = UploadTally::default();
     let mut done: Vec<Option<Asset>> = vec![None; source.assets.len()];
     let mut reused = 0;
+    let (mut media_seconds, mut media_render_seconds) = (0.0, 0.0);
     for (i, src) in source.assets.iter().enumerate() {
         if src.kind == AssetKind::Page {
             continue;
         }
         progress.asset_started(&src.path, src.kind);
+        let started = std::time::Instant::now();
         let out = process_asset(
             src,
             &options.profile,
@@ -135,6 +141,10 @@ pub async fn ingest(
         )
         .await?;
         progress.asset_finished(&src.path, out.reused);
+        if matches!(src.kind, AssetKind::Video | AssetKind::Audio) && !out.reused {
+            media_seconds += out.asset.duration.unwrap_or(0.0);
+            media_render_seconds += started.elapsed().as_secs_f64();
+        }
         reused += usize::from(out.reused);
         uploads.add(&out);
         done[i] = Some(out.asset);
@@ -179,6 +189,8 @@ pub async fn ingest(
         objects_uploaded: uploads.objects + finished.objects_uploaded,
         bytes_uploaded: uploads.bytes + finished.bytes_uploaded,
         skipped: source.skipped,
+        media_seconds,
+        media_render_seconds,
     })
 }
 
@@ -384,6 +396,28 @@ pub async fn process_asset(
     };
     let duration = rendered.duration;
     let placeholder = rendered.placeholder;
+    let mut captions = Vec::new();
+    for extracted in &rendered.captions {
+        // Captions are small: read whole, stored content-addressed.
+        let text = std::fs::read(&extracted.path).map_err(|e| IngestError::Source {
+            file: src.file.clone(),
+            reason: format!(
+                "subtitle stream {}: reading its WebVTT: {e}",
+                extracted.stream
+            ),
+        })?;
+        let len = text.len() as u64;
+        let (key, uploaded) = store.put_object(Bytes::from(text), "vtt").await?;
+        if uploaded {
+            uploads.objects += 1;
+            uploads.bytes += len;
+        }
+        captions.push(Caption {
+            path: format!("{}#{}", src.path, extracted.stream),
+            language: extracted.language.clone(),
+            key: Some(key),
+        });
+    }
     let variants: Vec<Variant> = futures::stream::iter(rendered.renditions)
         .map(|r| upload(store, src, r))
         .buffered(UPLOAD_CONCURRENCY)
@@ -409,7 +443,7 @@ pub async fn process_asset(
         derivation,
         duration,
         variants,
-        captions: Vec::new(),
+        captions,
         placeholder,
     };
     if asset.kind == AssetKind::Page {
@@ -439,7 +473,9 @@ fn link_captions(assets: &mut [Asset]) {
             .path
             .rsplit_once('.')
             .map_or(asset.path.as_str(), |(stem, _)| stem);
-        asset.captions = vtts
+        // Captions taken from the file itself stay; the files beside it are found again.
+        asset.captions.retain(|c| c.key.is_some());
+        let beside: Vec<Caption> = vtts
             .iter()
             .filter_map(|vtt| {
                 let middle = vtt.strip_prefix(stem)?.strip_suffix(".vtt")?;
@@ -455,9 +491,11 @@ fn link_captions(assets: &mut [Asset]) {
                 Some(Caption {
                     path: vtt.clone(),
                     language,
+                    key: None,
                 })
             })
             .collect();
+        asset.captions.splice(0..0, beside);
     }
 }
 
@@ -539,6 +577,8 @@ fn derivation(
 struct Rendered {
     renditions: Vec<Rendition>,
     duration: Option<f64>,
+    /// WebVTT files made from the container's subtitle tracks.
+    captions: Vec<video::ExtractedCaptions>,
     /// An image's inlinable placeholder (a data URI).
     placeholder: Option<String>,
     /// Keeps the work directory of encoded files alive until they are uploaded.
@@ -578,6 +618,7 @@ async fn render(
                 Ok(Rendered {
                     renditions: out.renditions,
                     duration: out.duration,
+                    captions: out.captions,
                     placeholder: None,
                     _workdir: Some(workdir),
                 })
@@ -588,6 +629,7 @@ async fn render(
                 Ok(Rendered {
                     renditions: out.renditions,
                     duration: None,
+                    captions: Vec::new(),
                     placeholder: Some(out.placeholder),
                     _workdir: None,
                 })
@@ -628,6 +670,7 @@ async fn render(
                 Ok(Rendered {
                     renditions,
                     duration: None,
+                    captions: Vec::new(),
                     placeholder: None,
                     _workdir: None,
                 })
@@ -700,6 +743,8 @@ async fn upload(
         mode: r.mode,
         ssim: r.ssim.map(|s| (s * 10_000.0).round() / 10_000.0),
         first_load_bytes: r.first_load_bytes,
+        alternate: r.alternate.is_some(),
+        language: r.alternate.flatten(),
     };
     Ok((variant, tally))
 }

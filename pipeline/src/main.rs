@@ -369,6 +369,14 @@ fn print_summary(r: &IngestReport, store: &str) {
         human(r.bytes_in),
         tiers.join(" · ")
     );
+    if r.media_seconds > 0.0 {
+        println!(
+            "  video and sound: {:.1} min rendered in {:.1} min, {:.1} s per source minute",
+            r.media_seconds / 60.0,
+            r.media_render_seconds / 60.0,
+            r.media_render_seconds / (r.media_seconds / 60.0)
+        );
+    }
     for s in &r.skipped {
         println!("  skipped {}: {}", s.path, s.reason);
     }

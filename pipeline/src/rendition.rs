@@ -40,6 +40,8 @@ pub struct Rendition {
     pub ssim: Option<f64>,
     /// For a page: its bytes plus what it fetches before any tap.
     pub first_load_bytes: Option<u64>,
+    /// A further sound track: `Some(language tag)` or `Some(None)` untagged.
+    pub alternate: Option<Option<String>>,
 }
 
 impl Rendition {
@@ -69,6 +71,7 @@ impl Rendition {
             mode: None,
             ssim: None,
             first_load_bytes: None,
+            alternate: None,
         }
     }
 }

@@ -139,6 +139,9 @@ struct Worker {
     options: WorkerOptions,
 }
 
+/// Tries at recording a job's state before handing the job back instead.
+const RECORD_ATTEMPTS: u32 = 3;
+
 impl Worker {
     async fn handle(
         &self,
@@ -219,7 +222,8 @@ impl Worker {
                 tracing::warn!(worker = %self.options.id, ?job, attempt, ?delay, %error, "job failed; will retry");
                 if let JobMessage::Asset { job, asset } = &job {
                     let p = self.progress(ProgressState::Retrying, 0.0, attempt, Some(error));
-                    let _ = jobs::put_json(&self.store, &jobs::progress_key(job, *asset), &p).await;
+                    // Not fatal when it fails: the job comes back and is recorded then.
+                    self.record(&jobs::progress_key(job, *asset), &p).await;
                 }
                 if let Err(e) = acker.ack_with(AckKind::Nak(Some(delay))).await {
                     tracing::warn!(error = %e, "nak not sent; the job comes back after the ack wait");
@@ -238,7 +242,32 @@ impl Worker {
         attempts: i64,
         acker: &Acker,
     ) {
-        tracing::error!(worker = %self.options.id, ?job, attempts, %error, "job failed for good; dead-lettered");
+        tracing::error!(worker = %self.options.id, ?job, attempts, %error, "job failed for good; dead-lettering");
+        // The failure is recorded where the upload API reads the job's
+        // state before the job leaves the queue: a job whose failure could
+        // not be recorded is handed back rather than left showing
+        // "running" forever.
+        let recorded = match &job {
+            Some(JobMessage::Asset { job, asset }) => {
+                let p = self.progress(ProgressState::Failed, 0.0, attempts, Some(error.clone()));
+                self.record(&jobs::progress_key(job, *asset), &p).await
+            }
+            Some(JobMessage::Finalize { job }) => self.record(&jobs::failed_key(job), &error).await,
+            None => true,
+        };
+        if !recorded {
+            tracing::error!(
+                ?job,
+                "could not record the failure in the store; handing the job back"
+            );
+            if let Err(e) = acker
+                .ack_with(AckKind::Nak(Some(self.options.retry_backoff)))
+                .await
+            {
+                tracing::warn!(error = %e, "nak not sent; the job comes back after the ack wait");
+            }
+            return;
+        }
         let letter = DeadLetter {
             message: job.clone(),
             path,
@@ -255,17 +284,26 @@ impl Worker {
                 .await;
             return;
         }
-        match &job {
-            Some(JobMessage::Asset { job, asset }) => {
-                let p = self.progress(ProgressState::Failed, 0.0, attempts, Some(error));
-                let _ = jobs::put_json(&self.store, &jobs::progress_key(job, *asset), &p).await;
-            }
-            Some(JobMessage::Finalize { job }) => {
-                let _ = jobs::put_json(&self.store, &jobs::failed_key(job), &error).await;
-            }
-            None => {}
+        if let Err(e) = acker.double_ack().await {
+            // Recorded and dead-lettered already: a job that comes back
+            // is past its attempts and ends in the same place.
+            tracing::warn!(?job, error = %e, "ack of a dead-lettered job not confirmed");
         }
-        let _ = acker.double_ack().await;
+    }
+
+    /// Writes a job's state to the store, trying three times; false when
+    /// every try failed (each is logged).
+    async fn record<T: serde::Serialize + Sync>(&self, key: &str, value: &T) -> bool {
+        for attempt in 1..=RECORD_ATTEMPTS {
+            match jobs::put_json(&self.store, key, value).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(key, attempt, error = %e, "could not record the job's state");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+            }
+        }
+        false
     }
 
     fn progress(

@@ -16,6 +16,7 @@ use ffmpeg_next as ffmpeg;
 
 use super::output::{build_graph, feed_graph, pull, rotate_filters, video_source_args, VideoInput};
 use super::plan::{OutputPlan, VideoPlan};
+use super::source::Hdr;
 use super::VideoError;
 
 /// The shared first step: upright pictures at the largest rung's size.
@@ -43,6 +44,7 @@ impl Cascade {
         let square = input.sample_aspect.numerator() == 0
             || input.sample_aspect.numerator() == input.sample_aspect.denominator();
         if input.rotation == 0
+            && input.hdr.is_none()
             && (input.width, input.height) == (width, height)
             && input.pixel == ffmpeg::format::Pixel::YUV420P
             && square
@@ -59,6 +61,8 @@ impl Cascade {
             time_base: input.time_base,
             sample_aspect: Rational(1, 1),
             rotation: 0,
+            hdr: None,
+            bt709: input.bt709 || input.hdr.is_some(),
         };
         Ok(Some(Self { graph, output }))
     }
@@ -92,7 +96,26 @@ fn largest<'a>(plans: impl Iterator<Item = &'a VideoPlan>) -> Option<(u32, u32)>
 
 fn graph(input: &VideoInput, width: u32, height: u32) -> Result<filter::Graph, ffmpeg::Error> {
     let rotate = rotate_filters(input.rotation);
-    let spec = format!("{rotate}scale=w={width}:h={height}:flags=lanczos,setsar=1,format=yuv420p");
+    let spec = match input.hdr {
+        None => format!("{rotate}scale=w={width}:h={height}:flags=lanczos,setsar=1,format=yuv420p"),
+        // HLG or PQ to SDR BT.709: to linear light (100 nits nominal peak),
+        // BT.2020 to BT.709 primaries, Hable's curve without desaturation,
+        // then BT.709's transfer and matrix in limited range. Scaled
+        // first, so the costly float steps run on the rung's pixels. The
+        // transfer of the source is named, since a decoder may leave it
+        // off the frames.
+        Some(hdr) => {
+            let transfer = match hdr {
+                Hdr::Hlg => "arib-std-b67",
+                Hdr::Pq => "smpte2084",
+            };
+            format!(
+                "{rotate}zscale=w={width}:h={height}:filter=lanczos:tin={transfer}:pin=bt2020:min=bt2020nc:\
+                 t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,\
+                 zscale=t=bt709:m=bt709:r=tv,setsar=1,format=yuv420p"
+            )
+        }
+    };
     build_graph(
         "buffer",
         "buffersink",

@@ -9,6 +9,7 @@
 //! stay busy. Memory stays bounded by the queues, whatever the length of the
 //! source, and decoding overlaps encoding.
 
+mod captions;
 mod cascade;
 pub mod codecs;
 pub mod fmp4;
@@ -18,6 +19,7 @@ mod poster;
 mod quality;
 pub mod source;
 pub mod ssim;
+mod timeline;
 mod tune;
 
 use std::path::{Path, PathBuf};
@@ -25,15 +27,17 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::sync::Once;
 
-use ffmpeg::{codec, decoder, frame};
+use ffmpeg::{codec, decoder, frame, Rational};
 use ffmpeg_next as ffmpeg;
 use lowband_catalog::manifest::VariantKind;
 use lowband_catalog::profile::{RungMode, VideoSettings};
 
 use crate::rendition::{Payload, Rendition};
+pub use captions::ExtractedCaptions;
 use cascade::Cascade;
-use output::{AudioInput, Finished, InputFormat, Output, VideoInput};
+use output::{AudioInput, Finished, InputFormat, Output, StreamNames, VideoInput};
 use plan::OutputPlan;
+use timeline::{AudioNormalizer, SharedAudio, Timeline};
 
 /// Video frames per chunk handed to the encoders (audio frames ride along).
 const CHUNK_VIDEO_FRAMES: usize = 12;
@@ -85,7 +89,9 @@ impl VideoError {
 /// A decoded frame on its way to every output.
 pub(crate) enum Decoded {
     Video(frame::Video),
-    Audio(frame::Audio),
+    /// Sound in the shared format (see `timeline`), of the n-th audio
+    /// track: 0 is the one the rungs carry.
+    Audio(usize, frame::Audio),
 }
 
 pub(crate) fn init() {
@@ -103,6 +109,8 @@ pub(crate) fn init() {
 pub struct Rendered {
     pub renditions: Vec<Rendition>,
     pub duration: Option<f64>,
+    /// WebVTT files made from the container's text subtitles.
+    pub captions: Vec<ExtractedCaptions>,
 }
 
 /// Decodes `path` once and writes every rendition the profile asks for into
@@ -122,48 +130,32 @@ pub fn render(
         Some(v) => Some((v.index, open_video_decoder(path, &ictx, v.index)?)),
         None => None,
     };
-    let mut audio_decoder = match &info.audio {
-        Some(a) => Some((a.index, open_audio_decoder(path, &ictx, a.index)?)),
-        None => None,
+    let video_input = match (&info.video, &video_decoder) {
+        (Some(v), Some((_, d))) => Some(video_input(path, settings, v, d)?),
+        _ => None,
     };
+    // Every track is brought to the format of the one the rungs carry.
+    let mut shared = None;
+    let mut audio = Vec::new();
+    for (slot, a) in info.audio.iter().chain(&info.extra_audio).enumerate() {
+        let track = AudioSlot::open(path, &ictx, slot, a, shared)?;
+        shared.get_or_insert(track.shared);
+        audio.push(track);
+    }
+    let mut subtitles = info
+        .subtitles
+        .iter()
+        .map(|s| captions::SubtitleTrack::open(path, &ictx, s))
+        .collect::<Result<Vec<_>, _>>()?;
     let input = InputFormat {
-        video: match (&info.video, &video_decoder) {
-            (Some(v), Some((_, d))) => {
-                if d.format() == ffmpeg::format::Pixel::None {
-                    return Err(VideoError::Refused {
-                        file: path.to_owned(),
-                        reason: "the video's pixel format is unknown".into(),
-                    });
-                }
-                Some(VideoInput {
-                    width: d.width(),
-                    height: d.height(),
-                    pixel: d.format(),
-                    time_base: v.time_base,
-                    sample_aspect: v.sample_aspect,
-                    rotation: v.rotation,
-                })
-            }
-            _ => None,
-        },
-        audio: match (&info.audio, &audio_decoder) {
-            (Some(a), Some((_, d))) => {
-                if d.rate() == 0 || d.channels() == 0 {
-                    return Err(VideoError::Refused {
-                        file: path.to_owned(),
-                        reason: "the audio has no sample rate or channels".into(),
-                    });
-                }
-                Some(AudioInput {
-                    rate: d.rate(),
-                    sample: d.format(),
-                    layout_bits: d.channel_layout().bits(),
-                    channels: d.channels(),
-                    time_base: a.time_base,
-                })
-            }
-            _ => None,
-        },
+        video: video_input,
+        audio: shared.map(|shared| AudioInput {
+            rate: shared.rate,
+            sample: SharedAudio::sample(),
+            layout_bits: ffmpeg::ChannelLayout::MONO.bits(),
+            channels: 1,
+            time_base: shared.time_base(),
+        }),
     };
 
     if let Some(video_input) = &input.video {
@@ -189,7 +181,23 @@ pub fn render(
                 plan::Container::Webm => "webm",
             };
             let file = workdir.join(format!("{}.{ext}", plan.name()));
-            Output::new(path, plan, &rung_input, file, settings.keyframe_interval)
+            let streams = StreamNames {
+                video: info.video.as_ref().map(|v| v.index),
+                audio: [&info.audio]
+                    .into_iter()
+                    .flatten()
+                    .chain(&info.extra_audio)
+                    .map(|a| a.index)
+                    .collect(),
+            };
+            Output::new(
+                path,
+                plan,
+                &rung_input,
+                file,
+                settings.keyframe_interval,
+                streams,
+            )
         })
         .collect::<Result<Vec<_>, _>>()?;
 
@@ -206,13 +214,7 @@ pub fn render(
                 let encoder =
                     thread.spawn_scoped(scope, move || -> Result<Finished, VideoError> {
                         for chunk in rx {
-                            output.push(&chunk).map_err(|e| match e {
-                                VideoError::Internal(reason) => VideoError::Internal(format!(
-                                    "rendition {}: {reason}",
-                                    output.name()
-                                )),
-                                other => other,
-                            })?;
+                            output.push(&chunk)?;
                         }
                         output.finish()
                     });
@@ -226,11 +228,17 @@ pub fn render(
             max_duration: settings.max_duration,
             expected: info.duration,
         };
+        let mut timeline = Timeline::new(info.origin, info.discontinuous);
         let decoded = decode_all(
             path,
             &mut ictx,
-            video_decoder.as_mut(),
-            audio_decoder.as_mut(),
+            &mut timeline,
+            Streams {
+                video: video_decoder.as_mut(),
+                video_rate: info.video.as_ref().and_then(|v| v.frame_rate),
+                audio: &mut audio,
+                subtitles: &mut subtitles,
+            },
             &limits,
             progress,
             |mut chunk| {
@@ -245,6 +253,9 @@ pub fn render(
                 Ok(senders.iter().all(|tx| tx.send(Arc::clone(&chunk)).is_ok()))
             },
         );
+        if timeline.jumps > 0 {
+            tracing::info!(file = %path.display(), jumps = timeline.jumps, "folded clock jumps into one timeline");
+        }
         drop(senders);
         let finished: Result<Vec<Finished>, VideoError> = encoders
             .into_iter()
@@ -258,18 +269,16 @@ pub fn render(
             .collect();
         (decoded, finished)
     });
-    let (decoded_seconds, poster_frame) = decoded?;
+    let decoded = decoded?;
     let finished = finished.map_err(|e| e.in_file(path))?;
     progress(1.0);
 
-    let duration = info
-        .duration
-        .or((decoded_seconds > 0.0).then_some(decoded_seconds));
+    let duration = (decoded.end > 0.0).then_some(decoded.end).or(info.duration);
     let mut renditions: Vec<Rendition> = finished
         .into_iter()
         .map(|f| rendition(path, f, duration))
         .collect::<Result<_, _>>()?;
-    if let (Some(frame), Some(v)) = (poster_frame, &info.video) {
+    if let (Some(frame), Some(v)) = (decoded.poster, &info.video) {
         let (w, h) = (v.display_size().0.round() as u32, v.display_size().1);
         // display_size is after rotation; the frame is not rotated yet.
         let display = if v.rotation % 180 == 90 {
@@ -289,10 +298,104 @@ pub fn render(
         })?;
         renditions.extend(stills);
     }
+    let captions = subtitles
+        .into_iter()
+        .map(|track| track.finish(workdir))
+        .filter_map(Result::transpose)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.in_file(path))?;
     Ok(Rendered {
         renditions,
         duration,
+        captions,
     })
+}
+
+/// How the source's pictures look: from the decoder, or, when the
+/// container's headers did not say (a 0.5 fps screen recording has no
+/// picture within FFmpeg's probe window), from the first decoded picture.
+fn video_input(
+    path: &Path,
+    settings: &VideoSettings,
+    info: &source::VideoStreamInfo,
+    decoder: &decoder::Video,
+) -> Result<VideoInput, VideoError> {
+    let (mut width, mut height, mut pixel) = (decoder.width(), decoder.height(), decoder.format());
+    if pixel == ffmpeg::format::Pixel::None || width == 0 || height == 0 {
+        let first = first_picture(path, settings, info.index)?;
+        (width, height, pixel) = (first.width(), first.height(), first.format());
+    }
+    Ok(VideoInput {
+        width,
+        height,
+        pixel,
+        time_base: info.time_base,
+        sample_aspect: info.sample_aspect,
+        rotation: info.rotation,
+        hdr: info.hdr,
+        bt709: info.bt709,
+    })
+}
+
+/// Decodes stream `index` of a fresh opening of `path` up to its first picture.
+fn first_picture(
+    path: &Path,
+    settings: &VideoSettings,
+    index: usize,
+) -> Result<frame::Video, VideoError> {
+    let (mut ictx, _) = source::open(path, settings)?;
+    let mut decoder = open_video_decoder(path, &ictx, index)?;
+    let mut frame = frame::Video::empty();
+    for (stream, packet) in ictx.packets() {
+        if stream.index() == index
+            && decoder.send_packet(&packet).is_ok()
+            && decoder.receive_frame(&mut frame).is_ok()
+        {
+            return Ok(frame);
+        }
+    }
+    if decoder.send_eof().is_ok() && decoder.receive_frame(&mut frame).is_ok() {
+        return Ok(frame);
+    }
+    Err(VideoError::Refused {
+        file: path.to_owned(),
+        reason: format!(
+            "video stream {index}: no picture could be decoded; the file is damaged or empty"
+        ),
+    })
+}
+
+/// One sound track being decoded, and its way into the shared format.
+struct AudioSlot {
+    index: usize,
+    decoder: decoder::Audio,
+    shared: SharedAudio,
+    normalizer: AudioNormalizer,
+}
+
+impl AudioSlot {
+    fn open(
+        path: &Path,
+        ictx: &ffmpeg::format::context::Input,
+        slot: usize,
+        info: &source::AudioStreamInfo,
+        shared: Option<SharedAudio>,
+    ) -> Result<Self, VideoError> {
+        let decoder = open_audio_decoder(path, ictx, info.index)?;
+        // A decoder that does not know its rate yet learns it from the first packet.
+        let rate = if decoder.rate() > 0 {
+            decoder.rate()
+        } else {
+            timeline::MAX_AUDIO_RATE
+        };
+        let shared = shared.unwrap_or_else(|| SharedAudio::for_source(rate));
+        Ok(Self {
+            index: info.index,
+            decoder,
+            shared,
+            normalizer: AudioNormalizer::new(slot, shared, info.time_base),
+        })
+    }
 }
 
 fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendition, VideoError> {
@@ -360,6 +463,10 @@ fn rendition(source: &Path, f: Finished, duration: Option<f64>) -> Result<Rendit
         mode,
         ssim: f.ssim,
         first_load_bytes: None,
+        alternate: match &f.plan {
+            OutputPlan::Audio { slot, language, .. } if *slot > 0 => Some(language.clone()),
+            _ => None,
+        },
     })
 }
 
@@ -425,25 +532,42 @@ struct DecodeLimits {
     expected: Option<f64>,
 }
 
-/// Demuxes and decodes the whole source, handing chunks of frames to `send`
-/// (which returns false once the encoders have given up). Returns the
-/// timestamp of the last frame, in seconds.
+/// The decoders `decode_all` feeds.
+struct Streams<'a> {
+    video: Option<&'a mut (usize, decoder::Video)>,
+    /// The container's frame rate, for pictures that carry no timestamp.
+    video_rate: Option<f64>,
+    audio: &'a mut [AudioSlot],
+    subtitles: &'a mut [captions::SubtitleTrack],
+}
+
+/// What decoding the whole source found.
+struct DecodeOutcome {
+    /// Seconds from 0 to the end of the longer of picture and sound.
+    end: f64,
+    poster: Option<frame::Video>,
+}
+
+/// Demuxes and decodes the whole source onto one timeline (see
+/// `timeline`), handing chunks of frames to `send` (which returns false
+/// once the encoders have given up). Picture and sound both span the same
+/// time from 0: a picture that ends first holds its last frame, sound that
+/// ends first is padded with silence.
 fn decode_all(
     path: &Path,
     ictx: &mut ffmpeg::format::context::Input,
-    mut video: Option<&mut (usize, decoder::Video)>,
-    mut audio: Option<&mut (usize, decoder::Audio)>,
+    timeline: &mut Timeline,
+    mut streams: Streams<'_>,
     limits: &DecodeLimits,
     progress: &(dyn Fn(f64) + Sync),
     mut send: impl FnMut(Vec<Decoded>) -> Result<bool, VideoError>,
-) -> Result<(f64, Option<frame::Video>), VideoError> {
-    let time_base = |index: usize| {
-        ictx.stream(index)
-            .map(|s| f64::from(s.time_base()))
-            .unwrap_or(0.0)
-    };
-    let video_tb = video.as_ref().map_or(0.0, |(i, _)| time_base(*i));
-    let audio_tb = audio.as_ref().map_or(0.0, |(i, _)| time_base(*i));
+) -> Result<DecodeOutcome, VideoError> {
+    let time_base = |index: usize| ictx.stream(index).map(|s| s.time_base());
+    let video_tb = streams
+        .video
+        .as_ref()
+        .and_then(|(i, _)| time_base(*i))
+        .unwrap_or(Rational(1, 1));
     let mut state = DecodeState {
         chunk: Vec::new(),
         video_frames: 0,
@@ -454,34 +578,51 @@ fn decode_all(
             .expected
             .map_or(POSTER_AT, |d| (d * 0.1).min(POSTER_AT)),
         poster: None,
+        video: VideoClock::new(video_tb, streams.video_rate),
     };
-    let chunk_target = if video.is_some() {
+    let chunk_target = if streams.video.is_some() {
         CHUNK_VIDEO_FRAMES
     } else {
         CHUNK_AUDIO_FRAMES
     };
 
-    for (stream, packet) in ictx.packets() {
+    for (stream, mut packet) in ictx.packets() {
         let index = stream.index();
-        let sent = match (&mut video, &mut audio) {
-            (Some((vi, dec)), _) if *vi == index => dec.send_packet(&packet).map(|_| {
-                state.receive_video(dec, video_tb);
-            }),
-            (_, Some((ai, dec))) if *ai == index => dec.send_packet(&packet).map(|_| {
-                state.receive_audio(dec, audio_tb);
-            }),
-            _ => continue,
-        };
-        if sent.is_err() {
-            state.errors += 1;
-            if state.errors > MAX_DECODE_ERRORS {
-                return Err(VideoError::Refused {
-                    file: path.to_owned(),
-                    reason: format!(
-                        "more than {MAX_DECODE_ERRORS} corrupt packets; the file is damaged"
-                    ),
-                });
+        let tb = stream.time_base();
+        let sent = if let Some((_, dec)) = streams.video.as_mut().filter(|(vi, _)| *vi == index) {
+            timeline.packet(index, &mut packet, tb);
+            dec.send_packet(&packet)
+                .map(|()| state.receive_video(dec))
+                .map_err(DecodeFailure::from)
+        } else if let Some(slot) = streams.audio.iter_mut().find(|a| a.index == index) {
+            timeline.packet(index, &mut packet, tb);
+            match slot.decoder.send_packet(&packet) {
+                Ok(()) => state.receive_audio(slot),
+                Err(e) => Err(e.into()),
             }
+        } else if let Some(track) = streams.subtitles.iter_mut().find(|t| t.index == index) {
+            timeline.packet(index, &mut packet, tb);
+            track.push(&packet);
+            continue;
+        } else {
+            continue;
+        };
+        match sent {
+            Ok(()) => {}
+            Err(DecodeFailure::Packet) => {
+                state.errors += 1;
+                if state.errors > MAX_DECODE_ERRORS {
+                    return Err(VideoError::Refused {
+                        file: path.to_owned(),
+                        reason: format!(
+                            "stream {index} at {:.2} s: more than {MAX_DECODE_ERRORS} corrupt packets; \
+                             the file is damaged: export it again from its editor or recorder",
+                            state.last_time
+                        ),
+                    });
+                }
+            }
+            Err(DecodeFailure::Fatal(e)) => return Err(e.in_file(path)),
         }
         if state.last_time > limits.max_duration {
             return Err(VideoError::Refused {
@@ -492,7 +633,7 @@ fn decode_all(
                 ),
             });
         }
-        let pending = if video.is_some() {
+        let pending = if streams.video.is_some() {
             state.pending_video()
         } else {
             state.chunk.len()
@@ -502,35 +643,126 @@ fn decode_all(
                 progress((state.last_time / total).clamp(0.0, 0.99));
             }
             if !send(std::mem::take(&mut state.chunk))? {
-                return Ok((state.last_time, None));
+                return Ok(DecodeOutcome {
+                    end: state.last_time,
+                    poster: None,
+                });
             }
         }
     }
-    if let Some((_, dec)) = video.as_mut() {
+    if let Some((_, dec)) = streams.video.as_mut() {
         if dec.send_eof().is_ok() {
-            state.receive_video(dec, video_tb);
+            let _ = state.receive_video(dec);
         }
     }
-    if let Some((_, dec)) = audio.as_mut() {
-        if dec.send_eof().is_ok() {
-            state.receive_audio(dec, audio_tb);
+    for slot in streams.audio.iter_mut() {
+        if slot.decoder.send_eof().is_ok() {
+            if let Err(DecodeFailure::Fatal(e)) = state.receive_audio(slot) {
+                return Err(e.in_file(path));
+            }
         }
     }
-    let last_time = state.last_time;
     if state.video_frames == 0 && state.audio_frames == 0 {
         return Err(VideoError::Refused {
             file: path.to_owned(),
             reason: "no frame could be decoded; the file is damaged or empty".into(),
         });
     }
-    if video.is_some() && state.video_frames == 0 {
+    if streams.video.is_some() && state.video_frames == 0 {
         return Err(VideoError::Refused {
             file: path.to_owned(),
-            reason: "no video frame could be decoded".into(),
+            reason: "no video frame could be decoded; the file is damaged".into(),
         });
     }
+    let video_end = state.video.end();
+    let audio_end = streams.audio.first().map_or(0.0, |a| a.normalizer.end());
+    let end = video_end.max(audio_end);
+    // The picture holds its last frame until the sound ends.
+    if let Some(last) = state.video.last.take() {
+        if video_end + 1e-3 < end {
+            state.video.hold(last, end, &mut state.chunk);
+        }
+    }
+    for slot in streams.audio.iter_mut() {
+        slot.normalizer
+            .finish(end, &mut state.chunk)
+            .map_err(|e| e.in_file(path))?;
+    }
     send(state.chunk)?;
-    Ok((last_time, state.poster.map(|(_, frame)| frame)))
+    Ok(DecodeOutcome {
+        end,
+        poster: state.poster.map(|(_, frame)| frame),
+    })
+}
+
+/// Why a packet could not be decoded.
+enum DecodeFailure {
+    /// The packet is corrupt: counted, and skipped.
+    Packet,
+    /// Something only a bug or a broken FFmpeg explains.
+    Fatal(VideoError),
+}
+
+impl From<ffmpeg::Error> for DecodeFailure {
+    fn from(_: ffmpeg::Error) -> Self {
+        Self::Packet
+    }
+}
+
+/// Pictures' timestamps, repaired: a picture without one comes a frame
+/// after the last, and one that does not move forward is moved a tick past
+/// the last, so the rungs' frame-rate filters always see time advance.
+struct VideoClock {
+    tb: Rational,
+    /// Ticks of one frame at the container's rate.
+    step: i64,
+    last_pts: Option<i64>,
+    /// The last picture, held to the end when the sound is longer.
+    last: Option<frame::Video>,
+}
+
+impl VideoClock {
+    fn new(tb: Rational, rate: Option<f64>) -> Self {
+        let seconds = 1.0 / rate.filter(|r| *r > 0.0).unwrap_or(25.0);
+        let step = (seconds / f64::from(tb).max(f64::MIN_POSITIVE))
+            .round()
+            .max(1.0) as i64;
+        Self {
+            tb,
+            step,
+            last_pts: None,
+            last: None,
+        }
+    }
+
+    fn stamp(&mut self, frame: &mut frame::Video) -> f64 {
+        let pts = match (frame.timestamp(), self.last_pts) {
+            (Some(ts), Some(last)) if ts <= last => last + 1,
+            (Some(ts), _) => ts,
+            (None, Some(last)) => last + self.step,
+            (None, None) => 0,
+        };
+        frame.set_pts(Some(pts));
+        self.last_pts = Some(pts);
+        pts as f64 * f64::from(self.tb)
+    }
+
+    /// Seconds at which the last picture stops showing.
+    fn end(&self) -> f64 {
+        self.last_pts
+            .map_or(0.0, |p| (p + self.step) as f64 * f64::from(self.tb))
+    }
+
+    /// Shows `last` again a frame before `until`: the rungs' frame-rate
+    /// filters repeat it up to there.
+    fn hold(&mut self, last: frame::Video, until: f64, chunk: &mut Vec<Decoded>) {
+        let mut held = last.clone();
+        let at = ((until / f64::from(self.tb)).round() as i64 - self.step)
+            .max(self.last_pts.unwrap_or(0) + 1);
+        held.set_pts(Some(at));
+        self.last_pts = Some(at);
+        chunk.push(Decoded::Video(held));
+    }
 }
 
 struct DecodeState {
@@ -543,6 +775,7 @@ struct DecodeState {
     poster_at: f64,
     /// The poster frame so far, and whether it is at or past `poster_at`.
     poster: Option<(bool, frame::Video)>,
+    video: VideoClock,
 }
 
 impl DecodeState {
@@ -553,20 +786,18 @@ impl DecodeState {
             .count()
     }
 
-    fn receive_video(&mut self, dec: &mut decoder::Video, tb: f64) {
+    fn receive_video(&mut self, dec: &mut decoder::Video) {
         let mut frame = frame::Video::empty();
         while dec.receive_frame(&mut frame).is_ok() {
-            let ts = frame.timestamp();
-            frame.set_pts(ts);
-            if let Some(ts) = ts {
-                self.last_time = self.last_time.max(ts as f64 * tb);
-            }
+            let at = self.video.stamp(&mut frame);
+            self.last_time = self.last_time.max(at);
             // The first frame, replaced once by the first at or past poster_at.
-            let past = self.last_time >= self.poster_at;
+            let past = at >= self.poster_at;
             if self.poster.as_ref().is_none_or(|(done, _)| !done && past) {
                 self.poster = Some((past, frame.clone()));
             }
             self.video_frames += 1;
+            self.video.last = Some(frame.clone());
             self.chunk.push(Decoded::Video(std::mem::replace(
                 &mut frame,
                 frame::Video::empty(),
@@ -574,19 +805,19 @@ impl DecodeState {
         }
     }
 
-    fn receive_audio(&mut self, dec: &mut decoder::Audio, tb: f64) {
+    fn receive_audio(&mut self, slot: &mut AudioSlot) -> Result<(), DecodeFailure> {
         let mut frame = frame::Audio::empty();
-        while dec.receive_frame(&mut frame).is_ok() {
+        while slot.decoder.receive_frame(&mut frame).is_ok() {
             let ts = frame.timestamp();
             frame.set_pts(ts);
-            if let Some(ts) = ts {
-                self.last_time = self.last_time.max(ts as f64 * tb);
-            }
             self.audio_frames += 1;
-            self.chunk.push(Decoded::Audio(std::mem::replace(
-                &mut frame,
-                frame::Audio::empty(),
-            )));
+            slot.normalizer
+                .push(&frame, &mut self.chunk)
+                .map_err(DecodeFailure::Fatal)?;
+            if slot.normalizer.slot() == 0 {
+                self.last_time = self.last_time.max(slot.normalizer.end());
+            }
         }
+        Ok(())
     }
 }

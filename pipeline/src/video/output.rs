@@ -15,6 +15,7 @@ use lowband_catalog::profile::{AudioCodec, VideoCodec};
 
 use super::plan::{AudioPlan, Container, OutputPlan, VideoPlan};
 use super::quality::{QualityProbe, Spans};
+use super::source::Hdr;
 use super::{Decoded, VideoError};
 use lowband_catalog::profile::RungMode;
 
@@ -34,6 +35,11 @@ pub(super) struct VideoInput {
     pub sample_aspect: Rational,
     /// Clockwise quarter turns to apply, in degrees.
     pub rotation: u32,
+    /// Set while the pictures are still HDR (the cascade tone-maps them).
+    pub hdr: Option<Hdr>,
+    /// The pictures are known to be BT.709 (tagged so, or tone-mapped to
+    /// it): the rungs say so too. Untagged pictures stay untagged.
+    pub bt709: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -63,7 +69,18 @@ pub(super) struct Output {
     octx: format::context::Output,
     video: Option<Lane<encoder::Video>>,
     audio: Option<Lane<encoder::Audio>>,
+    /// Which audio track (see `Decoded::Audio`) this output carries.
+    audio_slot: usize,
+    streams: StreamNames,
     codecs: Vec<String>,
+}
+
+/// The source's stream indices, for errors that name a stream.
+#[derive(Debug, Clone, Default)]
+pub(super) struct StreamNames {
+    pub video: Option<usize>,
+    /// Per audio slot.
+    pub audio: Vec<usize>,
 }
 
 /// A filter graph feeding an encoder feeding one muxer stream.
@@ -72,6 +89,8 @@ struct Lane<E> {
     encoder: E,
     /// The FFmpeg encoder's name, for errors.
     encoder_name: &'static str,
+    /// The muxer's name, for errors.
+    muxer: &'static str,
     encoder_tb: Rational,
     stream: usize,
     stream_tb: Rational,
@@ -81,6 +100,12 @@ struct Lane<E> {
     last_time: f64,
     /// Measures SSIM as the lane encodes; video only.
     probe: Option<QualityProbe>,
+    /// Samples (in the encoder's time base) added to every packet's
+    /// timestamp: the encoder's priming, cut from the input instead of
+    /// left to an edit list (see `audio_lane`). 0 for video.
+    shift: i64,
+    /// Samples handed to the encoder so far; audio only.
+    samples: i64,
 }
 
 impl Output {
@@ -90,6 +115,7 @@ impl Output {
         input: &InputFormat,
         path: PathBuf,
         keyframe_interval: f64,
+        streams: StreamNames,
     ) -> Result<Self, VideoError> {
         let fail = |op: String| move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e);
         let name = plan.name().to_owned();
@@ -111,9 +137,9 @@ impl Output {
             }
             _ => None,
         };
-        let audio_plan = match &plan {
-            OutputPlan::Video(v) => v.audio.as_ref(),
-            OutputPlan::Audio { audio, .. } => Some(audio),
+        let (audio_plan, audio_slot) = match &plan {
+            OutputPlan::Video(v) => (v.audio.as_ref(), 0),
+            OutputPlan::Audio { audio, slot, .. } => (Some(audio), *slot),
         };
         let audio = match (audio_plan, &input.audio) {
             (Some(a), Some(ain)) => {
@@ -121,7 +147,15 @@ impl Output {
                     AudioCodec::Aac => "mp4a.40.2".to_owned(),
                     AudioCodec::Opus => "opus".to_owned(),
                 });
-                Some(audio_lane(source, &name, a, ain, global_header, &mut octx)?)
+                Some(audio_lane(
+                    source,
+                    &name,
+                    a,
+                    ain,
+                    container,
+                    global_header,
+                    &mut octx,
+                )?)
             }
             _ => None,
         };
@@ -138,10 +172,15 @@ impl Output {
             // Cues first, so a player can seek before it has the whole file.
             options.set("cues_to_front", "1");
         } else if video.is_some() {
-            // Fragments start at the forced keyframes, so segments line up across rungs.
+            // Fragments start at the forced keyframes, so segments line up
+            // across rungs. delay_moov: the moov is written with the first
+            // fragment, once the encoder's reordering delay is known, with
+            // an edit list that presents the first picture at 0 (without
+            // it the picture would start that delay, 80 ms to 2 s, behind
+            // the sound).
             options.set(
                 "movflags",
-                "frag_keyframe+empty_moov+default_base_moof+global_sidx+skip_trailer",
+                "frag_keyframe+empty_moov+delay_moov+default_base_moof+global_sidx+skip_trailer",
             );
         } else {
             options.set(
@@ -162,6 +201,8 @@ impl Output {
             octx,
             video,
             audio,
+            audio_slot,
+            streams,
             codecs,
         };
         out.read_stream_time_bases();
@@ -190,25 +231,43 @@ impl Output {
         self.plan.name()
     }
 
-    /// Feeds one chunk of decoded frames through this output.
+    /// Feeds one chunk of decoded frames through this output. An error
+    /// names the rendition, the source stream and the media time.
     pub fn push(&mut self, chunk: &[Decoded]) -> Result<(), VideoError> {
         for decoded in chunk {
             match decoded {
                 Decoded::Video(f) => {
                     if let Some(lane) = self.video.as_mut() {
-                        lane.feed(f)?;
-                        lane.drain_video(&mut self.octx)?;
+                        let fed = lane.feed(f).and_then(|()| lane.drain_video(&mut self.octx));
+                        let at = lane.last_time;
+                        fed.map_err(|e| self.context(e, "video", self.streams.video, at))?;
                     }
                 }
-                Decoded::Audio(f) => {
+                Decoded::Audio(slot, f) if *slot == self.audio_slot => {
                     if let Some(lane) = self.audio.as_mut() {
-                        lane.feed(f)?;
-                        lane.drain_audio(&mut self.octx)?;
+                        let fed = lane.feed(f).and_then(|()| lane.drain_audio(&mut self.octx));
+                        let at = lane.last_time;
+                        let stream = self.streams.audio.get(self.audio_slot).copied();
+                        fed.map_err(|e| self.context(e, "audio", stream, at))?;
                     }
                 }
+                Decoded::Audio(..) => {}
             }
         }
         Ok(())
+    }
+
+    /// `rendition 144p: audio stream 1 at 8.02 s: …` for an error raised
+    /// inside a lane.
+    fn context(&self, e: VideoError, kind: &str, stream: Option<usize>, at: f64) -> VideoError {
+        let stream = stream.map_or_else(|| kind.to_owned(), |i| format!("{kind} stream {i}"));
+        match e {
+            VideoError::Internal(reason) => VideoError::Internal(format!(
+                "rendition {}: {stream} at {at:.2} s: {reason}",
+                self.plan.name()
+            )),
+            other => other,
+        }
     }
 
     /// Flushes graphs and encoders and closes the file.
@@ -246,7 +305,8 @@ impl Output {
         }
         self.octx
             .write_trailer()
-            .map_err(fail("finishing the MP4 file"))?;
+            .map_err(fail("finishing the file"))?;
+
         Ok(Finished {
             plan: self.plan,
             path: self.path,
@@ -268,8 +328,8 @@ fn video_lane(
         let op = format!("{op} for rung {}", plan.name);
         move |e: ffmpeg::Error| VideoError::ffmpeg(source, op, e)
     };
-    let graph = video_graph(source, plan, input)?;
-    let encoder = video_encoder(source, plan, plan.crf, global_header)?;
+    let graph = video_graph(source, plan, input, true)?;
+    let encoder = video_encoder(source, plan, plan.crf, global_header, input.bt709)?;
     let time_base = encoder_time_base(plan);
     let codec = encoder
         .codec()
@@ -297,6 +357,7 @@ fn video_lane(
         graph,
         encoder,
         encoder_name: encoder_name(plan.codec),
+        muxer: "MP4",
         encoder_tb: time_base,
         stream: index,
         stream_tb: time_base,
@@ -304,6 +365,8 @@ fn video_lane(
         keyframe_interval: plan.keyframe_interval,
         last_time: 0.0,
         probe: Some(probe),
+        shift: 0,
+        samples: 0,
     })
 }
 
@@ -319,14 +382,19 @@ fn encoder_time_base(plan: &VideoPlan) -> Rational {
 }
 
 /// A rung's filter graph: decoded source pictures in, upright pictures at
-/// the rung's size, rate and pixel format out.
+/// the rung's size, rate and pixel format out. With `from_zero`, the
+/// pictures start at 0 even where the source's picture starts later (its
+/// first picture is repeated back to 0), so every rung's picture and
+/// sound start together.
 pub(super) fn video_graph(
     source: &Path,
     plan: &VideoPlan,
     input: &VideoInput,
+    from_zero: bool,
 ) -> Result<filter::Graph, VideoError> {
     let args = video_source_args(input);
     let rotate = rotate_filters(input.rotation);
+    let start = if from_zero { ":start_time=0" } else { "" };
     let (w, h, num, den) = (
         plan.width,
         plan.height,
@@ -336,12 +404,12 @@ pub(super) fn video_graph(
     let spec = match plan.mode {
         // Frames are dropped to the rung's rate before scaling: no work on frames never shown.
         RungMode::Motion => format!(
-            "fps=fps={num}/{den},{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,format=yuv420p"
+            "fps=fps={num}/{den}{start},{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,format=yuv420p"
         ),
         // Sample at most `fps` pictures a second, then keep only those that
         // differ visibly from the last one kept: a new slide, a drawing.
         RungMode::Slides => format!(
-            "fps=fps={num}/{den},{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,\
+            "fps=fps={num}/{den}{start},{rotate}scale=w={w}:h={h}:flags=lanczos,setsar=1,\
              mpdecimate=hi=768:lo=320:frac=0.33,format=yuv420p"
         ),
     };
@@ -399,6 +467,7 @@ pub(super) fn video_encoder(
     plan: &VideoPlan,
     crf: u8,
     global_header: bool,
+    bt709: bool,
 ) -> Result<encoder::Video, VideoError> {
     let name = encoder_name(plan.codec);
     let fail = |op: &str| {
@@ -423,6 +492,17 @@ pub(super) fn video_encoder(
     enc.set_time_base(encoder_time_base(plan));
     enc.set_frame_rate(Some(plan.fps));
     enc.set_aspect_ratio(Rational(1, 1));
+    if bt709 {
+        // SDR BT.709, limited range: what HDR sources are tone-mapped to.
+        enc.set_colorspace(ffmpeg::color::Space::BT709);
+        enc.set_color_range(ffmpeg::color::Range::MPEG);
+        // SAFETY: plain enum fields of the encoder's context, before it is opened.
+        unsafe {
+            let ctx = &mut *enc.as_mut_ptr();
+            ctx.color_primaries = ffmpeg::ffi::AVColorPrimaries::AVCOL_PRI_BT709;
+            ctx.color_trc = ffmpeg::ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
+        }
+    }
     if global_header {
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
     }
@@ -445,7 +525,14 @@ fn x264_options(plan: &VideoPlan, crf: u8) -> Dictionary<'static> {
     options.set("forced-idr", "1");
     // Keyframes only at the shared instants: every rung's fragments (and HLS
     // segments) then start at the same times, so players can switch rungs.
-    options.set("x264-params", "scenecut=0");
+    if plan.mode == RungMode::Slides {
+        // At one picture a second, B-frames would delay the first picture
+        // by seconds in any player that ignores edit lists, and buy little
+        // on pictures that rarely change.
+        options.set("x264-params", "scenecut=0:bframes=0");
+    } else {
+        options.set("x264-params", "scenecut=0");
+    }
     options.set(
         "g",
         &((f64::from(plan.fps) * plan.keyframe_interval * 2.0).ceil() as u32).to_string(),
@@ -483,6 +570,7 @@ fn audio_lane(
     name: &str,
     plan: &AudioPlan,
     input: &AudioInput,
+    container: Container,
     global_header: bool,
     octx: &mut format::context::Output,
 ) -> Result<Lane<encoder::Audio>, VideoError> {
@@ -525,6 +613,24 @@ fn audio_lane(
         .open_with(options)
         .map_err(fail(&format!("opening {codec_name}")))?;
     let frame_size = encoder.frame_size();
+    // An MP4 fragment has no edit list to hide the encoder's priming (and
+    // players over MSE would ignore one): the first `priming` samples of
+    // the input are cut instead and every packet moved that much later, so
+    // the priming plays in their place and sample n decodes at n / rate,
+    // in sync with the picture. WebM says the same with CodecDelay, which
+    // its players honour.
+    // SAFETY: a plain integer field of the opened encoder.
+    let priming = i64::from(unsafe { (*encoder.as_ptr()).initial_padding }.max(0));
+    let priming = if container == Container::Mp4 {
+        priming
+    } else {
+        0
+    };
+    let trim = if priming > 0 {
+        format!(",atrim=start_sample={priming}")
+    } else {
+        String::new()
+    };
 
     let layout = if input.layout_bits != 0 {
         format!(":channel_layout=0x{:x}", input.layout_bits)
@@ -540,9 +646,9 @@ fn audio_lane(
         input.channels,
     );
     let spec = format!(
-        "aformat=sample_fmts={}:sample_rates={}:channel_layouts=mono",
+        "aresample={rate}{trim},aformat=sample_fmts={}:sample_rates={rate}:channel_layouts=mono",
         sample.name(),
-        plan.sample_rate
+        rate = plan.sample_rate,
     );
     let graph = build_graph("abuffer", "abuffersink", &args, &spec, |graph| {
         if frame_size > 0 {
@@ -563,6 +669,10 @@ fn audio_lane(
         graph,
         encoder,
         encoder_name: codec_name,
+        muxer: match container {
+            Container::Mp4 => "MP4",
+            Container::Webm => "WebM",
+        },
         encoder_tb: time_base,
         stream: index,
         stream_tb: time_base,
@@ -570,6 +680,8 @@ fn audio_lane(
         keyframe_interval: 0.0,
         last_time: 0.0,
         probe: None,
+        shift: priming,
+        samples: 0,
     })
 }
 
@@ -704,14 +816,14 @@ impl<E: LaneEncoder> Lane<E> {
             if !pull(&mut self.graph, &mut filtered, "audio")? {
                 return Ok(());
             }
-            if let Some(pts) = filtered.pts() {
-                self.last_time =
-                    (pts as f64 + filtered.samples() as f64) * f64::from(self.encoder_tb);
-            }
+            // The input is contiguous (see `timeline`): count samples.
+            filtered.set_pts(Some(self.samples));
+            self.samples += filtered.samples() as i64;
+            self.last_time = self.samples as f64 * f64::from(self.encoder_tb);
             self.encoder
                 .base()
                 .send_frame(&filtered)
-                .map_err(|e| VideoError::Internal(format!("audio encoder: {e}")))?;
+                .map_err(|e| VideoError::Internal(format!("{} encoder: {e}", self.encoder_name)))?;
             self.write_packets(octx)?;
         }
     }
@@ -722,7 +834,16 @@ impl<E: LaneEncoder> Lane<E> {
             match self.encoder.base().receive_packet(&mut packet) {
                 Ok(()) => {}
                 Err(e) if is_again(&e) => return Ok(()),
-                Err(e) => return Err(VideoError::Internal(format!("encoder: {e}"))),
+                Err(e) => {
+                    return Err(VideoError::Internal(format!(
+                        "{} encoder: {e}",
+                        self.encoder_name
+                    )))
+                }
+            }
+            if self.shift != 0 {
+                packet.set_pts(packet.pts().map(|t| t + self.shift));
+                packet.set_dts(packet.dts().map(|t| t + self.shift));
             }
             if let Some(probe) = self.probe.as_mut() {
                 probe.packet(&packet);
@@ -731,7 +852,7 @@ impl<E: LaneEncoder> Lane<E> {
             packet.rescale_ts(self.encoder_tb, self.stream_tb);
             packet
                 .write_interleaved(octx)
-                .map_err(|e| VideoError::Internal(format!("MP4 muxer: {e}")))?;
+                .map_err(|e| VideoError::Internal(format!("{} muxer: {e}", self.muxer)))?;
         }
     }
 }

@@ -49,6 +49,11 @@ pub enum OutputPlan {
         name: String,
         tier: String,
         audio: AudioPlan,
+        /// Which of the source's sound tracks: 0 is the one the rungs
+        /// carry, the others are further languages (see `Decoded::Audio`).
+        slot: usize,
+        /// The language of a further track, as the manifest names it.
+        language: Option<String>,
     },
 }
 
@@ -77,23 +82,37 @@ impl OutputPlan {
 }
 
 /// The outputs for a source, lowest rung first, audio-only renditions last.
+///
+/// A rung's `height` is the picture's short side, as players and people
+/// name sizes: a portrait phone video's "144p" is 144 pixels wide.
 pub fn plan(source: &SourceInfo, settings: &VideoSettings) -> Vec<OutputPlan> {
     let mut plans = Vec::new();
     if let Some(video) = &source.video {
         let (display_width, display_height) = video.display_size();
         let aspect = display_width / f64::from(display_height);
+        let portrait = aspect < 1.0;
+        let short_side = if portrait {
+            display_width.round() as u32
+        } else {
+            display_height
+        };
         let mut rungs: Vec<_> = settings
             .rungs
             .iter()
-            .filter(|r| r.height <= display_height)
+            .filter(|r| r.height <= short_side)
             .collect();
         if rungs.is_empty() {
             // A source smaller than every rung still gets the lowest one, at its own size.
             rungs.extend(settings.rungs.iter().min_by_key(|r| r.height));
         }
         for rung in rungs {
-            let height = even(rung.height.min(display_height));
-            let width = even((f64::from(height) * aspect).round() as u32);
+            let short = even(rung.height.min(short_side));
+            let long = even((f64::from(short) * aspect.max(1.0 / aspect)).round() as u32);
+            let (width, height) = if portrait {
+                (short, long)
+            } else {
+                (long, short)
+            };
             let fps = match video.frame_rate {
                 Some(src) if src < rung.fps => src,
                 _ => rung.fps,
@@ -123,6 +142,7 @@ pub fn plan(source: &SourceInfo, settings: &VideoSettings) -> Vec<OutputPlan> {
     if source.audio.is_some() {
         plans.extend(settings.audio.iter().map(audio_only));
     }
+    plans.extend(further_languages(source, settings));
     plans
 }
 
@@ -135,7 +155,60 @@ fn audio_only(a: &AudioRendition) -> OutputPlan {
             kbps: a.kbps,
             sample_rate: a.sample_rate,
         },
+        slot: 0,
+        language: None,
     }
+}
+
+/// One AAC rendition for each further sound track (`audio-eng`, or
+/// `audio-2` for a track without a language tag), made like the profile's
+/// AAC audio rendition: AAC, since HLS offers alternative audio as
+/// fragmented MP4 that every player decodes. Two tracks with one language
+/// are told apart by their track number.
+fn further_languages<'a>(
+    source: &'a SourceInfo,
+    settings: &'a VideoSettings,
+) -> impl Iterator<Item = OutputPlan> + 'a {
+    let like = settings
+        .audio
+        .iter()
+        .find(|a| a.codec == AudioCodec::Aac)
+        .map(|a| (a.tier.clone(), a.kbps, a.sample_rate));
+    let like = like.or_else(|| {
+        settings
+            .rungs
+            .iter()
+            .min_by_key(|r| r.height)
+            .map(|r| (r.tier.clone(), r.audio_kbps, r.audio_sample_rate))
+    });
+    let mut names = std::collections::BTreeSet::new();
+    source
+        .extra_audio
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, track)| {
+            let (tier, kbps, sample_rate) = like.clone()?;
+            let slot = i + 1;
+            let mut name = match &track.language {
+                Some(lang) => format!("audio-{lang}"),
+                None => format!("audio-{}", slot + 1),
+            };
+            if !names.insert(name.clone()) {
+                name = format!("{name}-{}", slot + 1);
+                names.insert(name.clone());
+            }
+            Some(OutputPlan::Audio {
+                name,
+                tier,
+                audio: AudioPlan {
+                    codec: AudioCodec::Aac,
+                    kbps,
+                    sample_rate,
+                },
+                slot,
+                language: track.language.clone(),
+            })
+        })
 }
 
 fn even(n: u32) -> u32 {
@@ -172,12 +245,94 @@ mod tests {
                 frame_rate: fps,
                 time_base: Rational(1, 12800),
                 rotation: 0,
+                hdr: None,
+                bt709: false,
             }),
             audio: audio.then_some(AudioStreamInfo {
                 index: 1,
                 time_base: Rational(1, 48000),
+                language: None,
             }),
+            extra_audio: Vec::new(),
+            subtitles: Vec::new(),
+            origin: 0.0,
+            discontinuous: false,
         }
+    }
+
+    #[test]
+    fn portrait_rungs_are_named_by_their_short_side() {
+        let settings = Profile::builtin_default().video;
+        let mut phone = source(1920, 1080, Some(30.0), true);
+        if let Some(v) = phone.video.as_mut() {
+            v.rotation = 90;
+        }
+        let plans = plan(&phone, &settings);
+        let sizes: Vec<_> = plans
+            .iter()
+            .filter_map(|p| match p {
+                OutputPlan::Video(v) => Some((v.name.as_str(), v.width, v.height)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("slides", 360, 640),
+                ("144p", 144, 256),
+                ("240p", 240, 426),
+                ("360p", 360, 640),
+                ("480p", 480, 852)
+            ]
+        );
+    }
+
+    #[test]
+    fn each_further_language_gets_an_aac_rendition() {
+        let settings = Profile::builtin_default().video;
+        let mut s = source(640, 360, Some(25.0), true);
+        s.extra_audio = ["eng", "fra", "eng"]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| AudioStreamInfo {
+                index: i + 2,
+                time_base: Rational(1, 48000),
+                language: Some((*l).to_owned()),
+            })
+            .chain(std::iter::once(AudioStreamInfo {
+                index: 5,
+                time_base: Rational(1, 48000),
+                language: None,
+            }))
+            .collect();
+        let extra: Vec<_> = plan(&s, &settings)
+            .into_iter()
+            .filter_map(|p| match p {
+                OutputPlan::Audio {
+                    name,
+                    slot,
+                    audio,
+                    language,
+                    ..
+                } if slot > 0 => Some((name, slot, audio.codec, language)),
+                _ => None,
+            })
+            .collect();
+        let eng = Some("eng".to_owned());
+        assert_eq!(
+            extra,
+            [
+                ("audio-eng".to_owned(), 1, AudioCodec::Aac, eng.clone()),
+                (
+                    "audio-fra".to_owned(),
+                    2,
+                    AudioCodec::Aac,
+                    Some("fra".into())
+                ),
+                ("audio-eng-4".to_owned(), 3, AudioCodec::Aac, eng),
+                ("audio-5".to_owned(), 4, AudioCodec::Aac, None),
+            ]
+        );
     }
 
     #[test]

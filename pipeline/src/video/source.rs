@@ -16,16 +16,32 @@ use super::VideoError;
 
 /// Demuxers a source may be read with. Everything that can reference other
 /// files or URLs (hls, concat, playlists, image sequences, …) is absent.
+/// MPEG-TS and FLV are what recorders and old phones write; `mov` reads
+/// 3GP too.
 const ALLOWED_DEMUXERS: &[&str] = &[
-    "mov", "mp4", "m4a", "matroska", "webm", "mp3", "wav", "ogg", "flac", "aac", "avi",
+    "mov", "mp4", "m4a", "3gp", "matroska", "webm", "mp3", "wav", "ogg", "flac", "aac", "avi",
+    "mpegts", "flv", "ac3", "eac3",
 ];
+
+/// What accepted containers are called in errors.
+pub const ACCEPTED: &str =
+    "MP4/MOV/3GP, MKV/WebM, AVI, MPEG-TS, FLV, Ogg, MP3, WAV, FLAC, AAC, AC-3";
 
 /// What a source holds, as far as the ladder cares.
 #[derive(Debug, Clone)]
 pub struct SourceInfo {
     pub duration: Option<f64>,
     pub video: Option<VideoStreamInfo>,
+    /// The sound the rungs carry: the default track, else the first.
     pub audio: Option<AudioStreamInfo>,
+    /// Every other sound track, each its own audio-only rendition.
+    pub extra_audio: Vec<AudioStreamInfo>,
+    /// Text subtitle tracks, each becoming WebVTT captions.
+    pub subtitles: Vec<SubtitleStreamInfo>,
+    /// Seconds at which the earliest selected stream starts: the rungs' 0.
+    pub origin: f64,
+    /// The container's clocks may jump (MPEG-TS): see `timeline`.
+    pub discontinuous: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +56,19 @@ pub struct VideoStreamInfo {
     /// Clockwise rotation (0, 90, 180, 270) the display matrix asks for:
     /// phones record portrait video as rotated landscape frames.
     pub rotation: u32,
+    /// HDR transfer (HLG or PQ), which the rungs tone-map to SDR BT.709.
+    pub hdr: Option<Hdr>,
+    /// The stream says its pictures are BT.709.
+    pub bt709: bool,
+}
+
+/// How an HDR picture encodes light.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hdr {
+    /// ARIB STD-B67, what phones record.
+    Hlg,
+    /// SMPTE ST 2084.
+    Pq,
 }
 
 impl VideoStreamInfo {
@@ -87,6 +116,53 @@ fn rotation(stream: &ffmpeg::format::stream::Stream) -> u32 {
 pub struct AudioStreamInfo {
     pub index: usize,
     pub time_base: Rational,
+    /// The track's language tag as the container has it (`khm`, `en`).
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubtitleStreamInfo {
+    pub index: usize,
+    pub time_base: Rational,
+    pub language: Option<String>,
+}
+
+/// The stream's `language` tag, unless it says nothing (`und`).
+fn language(stream: &ffmpeg::format::stream::Stream) -> Option<String> {
+    let tag = stream
+        .metadata()
+        .get("language")?
+        .trim()
+        .to_ascii_lowercase();
+    let ok = (2..=35).contains(&tag.len())
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && tag != "und";
+    ok.then_some(tag)
+}
+
+/// Seconds at which a stream starts, if the container says.
+fn start_time(stream: &ffmpeg::format::stream::Stream) -> Option<f64> {
+    let start = stream.start_time();
+    (start != ffmpeg::ffi::AV_NOPTS_VALUE).then(|| start as f64 * f64::from(stream.time_base()))
+}
+
+/// Subtitle codecs whose cues are text (bitmap subtitles are left out).
+fn is_text_subtitle(id: ffmpeg::codec::Id) -> bool {
+    use ffmpeg::codec::Id;
+    matches!(
+        id,
+        Id::SUBRIP | Id::SRT | Id::MOV_TEXT | Id::ASS | Id::SSA | Id::WEBVTT | Id::TEXT
+    )
+}
+
+fn hdr(parameters: &ffmpeg::codec::Parameters) -> Option<Hdr> {
+    use ffmpeg::ffi::AVColorTransferCharacteristic as Trc;
+    // SAFETY: `parameters` points at the stream's live codec parameters.
+    match unsafe { (*parameters.as_ptr()).color_trc } {
+        Trc::AVCOL_TRC_ARIB_STD_B67 => Some(Hdr::Hlg),
+        Trc::AVCOL_TRC_SMPTE2084 => Some(Hdr::Pq),
+        _ => None,
+    }
 }
 
 /// Opens `path` under the whitelists and checks it against the bounds.
@@ -104,14 +180,18 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
     options.set("protocol_whitelist", "file");
     options.set("format_whitelist", &ALLOWED_DEMUXERS.join(","));
     let ictx = ffmpeg::format::input_with_dictionary(path, options).map_err(|e| {
-        refused(format!("not a readable audio or video file ({e}); accepted containers: MP4/MOV, MKV/WebM, MP3, WAV, Ogg, FLAC, AAC, AVI"))
+        refused(format!(
+            "not a readable audio or video file ({e}); accepted containers: {ACCEPTED}"
+        ))
     })?;
     let demuxer = ictx.format().name().to_owned();
     if !demuxer
         .split(',')
         .any(|name| ALLOWED_DEMUXERS.contains(&name))
     {
-        return Err(refused(format!("container {demuxer:?} is not accepted")));
+        return Err(refused(format!(
+            "container {demuxer:?} is not accepted; accepted containers: {ACCEPTED}"
+        )));
     }
     if ictx.nb_streams() > limits.max_streams {
         return Err(refused(format!(
@@ -157,10 +237,23 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
                 rate,
                 s.time_base(),
                 rotation(&s),
+                hdr(&p),
+                // SAFETY: as above.
+                unsafe { (*p.as_ptr()).color_space } == ffmpeg::ffi::AVColorSpace::AVCOL_SPC_BT709,
             )
         });
     let video = match video {
-        Some((index, width, height, sample_aspect, frame_rate, time_base, rotation)) => {
+        Some((
+            index,
+            width,
+            height,
+            sample_aspect,
+            frame_rate,
+            time_base,
+            rotation,
+            hdr,
+            bt709,
+        )) => {
             if width <= 0 || height <= 0 {
                 return Err(refused(format!("video stream {index} has no picture size")));
             }
@@ -179,20 +272,60 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
                 frame_rate,
                 time_base,
                 rotation,
+                hdr,
+                bt709,
             })
         }
         None => None,
     };
-    let audio = ictx
+    // The default track carries the rungs' sound; without one, the first.
+    let mut tracks: Vec<_> = ictx
         .streams()
-        .best(media::Type::Audio)
-        .map(|s| AudioStreamInfo {
-            index: s.index(),
-            time_base: s.time_base(),
-        });
+        .filter(|s| s.parameters().medium() == media::Type::Audio)
+        .collect();
+    if let Some(default) = tracks.iter().position(|s| {
+        s.disposition()
+            .contains(ffmpeg::format::stream::Disposition::DEFAULT)
+    }) {
+        let track = tracks.remove(default);
+        tracks.insert(0, track);
+    }
+    let mut tracks = tracks.into_iter().map(|s| AudioStreamInfo {
+        index: s.index(),
+        time_base: s.time_base(),
+        language: language(&s),
+    });
+    let audio = tracks.next();
+    let extra_audio: Vec<_> = tracks.collect();
     if video.is_none() && audio.is_none() {
         return Err(refused("no audio or video stream".into()));
     }
+    let subtitles = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Subtitle)
+        .filter(|s| is_text_subtitle(s.parameters().id()))
+        .map(|s| SubtitleStreamInfo {
+            index: s.index(),
+            time_base: s.time_base(),
+            language: language(&s),
+        })
+        .collect();
+    let selected = video
+        .iter()
+        .map(|v| v.index)
+        .chain(audio.iter().map(|a| a.index))
+        .chain(extra_audio.iter().map(|a| a.index));
+    let origin = selected
+        .filter_map(|i| ictx.stream(i).as_ref().and_then(start_time))
+        .fold(None, |min: Option<f64>, t| {
+            Some(min.map_or(t, |m| m.min(t)))
+        })
+        .unwrap_or(0.0);
+    // SAFETY: the input format of an open context is a live static struct.
+    let discontinuous = unsafe {
+        let format = (*ictx.as_ptr()).iformat;
+        !format.is_null() && (*format).flags & ffmpeg::ffi::AVFMT_TS_DISCONT as i32 != 0
+    };
 
     let duration = (ictx.duration() > 0)
         .then(|| ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE));
@@ -208,6 +341,10 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
             duration,
             video,
             audio,
+            extra_audio,
+            subtitles,
+            origin,
+            discontinuous,
         },
     ))
 }

@@ -112,7 +112,7 @@ fn sample(
         }
         let mut graphs = plans
             .iter()
-            .map(|p| video_graph(path, p, &graph_input))
+            .map(|p| video_graph(path, p, &graph_input, false))
             .collect::<Result<Vec<_>, _>>()?;
         let mut pictures = vec![Vec::new(); plans.len()];
         let mut window: Option<(f64, f64)> = None;
@@ -258,7 +258,7 @@ fn window_ssim(
     crf: u8,
     pictures: &[frame::Video],
 ) -> Result<Option<f64>, VideoError> {
-    let mut encoder = video_encoder(path, plan, crf, true)?;
+    let mut encoder = video_encoder(path, plan, crf, true, false)?;
     let mut probe = QualityProbe::new((&encoder).into(), plan.width, plan.height, 0.0, None)
         .map_err(|e| {
             VideoError::ffmpeg(
