@@ -760,6 +760,8 @@ impl VideoClock {
         let at = ((until / f64::from(self.tb)).round() as i64 - self.step)
             .max(self.last_pts.unwrap_or(0) + 1);
         held.set_pts(Some(at));
+        // SAFETY: a plain integer field of a frame this function owns.
+        unsafe { (*held.as_mut_ptr()).pkt_duration = self.step };
         self.last_pts = Some(at);
         chunk.push(Decoded::Video(held));
     }

@@ -106,6 +106,10 @@ struct Lane<E> {
     shift: i64,
     /// Samples handed to the encoder so far; audio only.
     samples: i64,
+    /// The last picture fed in and the gap before it, in the input's time
+    /// base: the graph is closed where that picture stops showing, so the
+    /// frame-rate filter shows it for its whole time. Video only.
+    last_input: Option<(i64, i64)>,
 }
 
 impl Output {
@@ -238,6 +242,7 @@ impl Output {
             match decoded {
                 Decoded::Video(f) => {
                     if let Some(lane) = self.video.as_mut() {
+                        lane.note_picture(f);
                         let fed = lane.feed(f).and_then(|()| lane.drain_video(&mut self.octx));
                         let at = lane.last_time;
                         fed.map_err(|e| self.context(e, "video", self.streams.video, at))?;
@@ -367,6 +372,7 @@ fn video_lane(
         probe: Some(probe),
         shift: 0,
         samples: 0,
+        last_input: None,
     })
 }
 
@@ -682,6 +688,7 @@ fn audio_lane(
         probe: None,
         shift: priming,
         samples: 0,
+        last_input: None,
     })
 }
 
@@ -769,10 +776,27 @@ impl<E: LaneEncoder> Lane<E> {
         feed_graph(&mut self.graph, frame)
     }
 
+    /// Notes where a picture fed in stops showing: after its own duration
+    /// when the decoder knows it, else as long after it as it came after
+    /// the one before (one tick for the first).
+    fn note_picture(&mut self, frame: &frame::Video) {
+        let Some(pts) = frame.pts() else { return };
+        // SAFETY: a plain integer field of a live frame.
+        let duration = unsafe { (*frame.as_ptr()).pkt_duration };
+        let step = match self.last_input {
+            _ if duration > 0 => duration,
+            Some((previous, _)) if pts > previous => pts - previous,
+            Some((_, step)) => step,
+            None => 1,
+        };
+        self.last_input = Some((pts, step));
+    }
+
     fn flush_graph(&mut self) -> Result<(), ffmpeg::Error> {
-        match self.graph.get("in") {
-            Some(mut src) => src.source().flush(),
-            None => Ok(()),
+        match (self.graph.get("in"), self.last_input) {
+            (Some(mut src), Some((pts, step))) => src.source().close(pts + step),
+            (Some(mut src), None) => src.source().flush(),
+            (None, _) => Ok(()),
         }
     }
 

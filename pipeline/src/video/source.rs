@@ -127,7 +127,10 @@ pub struct SubtitleStreamInfo {
     pub language: Option<String>,
 }
 
-/// The stream's `language` tag, unless it says nothing (`und`).
+/// The stream's `language` tag as BCP 47 has it, unless it says nothing
+/// (`und`). Containers write ISO 639-2 (`khm`, `eng`); BCP 47, which the
+/// module, the caption files and HLS use, takes the two-letter code where
+/// one exists (`km`, `en`).
 fn language(stream: &ffmpeg::format::stream::Stream) -> Option<String> {
     let tag = stream
         .metadata()
@@ -136,8 +139,35 @@ fn language(stream: &ffmpeg::format::stream::Stream) -> Option<String> {
         .to_ascii_lowercase();
     let ok = (2..=35).contains(&tag.len())
         && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && tag != "und";
-    ok.then_some(tag)
+        && !matches!(tag.as_str(), "und" | "zxx" | "mis" | "mul");
+    ok.then(|| bcp47(&tag).map_or_else(|| tag.clone(), str::to_owned))
+}
+
+/// The two-letter code of the ISO 639-2 languages a teacher-training
+/// platform in the region meets; others keep their three letters, which
+/// BCP 47 accepts as they are.
+fn bcp47(iso639_2: &str) -> Option<&'static str> {
+    Some(match iso639_2 {
+        "khm" => "km",
+        "eng" => "en",
+        "fra" | "fre" => "fr",
+        "tha" => "th",
+        "vie" => "vi",
+        "lao" => "lo",
+        "mya" | "bur" => "my",
+        "zho" | "chi" => "zh",
+        "jpn" => "ja",
+        "kor" => "ko",
+        "ind" => "id",
+        "msa" | "may" => "ms",
+        "spa" => "es",
+        "por" => "pt",
+        "deu" | "ger" => "de",
+        "rus" => "ru",
+        "ara" => "ar",
+        "hin" => "hi",
+        _ => return None,
+    })
 }
 
 /// Seconds at which a stream starts, if the container says.
@@ -215,14 +245,19 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
         })
         .map(|s| {
             let p = s.parameters();
-            // SAFETY: as above; the fields are plain integers and a rational.
+            // SAFETY: as above; the fields are plain integers and rationals.
+            // The container's pixel aspect wins over the bitstream's, as
+            // FFmpeg's own guess has it (a 3GP's track header says square
+            // pixels where its H.263 stream says 12:11).
             let (width, height, sar) = unsafe {
                 let raw = &*p.as_ptr();
-                (
-                    raw.width,
-                    raw.height,
-                    Rational::from(raw.sample_aspect_ratio),
-                )
+                let container = (*s.as_ptr()).sample_aspect_ratio;
+                let sar = if container.num > 0 && container.den > 0 {
+                    container
+                } else {
+                    raw.sample_aspect_ratio
+                };
+                (raw.width, raw.height, Rational::from(sar))
             };
             let rate = [s.avg_frame_rate(), s.rate()]
                 .into_iter()

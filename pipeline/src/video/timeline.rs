@@ -175,6 +175,15 @@ impl AudioNormalizer {
             // the old graph holds goes out first, then a graph for the new
             // format continues the same count of samples.
             self.flush(out)?;
+            if self.next_pts > 0 {
+                tracing::debug!(
+                    slot = self.slot,
+                    rate = key.rate,
+                    channels = key.channels,
+                    at = self.end(),
+                    "sound format changed mid-stream"
+                );
+            }
             self.graph = Some((key, self.build(key)?));
         }
         let Some((_, graph)) = self.graph.as_mut() else {
@@ -213,11 +222,17 @@ impl AudioNormalizer {
             key.format.name(),
             key.channels,
         );
+        // Where this graph's first sample belongs. libswresample multiplies
+        // first_pts by the output rate to reach its own unit (1 / (input
+        // rate × output rate)), so it counts samples at the INPUT rate,
+        // whatever FFmpeg's documentation says: given in output samples, a
+        // 22.05 kHz track after a 48 kHz one was expected 2.2 times too late
+        // and every sample of it dropped.
+        let first = (self.next_pts as f64 * f64::from(key.rate) / f64::from(self.shared.rate))
+            .round() as i64;
         let spec = format!(
-            "aresample=async=1:min_hard_comp={HARD_COMPENSATION}:first_pts={},\
+            "aresample=async=1:min_hard_comp={HARD_COMPENSATION}:first_pts={first},\
              aformat=sample_fmts={}:sample_rates={}:channel_layouts=mono",
-            // first_pts counts samples at the output rate.
-            self.next_pts,
             SharedAudio::sample().name(),
             self.shared.rate,
         );
@@ -322,14 +337,33 @@ mod tests {
         assert_eq!(t.jumps, 0);
     }
 
+    /// A frame of a 1 kHz tone at half scale.
     fn tone(rate: u32, samples: usize, layout: ChannelLayout, pts: i64) -> frame::Audio {
         let mut f = frame::Audio::new(SharedAudio::sample(), samples, layout);
         f.set_rate(rate);
         for plane in 0..f.planes() {
-            f.data_mut(plane).fill(0);
+            let data: &mut [f32] = f.plane_mut(plane);
+            for (i, s) in data.iter_mut().enumerate() {
+                *s = 0.5 * (i as f32 * 1000.0 * std::f32::consts::TAU / rate as f32).sin();
+            }
         }
         f.set_pts(Some(pts));
         f
+    }
+
+    /// The loudest sample from sample `from` to `to`.
+    fn peak(out: &[Decoded], from: i64, to: i64) -> f32 {
+        let mut loudest = 0f32;
+        for d in out {
+            let Decoded::Audio(_, f) = d else { continue };
+            let start = f.pts().unwrap_or(0);
+            for (i, s) in f.plane::<f32>(0).iter().enumerate().take(f.samples()) {
+                if (from..to).contains(&(start + i as i64)) {
+                    loudest = loudest.max(s.abs());
+                }
+            }
+        }
+        loudest
     }
 
     fn counted(out: &[Decoded]) -> Vec<(i64, usize)> {
@@ -379,6 +413,16 @@ mod tests {
             expected += *samples as i64;
         }
         assert_eq!(expected, 3 * 48_000, "padded to the end asked for");
+        assert!(
+            peak(&out, 0, 23_000) < 1e-6,
+            "silence before the sound starts"
+        );
+        assert!(peak(&out, 25_000, 60_000) > 0.4, "the stereo tone");
+        let changed = 24_000 + 57 * 1024 - 2048 + 12_000;
+        assert!(
+            peak(&out, changed + 2_000, changed + 17_000) > 0.4,
+            "the tone after the rate and layout changed"
+        );
         // 0.5 s of leading silence, then sound: the total before the gap
         // is 0.5 + 47/46.875 - overlap; just check the end of sound moved.
         let end_of_sound = 24_000 + 47 * 1024 - 2048 + 10 * 1024 + 12_000 + 20 * 960;
