@@ -83,15 +83,13 @@ fn rung<'a>(renditions: &'a [Rendition], name: &str) -> &'a Rendition {
 #[test]
 fn portrait_phone_video_is_turned_upright() {
     let (out, _w) = render("rotated.mp4").unwrap();
-    // 320x180 frames shown 90° turned: a 180x320 picture gets the rungs up to 240p, portrait.
-    assert_eq!(names(&out), ["144p", "240p", "audio-opus", "audio-aac"]);
+    // 320x180 frames shown 90° turned: a 180x320 picture. Rungs are named
+    // by the short side, as players name them: its 144p is 144 px wide, and
+    // 240p would be upscaled.
+    assert_eq!(names(&out), ["144p", "audio-opus", "audio-aac"]);
     assert_eq!(
         probe(rung(&out, "144p"), "v", "width,height"),
-        "height=144 width=80"
-    );
-    assert_eq!(
-        probe(rung(&out, "240p"), "v", "width,height"),
-        "height=240 width=134"
+        "height=256 width=144"
     );
     // The poster and placeholder are upright too, and the placeholder is inlinable.
     let poster = rung(&out, "poster-jpeg");
@@ -326,4 +324,372 @@ fn av1_rungs_when_the_profile_asks() {
     };
     assert_eq!(starts(svt), starts(x264));
     assert!(starts(svt).len() >= 4, "{:?}", starts(svt));
+}
+
+#[path = "corpus/oracle.rs"]
+mod oracle;
+
+/// One line of the corpus's `cases.tsv` (see `corpus/README.md`).
+#[derive(Debug, Clone)]
+struct Case {
+    file: String,
+    publish: bool,
+    kind: String,
+    display: Option<(f64, f64)>,
+    langs: Vec<String>,
+    subs: usize,
+    hdr: bool,
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(dir.join("cases.tsv")).expect("cases.tsv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |row: &[&str], name: &str| -> String {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        row.get(i).copied().unwrap_or("").to_owned()
+    };
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let row: Vec<&str> = l.split('\t').collect();
+            let display = col(&row, "display");
+            let display = display
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+            let langs = col(&row, "langs");
+            Case {
+                file: col(&row, "file"),
+                publish: col(&row, "expect") == "publish",
+                kind: col(&row, "kind"),
+                display,
+                langs: if langs == "-" {
+                    Vec::new()
+                } else {
+                    langs.split(',').map(str::to_owned).collect()
+                },
+                subs: col(&row, "subs").parse().unwrap_or(0),
+                hdr: col(&row, "hdr") != "-",
+            }
+        })
+        .collect()
+}
+
+/// What the ffmpeg CLI finds in a source: how long its transcode lasts,
+/// and how many flash-and-beep marks it shows.
+struct SourceFacts {
+    duration: f64,
+    marks: usize,
+    /// Mean luma of a zscale + tonemap transcode, for HDR sources.
+    tonemapped_luma: Option<f64>,
+}
+
+fn source_facts(file: &Path, case: &Case) -> SourceFacts {
+    let has_video = case.kind == "video";
+    let has_audio = !oracle::probe(
+        file,
+        &["-select_streams", "a", "-show_entries", "stream=index"],
+    )
+    .is_empty();
+    let marks = if has_video && has_audio {
+        oracle::near_pairs(&oracle::flashes(file), &oracle::beeps(file, 0))
+    } else {
+        0
+    };
+    let tonemapped_luma = case.hdr.then(|| {
+        let lumas = oracle::lumas(
+            file,
+            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p",
+        );
+        mean_dark(&lumas)
+    });
+    SourceFacts {
+        duration: oracle::cli_duration(file).unwrap_or(0.0),
+        marks,
+        tonemapped_luma,
+    }
+}
+
+/// Mean luma of the pictures between flashes.
+fn mean_dark(lumas: &[(f64, f64)]) -> f64 {
+    let dark: Vec<f64> = lumas
+        .iter()
+        .map(|(_, y)| *y)
+        .filter(|y| *y < 150.0)
+        .collect();
+    dark.iter().sum::<f64>() / dark.len().max(1) as f64
+}
+
+/// Seconds of buffer a rung's cap allows (x264's bufsize is twice maxrate).
+const RUNG_BUFFER_SECONDS: f64 = 2.0;
+
+/// Checks one published rung against its source; the reasons it fails.
+fn check_rung(
+    case: &Case,
+    facts: &SourceFacts,
+    r: &Rendition,
+    caps: &std::collections::HashMap<String, u32>,
+) -> Vec<String> {
+    let Payload::File(path) = &r.payload else {
+        return Vec::new();
+    };
+    let mut failures = Vec::new();
+    let mut fail = |what: String| failures.push(format!("{}: {what}", r.name));
+    if let Err(e) = oracle::decodes(path) {
+        fail(format!("does not decode with ffmpeg -xerror: {e}"));
+        return failures;
+    }
+    let format = oracle::probe(path, &["-show_entries", "format=duration,size"]);
+    let duration = oracle::value(&format, "duration").unwrap_or(0.0);
+    if (duration - facts.duration).abs() > 0.5 {
+        fail(format!(
+            "lasts {duration:.2} s, the source {:.2} s",
+            facts.duration
+        ));
+    }
+    // The cap as a link sees it: a link of `cap` kbit/s, with the rung's
+    // two seconds of buffer (x264's VBV), never falls behind a player
+    // fetching fragment after fragment. The initialisation segment is
+    // fetched before playback starts and is left out.
+    if let (Some(cap), Some(fragments)) = (caps.get(&r.name), &r.fragments) {
+        let rate = f64::from(*cap) * 1000.0 / 8.0;
+        let (mut bytes, mut until) = (0.0, 0.0);
+        for s in &fragments.segments {
+            bytes += s.len as f64;
+            until += s.duration;
+            if bytes > rate * (until + RUNG_BUFFER_SECONDS) * 1.02 {
+                fail(format!(
+                    "{bytes:.0} bytes by {until:.1} s: more than a {cap} kbit/s link carries with a {RUNG_BUFFER_SECONDS} s buffer"
+                ));
+                break;
+            }
+        }
+    }
+    if r.kind != VariantKind::Video {
+        return failures;
+    }
+    let starts = oracle::probe(
+        path,
+        &[
+            "-show_entries",
+            "stream=codec_type,start_time,width,height,color_transfer",
+        ],
+    );
+    let mut video_start = None;
+    let mut audio_start = None;
+    let mut current = "";
+    for line in starts.lines() {
+        if let Some(kind) = line.strip_prefix("codec_type=") {
+            current = if kind == "video" { "v" } else { "a" };
+        }
+        if let Some(t) = line
+            .strip_prefix("start_time=")
+            .and_then(|t| t.parse::<f64>().ok())
+        {
+            if current == "v" {
+                video_start = Some(t);
+            } else {
+                audio_start = Some(t);
+            }
+        }
+    }
+    match video_start {
+        Some(t) if t.abs() < 0.001 => {}
+        other => fail(format!("video starts at {other:?}, not 0")),
+    }
+    if let (Some(v), Some(a)) = (video_start, audio_start) {
+        if (a - v).abs() > 0.04 {
+            fail(format!("sound starts at {a:.3} s, the picture at {v:.3} s"));
+        }
+    }
+    if let Some((w, h)) = case.display {
+        let (rw, rh) = (
+            oracle::value(&starts, "width").unwrap_or(0.0),
+            oracle::value(&starts, "height").unwrap_or(1.0),
+        );
+        if ((rw / rh) / (w / h) - 1.0).abs() > 0.04 {
+            fail(format!("{rw}x{rh} does not show the source's {w}x{h}"));
+        }
+    }
+    // A slides rung samples one picture a second: a 0.2 s flash falls
+    // between its samples, so its timing is judged by its start and length.
+    let slides = r.mode.as_deref() == Some("slides");
+    if facts.marks > 0 && !slides {
+        let flashes = oracle::flashes(path);
+        let beeps = oracle::beeps(path, 0);
+        let near = oracle::pairs(&flashes, &beeps, 0.5);
+        // A picture can only be shown at the rung's frame instants: a flash
+        // between two is shown at the nearer one, up to half a frame away.
+        let frame = r.fps.map_or(0.0, |fps| 0.5 / fps);
+        let off: Vec<_> = near
+            .iter()
+            .filter(|(_, d)| d.abs() > 0.04 + frame)
+            .collect();
+        if !off.is_empty() {
+            fail(format!(
+                "picture and sound apart (flash at s, beep after it by s): {off:.3?}"
+            ));
+        }
+        if near.len() < facts.marks {
+            fail(format!("shows {} flash-and-beep marks, the source {} (flashes {flashes:.2?}, beeps {beeps:.2?})", near.len(), facts.marks));
+        }
+    }
+    if case.hdr {
+        if !starts.contains("color_transfer=bt709") {
+            fail("not tagged BT.709".into());
+        }
+        let luma = mean_dark(&oracle::lumas(path, ""));
+        if let Some(reference) = facts.tonemapped_luma {
+            if (luma - reference).abs() > 10.0 {
+                fail(format!(
+                    "mean luma {luma:.1}, a zscale+tonemap transcode {reference:.1}"
+                ));
+            }
+        }
+    }
+    failures
+}
+
+/// Renders one case and checks everything the oracle can; the reasons it fails.
+fn run_case(
+    dir: &Path,
+    case: &Case,
+    settings: &lowband_catalog::profile::VideoSettings,
+) -> Vec<String> {
+    let file = dir.join(&case.file);
+    let work = tempfile::tempdir().unwrap();
+    let result = video::render(&file, settings, work.path(), "slow-2g", &|_| {});
+    let out = match (result, case.publish) {
+        (Err(e), false) => {
+            let message = e.to_string();
+            return if message.contains(&case.file) && !message.contains('\n') {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "refused without a one-line error naming the file: {message:?}"
+                )]
+            };
+        }
+        (Ok(_), false) => return vec!["published, but should have been refused".into()],
+        (Err(e), true) => return vec![format!("refused: {e}")],
+        (Ok(out), true) => out,
+    };
+    let facts = source_facts(&file, case);
+    let caps: std::collections::HashMap<String, u32> = settings
+        .rungs
+        .iter()
+        .map(|r| (r.name.clone(), r.max_kbps))
+        .collect();
+    let mut failures = Vec::new();
+    let media: Vec<&Rendition> = out
+        .renditions
+        .iter()
+        .filter(|r| matches!(r.kind, VariantKind::Video | VariantKind::Audio))
+        .collect();
+    let want_video = case.kind == "video";
+    let has_video_rung = media.iter().any(|r| r.kind == VariantKind::Video);
+    if want_video != has_video_rung {
+        failures.push(format!(
+            "video rungs: {has_video_rung}, expected {want_video}"
+        ));
+    }
+    for r in &media {
+        failures.extend(check_rung(case, &facts, r, &caps));
+    }
+    // Every further language: its own audio-only rendition (which decodes,
+    // checked above), tagged with a language when the track has one.
+    let alternates: Vec<_> = media.iter().filter_map(|r| r.alternate.clone()).collect();
+    if alternates.len() != case.langs.len().saturating_sub(1)
+        || alternates.iter().any(Option::is_none)
+    {
+        failures.push(format!(
+            "languages {:?}, further-language renditions {alternates:?}",
+            case.langs
+        ));
+    }
+    if out.captions.len() != case.subs {
+        failures.push(format!(
+            "{} captions from {} subtitle tracks",
+            out.captions.len(),
+            case.subs
+        ));
+    }
+    for c in &out.captions {
+        let text = std::fs::read_to_string(&c.path).unwrap_or_default();
+        if !text.starts_with("WEBVTT\n") || !text.contains(" --> ") {
+            failures.push(format!(
+                "captions of stream {} are not WebVTT with cues: {text:?}",
+                c.stream
+            ));
+        }
+        if let Err(e) = oracle::decodes(&c.path) {
+            failures.push(format!("captions of stream {}: {e}", c.stream));
+        }
+    }
+    failures
+}
+
+/// The conformance corpus (`corpus/make.sh`, made by the ffmpeg CLI at test
+/// time): whatever the CLI can transcode, lowband publishes, every rung
+/// in sync, as long as its source, under its cap and upright; the rest is
+/// refused with one line naming the file. Every case is run, and every
+/// failing case is listed.
+#[test]
+fn conformance_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/make.sh");
+    let made = Command::new("bash")
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .expect("bash");
+    assert!(
+        made.status.success(),
+        "make.sh: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let all = cases(dir.path());
+    assert!(all.len() >= 60, "{} cases", all.len());
+    let settings = Profile::builtin_default().video;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(case) = all.get(i) else { break };
+                let started = std::time::Instant::now();
+                let failures = run_case(dir.path(), case, &settings);
+                results
+                    .lock()
+                    .unwrap()
+                    .push((case.file.clone(), failures, started.elapsed()));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut report = String::new();
+    for (file, failures, took) in &results {
+        let verdict = if failures.is_empty() {
+            "ok".to_owned()
+        } else {
+            failures.join("; ")
+        };
+        report.push_str(&format!("{file}\t{:.1}s\t{verdict}\n", took.as_secs_f64()));
+    }
+    println!("{report}");
+    if let Ok(out) = std::env::var("LOWBAND_CORPUS_REPORT") {
+        std::fs::write(out, &report).unwrap();
+    }
+    let failed = results.iter().filter(|r| !r.1.is_empty()).count();
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} cases failed:\n{report}",
+        results.len()
+    );
 }
