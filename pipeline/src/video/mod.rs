@@ -652,7 +652,7 @@ fn decode_all(
     }
     if let Some((_, dec)) = streams.video.as_mut() {
         if dec.send_eof().is_ok() {
-            let _ = state.receive_video(dec);
+            state.receive_video(dec);
         }
     }
     for slot in streams.audio.iter_mut() {

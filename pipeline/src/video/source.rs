@@ -359,7 +359,7 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
     // SAFETY: the input format of an open context is a live static struct.
     let discontinuous = unsafe {
         let format = (*ictx.as_ptr()).iformat;
-        !format.is_null() && (*format).flags & ffmpeg::ffi::AVFMT_TS_DISCONT as i32 != 0
+        !format.is_null() && (*format).flags & ffmpeg::ffi::AVFMT_TS_DISCONT != 0
     };
 
     let duration = (ictx.duration() > 0)

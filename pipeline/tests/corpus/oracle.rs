@@ -77,7 +77,7 @@ pub fn cli_duration(file: &Path) -> Option<f64> {
                 .lines()
                 .filter_map(|l| l.strip_prefix("out_time_us="))
                 .filter_map(|v| v.trim().parse::<f64>().ok())
-                .last()
+                .next_back()
                 .map(|us| us / 1e6)
         })
         .reduce(f64::max)
