@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
 use lowband_catalog::urls::{asset_url as edge_url, encode_segment, megabytes as mb, module_url};
 
+use crate::captions;
 use crate::error::EdgeError;
 use crate::select::{playable, select};
 use crate::signals::{Signals, TIER_COOKIE};
@@ -154,12 +155,13 @@ impl Offer<'_> {
 }
 
 /// The fixed choices of a lesson (Audio only, then one per tier whose rung
-/// differs from the slower tiers'), smallest first.
+/// differs from the slower tiers'), smallest first. A further sound track
+/// (another language) is never one: every choice plays the main sound.
 pub fn offers<'a>(manifest: &Manifest, asset: &'a Asset, signals: &Signals) -> Vec<Offer<'a>> {
     let mut out: Vec<Offer<'a>> = Vec::new();
     if let Some(audio) = asset
         .variants_of(VariantKind::Audio)
-        .filter(|v| playable(v, signals))
+        .filter(|v| !v.alternate && playable(v, signals))
         .min_by_key(|v| v.bytes)
     {
         out.push(Offer {
@@ -384,10 +386,7 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
         .position(|c| c.language.as_deref() == m.module.language.as_deref())
         .unwrap_or(0);
     for (i, c) in l.asset.captions.iter().enumerate() {
-        let Some(vtt) = m
-            .asset(&c.path)
-            .and_then(|a| a.variants.iter().find(|v| v.encoding.is_none()))
-        else {
+        let Some(vtt) = captions::vtt_object(m, c) else {
             continue;
         };
         let (srclang, label) = match c.language.as_deref() {
@@ -398,7 +397,7 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
         let _ = write!(
             h,
             "<track kind=\"subtitles\" src=\"/o/{}\" srclang=\"{}\" label=\"{}\"{}>",
-            escape(&vtt.key.to_string()),
+            escape(&vtt.to_string()),
             escape(srclang),
             escape(label),
             if i == default_caption { " default" } else { "" }

@@ -6,10 +6,12 @@
 //! normalises URLs, `range`, `conditional` and `multipart` handle byte
 //! ranges and validators, `object` streams stored objects, `serve` answers
 //! requests (counted in `metrics`), `lesson` makes the teacher's catalog and
-//! lesson pages, and `server` runs them over hyper. The edge never links FFmpeg.
+//! lesson pages, `hls` the playlists, `captions` finds a caption's WebVTT,
+//! and `server` runs them over hyper. The edge never links FFmpeg.
 
 pub mod body;
 pub mod cache;
+pub mod captions;
 pub mod conditional;
 pub mod config;
 pub mod error;

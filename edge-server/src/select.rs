@@ -11,6 +11,9 @@
 //! client accepts.
 //! AV1 rungs go only to clients that said they decode AV1 ([`playable`]),
 //! and are preferred over H.264 of the same tier when they did.
+//! A video's further sound tracks (`alternate` variants, a second language)
+//! are never chosen: they are offered beside the picture in the HLS master
+//! playlist, and the asset's own sound is its main audio rendition.
 
 use lowband_catalog::manifest::{Asset, AssetKind, Variant, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
@@ -34,20 +37,20 @@ pub fn select<'a>(
             .position(|t| t.name == v.tier)
             .unwrap_or(usize::MAX)
     };
-    // Within a tier, AV1 (where playable) before H.264: better per byte.
-    let best_fitting = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
+    let candidates = |kind: VariantKind| {
         asset
             .variants
             .iter()
-            .filter(|v| v.kind == kind && ok(v) && rank(v) <= client_rank)
+            .filter(move |v| v.kind == kind && !v.alternate)
+    };
+    // Within a tier, AV1 (where playable) before H.264: better per byte.
+    let best_fitting = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
+        candidates(kind)
+            .filter(|v| ok(v) && rank(v) <= client_rank)
             .max_by_key(|v| (rank(v), is_av1(v), v.bytes))
     };
     let smallest = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
-        asset
-            .variants
-            .iter()
-            .filter(|v| v.kind == kind && ok(v))
-            .min_by_key(|v| v.bytes)
+        candidates(kind).filter(|v| ok(v)).min_by_key(|v| v.bytes)
     };
     let plays = |v: &Variant| playable(v, signals);
     match asset.kind {
@@ -79,9 +82,8 @@ pub fn select<'a>(
             };
             let sized = signals.image_width_px().and_then(|need| {
                 let fitting = || {
-                    asset.variants.iter().filter(|v| {
-                        v.kind == VariantKind::Image && format_ok(v) && rank(v) <= client_rank
-                    })
+                    candidates(VariantKind::Image)
+                        .filter(|v| format_ok(v) && rank(v) <= client_rank)
                 };
                 // The narrowest width that covers the need; if none does,
                 // the widest the tier allows (never one wider than that).
@@ -107,12 +109,7 @@ pub fn select<'a>(
                 VariantKind::File
             };
             // A page may have one set of copies per tier: the tier first, then the coding.
-            let copies = || {
-                asset
-                    .variants
-                    .iter()
-                    .filter(move |v| v.kind == kind && v.name != ORIGINAL_VARIANT)
-            };
+            let copies = || candidates(kind).filter(|v| v.name != ORIGINAL_VARIANT);
             let tier = copies()
                 .map(rank)
                 .filter(|r| *r <= client_rank)
@@ -217,6 +214,46 @@ mod tests {
         assert_eq!(pick(&a, 1, &s), "144p");
         assert_eq!(pick(&a, 2, &s), "360p");
         assert_eq!(pick(&a, 3, &s), "480p");
+    }
+
+    /// [`video`] with two further sound tracks, smaller and in a higher
+    /// tier than the main audio: whatever ranks variants must skip them.
+    fn video_with_alternates() -> Asset {
+        let mut a = video();
+        for (name, lang, tier, bytes) in [
+            ("audio-eng", Some("eng"), "slow-2g", 150),
+            ("audio-3", None, "2g", 100),
+        ] {
+            a.variants.push(Variant {
+                language: lang.map(Into::into),
+                alternate: true,
+                ..variant(name, VariantKind::Audio, tier, bytes, "audio/mp4", None)
+            });
+        }
+        a
+    }
+
+    #[test]
+    fn alternate_sound_is_never_chosen() {
+        let s = Signals::default();
+        let a = video_with_alternates();
+        assert_eq!(pick(&a, 0, &s), "audio-aac");
+        assert_eq!(pick(&a, 1, &s), "144p");
+        // Only sound fits, and an alternate is both smaller and of a higher tier.
+        let mut no_picture = video_with_alternates();
+        no_picture.variants.retain(|v| v.kind == VariantKind::Audio);
+        for rank in 0..4 {
+            assert_eq!(pick(&no_picture, rank, &s), "audio-aac", "rank {rank}");
+        }
+        let mut audio_asset = no_picture.clone();
+        audio_asset.kind = AssetKind::Audio;
+        assert_eq!(pick(&audio_asset, 3, &s), "audio-aac");
+        // Nothing fits but alternates: still never one of them.
+        let only_alternates = asset(
+            AssetKind::Audio,
+            a.variants.into_iter().filter(|v| v.alternate).collect(),
+        );
+        assert_eq!(pick(&only_alternates, 0, &s), "");
     }
 
     #[test]
@@ -555,6 +592,23 @@ mod tests {
             };
             let (lo, hi) = (a.min(b), a.max(b));
             prop_assert!(bytes(lo) <= bytes(hi));
+        }
+
+        #[test]
+        fn an_alternate_is_never_selected(
+            rank in 0usize..4,
+            av1 in any::<bool>(),
+            keep in proptest::collection::vec(any::<bool>(), 5),
+        ) {
+            // Any subset of the ladder, the alternates always kept.
+            let mut a = video_with_alternates();
+            let mut keep = keep.into_iter();
+            a.variants.retain(|v| v.alternate || keep.next().unwrap_or(true));
+            let tiers = Profile::builtin_default().tiers;
+            let s = Signals { av1, ..Default::default() };
+            if let Some(v) = select(&a, &tiers, rank, &s) {
+                prop_assert!(!v.alternate, "{} chosen", v.name);
+            }
         }
 
         #[test]

@@ -17,6 +17,7 @@ use lowband_catalog::{ModuleId, ObjectKey, Store};
 use crate::body::{self, Body};
 use crate::cache::upstream::Doc;
 use crate::cache::Cache;
+use crate::captions;
 use crate::conditional;
 use crate::error::EdgeError;
 use crate::estimate::{self, Estimator, TcpSample};
@@ -440,11 +441,16 @@ impl Edge {
                     language: asset.captions[i].language.clone(),
                 })
                 .collect();
-            let playlist =
-                hls::master_playlist(asset, &manifest.tiers, rank, Some(variant), &tracks, &|v| {
-                    select::playable(v, &signals)
-                })
-                .ok_or(EdgeError::NotFound)?;
+            let playlist = hls::master_playlist(
+                asset,
+                &manifest.tiers,
+                rank,
+                Some(variant),
+                manifest.module.language.as_deref(),
+                &tracks,
+                &|v| select::playable(v, &signals),
+            )
+            .ok_or(EdgeError::NotFound)?;
             let mut response = small_response(
                 req.headers(),
                 playlist.into_bytes(),
@@ -529,7 +535,7 @@ impl Edge {
         let (video, rest) = path.rsplit_once("/captions/")?;
         let index: usize = rest.strip_suffix(".m3u8")?.parse().ok()?;
         let asset = manifest.asset(video)?;
-        let Some((vtt, _)) = caption_object(manifest, asset, index) else {
+        let Some(vtt) = caption_object(manifest, asset, index) else {
             return Some(Err(EdgeError::NotFound));
         };
         let text = hls::subtitle_playlist(&format!("/o/{vtt}"), asset.duration.unwrap_or(0.0));
@@ -790,16 +796,13 @@ impl Edge {
     }
 }
 
-/// The stored WebVTT object of an asset's `index`-th caption, and its language.
+/// The stored WebVTT object of an asset's `index`-th caption.
 fn caption_object<'a>(
     manifest: &'a Manifest,
     asset: &'a Asset,
     index: usize,
-) -> Option<(&'a ObjectKey, Option<&'a str>)> {
-    let caption = asset.captions.get(index)?;
-    let vtt = manifest.asset(&caption.path)?;
-    let identity = vtt.variants.iter().find(|v| v.encoding.is_none())?;
-    Some((&identity.key, caption.language.as_deref()))
+) -> Option<&'a ObjectKey> {
+    captions::vtt_object(manifest, asset.captions.get(index)?)
 }
 
 fn upstream_error(e: Arc<crate::cache::upstream::UpstreamError>) -> EdgeError {

@@ -92,6 +92,7 @@ async fn edge() -> Edge {
                 captions: vec![Caption {
                     path: vtt_path.clone(),
                     language: Some("km".into()),
+                    key: None,
                 }],
                 placeholder: None,
             },

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use lowband_catalog::manifest::{Manifest, Variant};
+use lowband_catalog::manifest::{Manifest, Variant, VariantKind};
 use lowband_catalog::{ModuleId, ObjectKey};
 
 use super::docs::Held;
@@ -215,7 +215,11 @@ async fn one(cache: &Arc<Cache>, key: &ObjectKey) -> Result<Got, String> {
 /// The objects clients on `tiers` may be sent from `manifest`, with sizes:
 /// for each asset, kind of variant and tier, the variants of the fastest
 /// tier that fits (every format and coding of it), or the smallest when
-/// none fits; and the HLS playlists of those.
+/// none fits; and the HLS playlists of those. Besides: a video's further
+/// sound tracks, which its master playlist offers beside any picture rung
+/// (never chosen by tier, so that they cannot crowd out the main audio),
+/// and the WebVTT of captions taken from inside the video (no asset of
+/// their own lists them).
 pub fn objects_for(
     manifest: &Manifest,
     tiers: Option<&[String]>,
@@ -241,30 +245,151 @@ pub fn objects_for(
         None => (0..manifest.tiers.len().saturating_sub(1).max(1)).collect(),
     };
     let rank = |v: &Variant| manifest.tier_rank(&v.tier);
+    let fastest = ranks.iter().copied().max();
+    let mut sent: Vec<&Variant> = Vec::new();
     let mut out = Vec::new();
     for asset in &manifest.assets {
-        let mut kinds: Vec<_> = asset.variants.iter().map(|v| v.kind).collect();
+        let main = || asset.variants.iter().filter(|v| !v.alternate);
+        let mut kinds: Vec<_> = main().map(|v| v.kind).collect();
         kinds.sort_by_key(|k| format!("{k:?}"));
         kinds.dedup();
         for kind in kinds {
-            let of_kind = || asset.variants.iter().filter(move |v| v.kind == kind);
+            let of_kind = || main().filter(move |v| v.kind == kind);
             for &r in &ranks {
                 let fitting = of_kind().filter_map(rank).filter(|&x| x <= r).max();
                 let chosen: Vec<&Variant> = match fitting {
                     Some(m) => of_kind().filter(|v| rank(v) == Some(m)).collect(),
                     None => of_kind().min_by_key(|v| v.bytes).into_iter().collect(),
                 };
-                for v in chosen {
-                    out.push((v.key.clone(), v.bytes));
-                    if let Some(playlist) = &v.playlist {
-                        // Its size is not in the manifest; it is small.
-                        out.push((playlist.clone(), 0));
-                    }
-                }
+                sent.extend(chosen);
             }
+        }
+        // As the master playlist decides: a streamed picture rung within the tiers.
+        let pictured = main().any(|v| {
+            v.kind == VariantKind::Video
+                && v.playlist.is_some()
+                && v.mode.is_none()
+                && fastest.is_some_and(|f| rank(v).is_some_and(|r| r <= f))
+        });
+        if pictured {
+            sent.extend(
+                asset
+                    .variants
+                    .iter()
+                    .filter(|v| v.alternate && v.playlist.is_some()),
+            );
+        }
+        // A caption's size is not in the manifest, nor a playlist's; they are small.
+        out.extend(
+            asset
+                .captions
+                .iter()
+                .filter_map(|c| Some((c.key.clone()?, 0))),
+        );
+    }
+    for v in sent {
+        out.push((v.key.clone(), v.bytes));
+        if let Some(playlist) = &v.playlist {
+            out.push((playlist.clone(), 0));
         }
     }
     out.sort();
     out.dedup_by(|a, b| a.0 == b.0);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lowband_catalog::manifest::{
+        Asset, AssetKind, Caption, ModuleInfo, SourceInfo, VariantKind, MANIFEST_SCHEMA,
+    };
+    use lowband_catalog::{ContentHash, Profile};
+
+    fn manifest() -> Manifest {
+        let v = |name: &str, kind: VariantKind, tier: &str, bytes: u64| Variant {
+            playlist: Some(ObjectKey::for_bytes(
+                format!("{name}.m3u8").as_bytes(),
+                "m3u8",
+            )),
+            ..Variant::new(
+                name,
+                kind,
+                tier,
+                ObjectKey::for_bytes(name.as_bytes(), "mp4"),
+                bytes,
+                "video/mp4",
+            )
+        };
+        Manifest {
+            schema: MANIFEST_SCHEMA,
+            module: ModuleInfo {
+                id: ModuleId::parse("m").unwrap(),
+                title: "m".into(),
+                language: Some("km".into()),
+            },
+            profile: "default".into(),
+            tiers: Profile::builtin_default().tiers,
+            published_at: 0,
+            assets: vec![Asset {
+                path: "intro.mkv".into(),
+                kind: AssetKind::Video,
+                source: SourceInfo {
+                    bytes: 1,
+                    hash: ContentHash::of(b""),
+                    mime: "video/x-matroska".into(),
+                },
+                derivation: ContentHash::of(b""),
+                duration: Some(60.0),
+                captions: vec![Caption {
+                    path: "intro.mkv#2".into(),
+                    language: Some("eng".into()),
+                    key: Some(ObjectKey::for_bytes(b"WEBVTT", "vtt")),
+                }],
+                placeholder: None,
+                variants: vec![
+                    v("144p", VariantKind::Video, "2g", 400),
+                    v("480p", VariantKind::Video, "4g", 3000),
+                    v("audio-aac", VariantKind::Audio, "slow-2g", 200),
+                    // Of a faster tier than the main audio: it must not displace it.
+                    Variant {
+                        language: Some("eng".into()),
+                        alternate: true,
+                        ..v("audio-eng", VariantKind::Audio, "2g", 150)
+                    },
+                ],
+            }],
+        }
+    }
+
+    fn names(m: &Manifest, tiers: &[&str]) -> Vec<String> {
+        let tiers: Vec<String> = tiers.iter().map(|t| (*t).to_owned()).collect();
+        let keys = objects_for(m, Some(&tiers)).unwrap();
+        let asset = &m.assets[0];
+        let mut out: Vec<String> = asset
+            .variants
+            .iter()
+            .filter(|v| keys.iter().any(|(k, _)| *k == v.key))
+            .map(|v| v.name.clone())
+            .collect();
+        let caption = asset.captions[0].key.as_ref().unwrap();
+        if keys.iter().any(|(k, _)| k == caption) {
+            out.push("captions".into());
+        }
+        out
+    }
+
+    #[test]
+    fn main_audio_first_alternates_beside_pictures_captions_always() {
+        let m = manifest();
+        // At slow-2g the master lists no picture rung: no alternative sound offered.
+        assert_eq!(names(&m, &["slow-2g"]), ["144p", "audio-aac", "captions"]);
+        assert_eq!(
+            names(&m, &["2g"]),
+            ["144p", "audio-aac", "audio-eng", "captions"]
+        );
+        let keys = objects_for(&m, Some(&["2g".to_owned()])).unwrap();
+        let eng = m.assets[0].variants[3].playlist.clone().unwrap();
+        assert!(keys.iter().any(|(k, _)| *k == eng), "{keys:?}");
+    }
 }

@@ -1,0 +1,373 @@
+//! What a video carries inside it besides its main picture and sound,
+//! through `Edge::handle` on a memory store: further sound tracks (the
+//! manifest's `alternate` variants) are offered as HLS alternative audio
+//! and never chosen for a client, and captions taken from a subtitle track
+//! (a caption with a `key`) reach every player as the `.vtt` beside a
+//! video does.
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use lowband_catalog::manifest::{
+    Asset, AssetKind, Caption, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind,
+    MANIFEST_SCHEMA,
+};
+use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_edge::{Edge, EdgeConfig};
+
+const VIDEO: &str = "/m/m1/lessons/intro.mkv";
+const EMBEDDED_VTT: &[u8] = b"WEBVTT\n\n00:00.000 --> 00:02.000\nHello from inside the video\n";
+
+struct Fixture {
+    edge: Edge,
+    manifest: Manifest,
+    /// The WebVTT object of the caption extracted from the video.
+    embedded: ObjectKey,
+    /// The identity copy of `intro.km.vtt`.
+    beside: ObjectKey,
+}
+
+impl Fixture {
+    fn variant(&self, name: &str) -> &Variant {
+        let asset = &self.manifest.assets[0];
+        asset.variants.iter().find(|v| v.name == name).unwrap()
+    }
+}
+
+async fn fixture() -> Fixture {
+    let store = Store::open("memory://").unwrap();
+    let put = |body: Vec<u8>, ext: &'static str| {
+        let store = store.clone();
+        async move { store.put_object(Bytes::from(body), ext).await.unwrap().0 }
+    };
+    let mut variants = Vec::new();
+    // The further tracks are smaller than the main audio and one is of a
+    // faster tier: ranking by size or tier alone would pick them.
+    for (name, kind, tier, len, language, alternate) in [
+        ("144p", VariantKind::Video, "2g", 60_000, None, false),
+        ("360p", VariantKind::Video, "3g", 150_000, None, false),
+        (
+            "audio-aac",
+            VariantKind::Audio,
+            "slow-2g",
+            40_000,
+            None,
+            false,
+        ),
+        (
+            "audio-eng",
+            VariantKind::Audio,
+            "slow-2g",
+            30_000,
+            Some("eng"),
+            true,
+        ),
+        ("audio-3", VariantKind::Audio, "2g", 20_000, None, true),
+    ] {
+        let body: Vec<u8> = (0..len)
+            .map(|i| (i % 251) as u8 ^ name.len() as u8)
+            .collect();
+        let ext = if kind == VariantKind::Audio {
+            "m4a"
+        } else {
+            "mp4"
+        };
+        let key = put(body, ext).await;
+        let playlist = put(format!("#EXTM3U\n# {name}\n").into_bytes(), "m3u8").await;
+        let picture = kind == VariantKind::Video;
+        variants.push(Variant {
+            height: name.strip_suffix('p').and_then(|h| h.parse().ok()),
+            codecs: Some(
+                if picture {
+                    "avc1.4d400b, mp4a.40.2"
+                } else {
+                    "mp4a.40.2"
+                }
+                .into(),
+            ),
+            peak_bitrate: Some(len as u64 * 8),
+            playlist: Some(playlist),
+            language: language.map(Into::into),
+            alternate,
+            ..Variant::new(
+                name,
+                kind,
+                tier,
+                key,
+                len as u64,
+                if picture { "video/mp4" } else { "audio/mp4" },
+            )
+        });
+    }
+    let embedded = put(EMBEDDED_VTT.to_vec(), "vtt").await;
+    let beside = put(b"WEBVTT\n\nkm".to_vec(), "vtt").await;
+    let source = |path: &str, mime: &str| SourceInfo {
+        bytes: 17_000,
+        hash: ContentHash::of(path.as_bytes()),
+        mime: mime.into(),
+    };
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        module: ModuleInfo {
+            id: ModuleId::parse("m1").unwrap(),
+            title: "Tracks".into(),
+            language: Some("km".into()),
+        },
+        profile: "default".into(),
+        tiers: Profile::builtin_default().tiers,
+        published_at: 1_700_000_000,
+        assets: vec![
+            Asset {
+                path: "lessons/intro.mkv".into(),
+                kind: AssetKind::Video,
+                source: source("intro.mkv", "video/x-matroska"),
+                derivation: ContentHash::of(b"d"),
+                duration: Some(72.0),
+                variants,
+                captions: vec![
+                    Caption {
+                        path: "lessons/intro.km.vtt".into(),
+                        language: Some("km".into()),
+                        key: None,
+                    },
+                    Caption {
+                        path: "lessons/intro.mkv#2".into(),
+                        language: Some("eng".into()),
+                        key: Some(embedded.clone()),
+                    },
+                ],
+                placeholder: None,
+            },
+            Asset {
+                path: "lessons/intro.km.vtt".into(),
+                kind: AssetKind::File,
+                source: source("intro.km.vtt", "text/vtt"),
+                derivation: ContentHash::of(b"v"),
+                duration: None,
+                variants: vec![Variant::new(
+                    "identity",
+                    VariantKind::File,
+                    "slow-2g",
+                    beside.clone(),
+                    10,
+                    "text/vtt",
+                )],
+                captions: Vec::new(),
+                placeholder: None,
+            },
+        ],
+    };
+    store.publish(&manifest).await.unwrap();
+    Fixture {
+        edge: Edge::new(store, EdgeConfig::default()),
+        manifest,
+        embedded,
+        beside,
+    }
+}
+
+struct Got {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+async fn get(f: &Fixture, uri: &str, headers: &[(&str, &str)]) -> Got {
+    let mut req = Request::get(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = f.edge.handle(req.body(()).unwrap()).await;
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn further_sound_tracks_are_never_the_chosen_variant() {
+    let f = fixture().await;
+    let main = f.variant("audio-aac");
+    for signal in [("ECT", "slow-2g"), ("Save-Data", "on"), ("RTT", "3000")] {
+        let got = get(&f, VIDEO, &[signal]).await;
+        let label = got.header("lowband-variant");
+        let expected = if signal.0 == "Save-Data" {
+            "144p;"
+        } else {
+            "audio-aac;"
+        };
+        assert!(label.starts_with(expected), "{signal:?}: {label}");
+    }
+    for (tier, expected) in [("slow-2g", "audio-aac"), ("2g", "144p"), ("4g", "360p")] {
+        let got = get(&f, &format!("{VIDEO}?tier={tier}"), &[]).await;
+        let label = got.header("lowband-variant");
+        assert!(
+            label.starts_with(&format!("{expected};")),
+            "{tier}: {label}"
+        );
+    }
+    let slowest = get(&f, &format!("{VIDEO}?tier=slow-2g"), &[]).await;
+    assert_eq!(slowest.status, StatusCode::OK);
+    assert!(slowest.header("lowband-variant").starts_with("audio-aac;"));
+    assert_eq!(slowest.header("content-length"), main.bytes.to_string());
+
+    let play = get(&f, &format!("{VIDEO}/play"), &[("ECT", "slow-2g")]).await;
+    assert_eq!(play.status, StatusCode::FOUND);
+    assert_eq!(play.header("location"), format!("/o/{}", main.key));
+
+    // The teacher's choices and their costs: the main sound only.
+    let page = get(&f, &format!("{VIDEO}/watch"), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("data-variant=\"audio-aac\""),
+        "{}",
+        page.body
+    );
+    for alternate in ["audio-eng", "audio-3"] {
+        assert!(!page.body.contains(alternate), "{alternate}: {}", page.body);
+        let key = f.variant(alternate).key.to_string();
+        assert!(!page.body.contains(&key), "{alternate}: {}", page.body);
+    }
+    let audio_cookie = [("Cookie", "lowband_quality=audio; lowband_tier=slow-2g")];
+    let audio = get(&f, &format!("{VIDEO}/watch"), &audio_cookie).await;
+    assert!(
+        audio.body.contains(&format!("src=\"/o/{}\"", main.key)),
+        "{}",
+        audio.body
+    );
+    let catalog = get(&f, "/", &[]).await;
+    assert!(
+        catalog.body.contains("Audio only 0.04 MB"),
+        "{}",
+        catalog.body
+    );
+}
+
+#[tokio::test]
+async fn the_master_playlist_offers_them_as_alternative_audio() {
+    let f = fixture().await;
+    let got = get(&f, &format!("{VIDEO}/master.m3u8?tier=3g"), &[]).await;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
+    let m = &got.body;
+    let eng = f.variant("audio-eng").playlist.clone().unwrap();
+    let untagged = f.variant("audio-3").playlist.clone().unwrap();
+    let audio: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+        .collect();
+    assert_eq!(
+        audio,
+        [
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"km\",LANGUAGE=\"km\",DEFAULT=YES,AUTOSELECT=YES".to_owned(),
+            format!("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"eng\",LANGUAGE=\"eng\",DEFAULT=NO,AUTOSELECT=YES,URI=\"/o/{eng}\""),
+            format!("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aud\",NAME=\"audio-3\",DEFAULT=NO,AUTOSELECT=YES,URI=\"/o/{untagged}\""),
+        ],
+        "{m}"
+    );
+    let lines: Vec<&str> = m.lines().collect();
+    let mut streams = 0;
+    for pair in lines.windows(2) {
+        let [inf, uri] = pair else { continue };
+        if !inf.starts_with("#EXT-X-STREAM-INF") {
+            continue;
+        }
+        streams += 1;
+        assert_eq!(inf.contains(",AUDIO=\"aud\""), inf.contains("avc1"), "{m}");
+        assert!(!uri.contains(&eng.to_string()) && !uri.contains(&untagged.to_string()));
+    }
+    // 144p, 360p and the main audio-only rendition.
+    assert_eq!(streams, 3, "{m}");
+    // The player fetches the alternate's playlist at /o/, like any rung's.
+    let playlist = get(&f, &format!("/o/{eng}"), &[]).await;
+    assert_eq!(playlist.status, StatusCode::OK);
+    assert_eq!(
+        playlist.header("content-type"),
+        "application/vnd.apple.mpegurl"
+    );
+    assert!(playlist.body.contains("# audio-eng"), "{}", playlist.body);
+
+    // The manifest API says what each variant is.
+    let api = get(&f, "/api/v1/modules/m1", &[]).await;
+    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let variants = json["assets"][0]["variants"].as_array().unwrap();
+    let eng_json = variants.iter().find(|v| v["name"] == "audio-eng").unwrap();
+    assert_eq!(eng_json["alternate"], true);
+    assert_eq!(eng_json["language"], "eng");
+}
+
+#[tokio::test]
+async fn captions_from_inside_the_video_reach_every_player() {
+    let f = fixture().await;
+    let master = get(&f, &format!("{VIDEO}/master.m3u8?tier=2g"), &[]).await;
+    let subtitles: Vec<&str> = master
+        .body
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES"))
+        .collect();
+    assert_eq!(
+        subtitles,
+        [
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"km\",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE=\"km\",URI=\"/m/m1/lessons/intro.mkv/captions/0.m3u8\"",
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"eng\",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE=\"eng\",URI=\"/m/m1/lessons/intro.mkv/captions/1.m3u8\"",
+        ],
+        "{}",
+        master.body
+    );
+    // Each subtitle playlist points at its WebVTT object.
+    for (n, key) in [(0, &f.beside), (1, &f.embedded)] {
+        let playlist = get(&f, &format!("{VIDEO}/captions/{n}.m3u8"), &[]).await;
+        assert_eq!(playlist.status, StatusCode::OK, "{n}");
+        assert!(
+            playlist.body.contains(&format!("\n/o/{key}\n")),
+            "{n}: {}",
+            playlist.body
+        );
+    }
+    assert_eq!(
+        get(&f, &format!("{VIDEO}/captions/2.m3u8"), &[])
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let vtt = get(&f, &format!("/o/{}", f.embedded), &[]).await;
+    assert_eq!(vtt.status, StatusCode::OK);
+    assert_eq!(vtt.header("content-type"), "text/vtt; charset=utf-8");
+    assert_eq!(vtt.body.as_bytes(), EMBEDDED_VTT);
+
+    // The lesson page's <video> gets a <track> for each, the module's language by default.
+    let page = get(&f, &format!("{VIDEO}/watch"), &[]).await;
+    assert!(
+        page.body.contains(&format!(
+            "<track kind=\"subtitles\" src=\"/o/{}\" srclang=\"km\" label=\"ខ្មែរ\" default>",
+            f.beside
+        )),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!(
+            "<track kind=\"subtitles\" src=\"/o/{}\" srclang=\"eng\" label=\"eng\">",
+            f.embedded
+        )),
+        "{}",
+        page.body
+    );
+    let api = get(&f, "/api/v1/modules/m1", &[]).await;
+    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(
+        json["assets"][0]["captions"][1]["key"],
+        f.embedded.to_string()
+    );
+}
