@@ -628,7 +628,8 @@ fn decode_all(
             return Err(VideoError::Refused {
                 file: path.to_owned(),
                 reason: format!(
-                    "plays for more than the {:.0} s allowed",
+                    "plays for more than the {:.0} s allowed; split it into shorter \
+                     lessons, or raise video.max_duration in the profile",
                     limits.max_duration
                 ),
             });

@@ -211,7 +211,8 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
     options.set("format_whitelist", &ALLOWED_DEMUXERS.join(","));
     let ictx = ffmpeg::format::input_with_dictionary(path, options).map_err(|e| {
         refused(format!(
-            "not a readable audio or video file ({e}); accepted containers: {ACCEPTED}"
+            "not a readable audio or video file ({e}); accepted containers: {ACCEPTED}; \
+             if it plays elsewhere, export it again as MP4 (H.264 and AAC)"
         ))
     })?;
     let demuxer = ictx.format().name().to_owned();
@@ -225,7 +226,8 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
     }
     if ictx.nb_streams() > limits.max_streams {
         return Err(refused(format!(
-            "{} streams, more than the {} allowed",
+            "{} streams, more than the {} allowed; keep the picture and the sound tracks \
+             (ffmpeg -map 0:v:0 -map 0:a -c copy), or raise video.max_streams in the profile",
             ictx.nb_streams(),
             limits.max_streams
         )));
@@ -295,7 +297,9 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
             let (width, height) = (width as u32, height as u32);
             if width > limits.max_width || height > limits.max_height {
                 return Err(refused(format!(
-                    "video stream {index} is {width}x{height}, larger than the {}x{} allowed",
+                    "video stream {index} is {width}x{height}, larger than the {}x{} allowed; \
+                     scale it down before publishing, or raise video.max_width/max_height \
+                     in the profile",
                     limits.max_width, limits.max_height
                 )));
             }
@@ -333,7 +337,11 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
     let audio = tracks.next();
     let extra_audio: Vec<_> = tracks.collect();
     if video.is_none() && audio.is_none() {
-        return Err(refused("no audio or video stream".into()));
+        return Err(refused(
+            "no audio or video stream FFmpeg can read: the file is damaged, cut short or \
+             not media; export it again from its editor or recorder"
+                .into(),
+        ));
     }
     let subtitles = ictx
         .streams()
@@ -366,7 +374,8 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
         .then(|| ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE));
     if let Some(d) = duration.filter(|d| *d > limits.max_duration) {
         return Err(refused(format!(
-            "{d:.0} s long, more than the {:.0} s allowed",
+            "{d:.0} s long, more than the {:.0} s allowed; split it into shorter lessons, \
+             or raise video.max_duration in the profile",
             limits.max_duration
         )));
     }
