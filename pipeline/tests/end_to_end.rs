@@ -280,3 +280,167 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// A lecture made outside lowband, in Matroska with a Khmer and an English
+/// sound track and English subtitles: the Khmer sound goes into the rungs,
+/// the English one becomes alternative audio and the subtitles WebVTT
+/// captions, both in the HLS master playlist with their languages, and the
+/// ffmpeg CLI plays the whole master.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lecture_in_two_languages_with_subtitles_reaches_hls_players() {
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("two-languages");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(
+        module.join("module.toml"),
+        "id = \"two-languages\"\ntitle = \"ពីរភាសា\"\nlanguage = \"km\"\n",
+    )
+    .unwrap();
+    let srt = tmp.path().join("en.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,500 --> 00:00:02,000\nAsk an open question.\n\n2\n00:00:02,500 --> 00:00:04,000\nThen <i>wait</i>.\n",
+    )
+    .unwrap();
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=5"])
+        .args(["-f", "lavfi", "-i", "sine=f=1000:sample_rate=48000:d=5"])
+        .args(["-f", "lavfi", "-i", "sine=f=500:sample_rate=44100:d=5"])
+        .arg("-i")
+        .arg(&srt)
+        .args(["-map", "0:v", "-map", "1:a", "-map", "2:a", "-map", "3:s"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", "-c:s", "srt",
+        ])
+        .args([
+            "-metadata:s:a:0",
+            "language=khm",
+            "-metadata:s:a:1",
+            "language=eng",
+        ])
+        .args([
+            "-metadata:s:s:0",
+            "language=eng",
+            "-disposition:a:0",
+            "default",
+        ])
+        .args(["-disposition:a:1", "0"])
+        .arg(module.join("lecture.mkv"))
+        .output()
+        .expect("ffmpeg CLI (scripts/install-deps.sh --test installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let store = Store::open(&format!("file://{}", tmp.path().join("store").display())).unwrap();
+    common::ingest(&module, &store).await.unwrap();
+    let manifest = store
+        .manifest(&ModuleId::parse("two-languages").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let asset = manifest.asset("lecture.mkv").expect("the lecture");
+    let english = asset
+        .variants
+        .iter()
+        .find(|v| v.alternate)
+        .expect("the English sound track as its own rendition");
+    assert_eq!(
+        (english.name.as_str(), english.language.as_deref()),
+        ("audio-en", Some("en"))
+    );
+    assert_eq!(asset.captions.len(), 1, "{:?}", asset.captions);
+    assert_eq!(asset.captions[0].language.as_deref(), Some("en"));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lowband_edge::serve(
+        edge,
+        listener,
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let master = "/m/two-languages/lecture.mkv/master.m3u8";
+    let (_, body) = fetch(addr, master, &[("ECT", "3g")]).await;
+    let text = String::from_utf8(body).unwrap();
+    let audio: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+        .collect();
+    assert_eq!(audio.len(), 2, "{text}");
+    assert!(
+        audio[0].contains("LANGUAGE=\"km\"") && !audio[0].contains("URI="),
+        "{text}"
+    );
+    assert!(
+        audio[1].contains("LANGUAGE=\"en\"") && audio[1].contains("URI=\"/o/"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("#EXT-X-STREAM-INF") && l.contains("RESOLUTION="))
+            .all(|l| l.contains("AUDIO=\"aud\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("TYPE=SUBTITLES") && text.contains("LANGUAGE=\"en\",URI="),
+        "{text}"
+    );
+
+    // The English track's own playlist decodes, and so do the captions.
+    let alternate = audio[1]
+        .split("URI=\"")
+        .nth(1)
+        .and_then(|u| u.split('"').next())
+        .unwrap();
+    let (_, playlist) = fetch(addr, alternate, &[]).await;
+    let playlist = String::from_utf8(playlist).unwrap();
+    let object = playlist.lines().find(|l| l.starts_with("/o/")).unwrap();
+    let (_, sound) = fetch(addr, object, &[]).await;
+    let sound_file = tmp.path().join("en.m4a");
+    std::fs::write(&sound_file, &sound).unwrap();
+    assert!(decodes(&sound_file).contains("codec_name=aac"));
+    let (_, subs) = fetch(addr, "/m/two-languages/lecture.mkv/captions/0.m3u8", &[]).await;
+    let subs = String::from_utf8(subs).unwrap();
+    let vtt_uri = subs.lines().find(|l| l.starts_with("/o/")).unwrap();
+    let (_, vtt) = fetch(addr, vtt_uri, &[]).await;
+    let vtt = String::from_utf8(vtt).unwrap();
+    // Matroska's muxer moved every stream by the AAC priming (23 ms): the
+    // cue keeps its place against the picture and sound of the file.
+    let first_cue = vtt
+        .lines()
+        .find(|l| l.contains(" --> "))
+        .and_then(|l| l.split(" --> ").next())
+        .and_then(|t| t.strip_prefix("00:00:"))
+        .and_then(|t| t.parse::<f64>().ok());
+    assert!(
+        vtt.starts_with("WEBVTT")
+            && first_cue.is_some_and(|t| (t - 0.5).abs() < 0.03)
+            && vtt.contains("\nAsk an open question.\n")
+            && vtt.contains("\nThen wait.\n"),
+        "{vtt}"
+    );
+
+    let play = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(format!("http://{addr}{master}"))
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        play.status.success(),
+        "ffmpeg cannot play the master playlist: {}",
+        String::from_utf8_lossy(&play.stderr)
+    );
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
