@@ -123,8 +123,7 @@ pub fn render(
     lowest_tier: &str,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<Rendered, VideoError> {
-    let (mut ictx, info) = source::open(path, settings)?;
-    let mut plans = plan::plan(&info, settings);
+    let (mut ictx, mut info) = source::open(path, settings)?;
 
     let mut video_decoder = match &info.video {
         Some(v) => Some((v.index, open_video_decoder(path, &ictx, v.index)?)),
@@ -134,19 +133,38 @@ pub fn render(
         (Some(v), Some((_, d))) => Some(video_input(path, settings, v, d)?),
         _ => None,
     };
-    // Every track is brought to the format of the one the rungs carry.
-    let mut shared = None;
-    let mut audio = Vec::new();
-    for (slot, a) in info.audio.iter().chain(&info.extra_audio).enumerate() {
-        let track = AudioSlot::open(path, &ictx, slot, a, shared)?;
-        shared.get_or_insert(track.shared);
-        audio.push(track);
+    // Every track is brought to the format of the one the rungs carry. A
+    // further track or a subtitle track that cannot be decoded is left
+    // out (and said so): it must not cost the lecture.
+    let main = match &info.audio {
+        Some(a) => Some(AudioSlot::open(path, &ictx, 0, a, None)?),
+        None => None,
+    };
+    let shared = main.as_ref().map(|m| m.shared);
+    let mut audio: Vec<AudioSlot> = main.into_iter().collect();
+    let mut kept = Vec::new();
+    for a in std::mem::take(&mut info.extra_audio) {
+        match AudioSlot::open(path, &ictx, kept.len() + 1, &a, shared) {
+            Ok(track) => {
+                audio.push(track);
+                kept.push(a);
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), stream = a.index, error = %e, "further sound track left out: it cannot be decoded");
+            }
+        }
     }
-    let mut subtitles = info
-        .subtitles
-        .iter()
-        .map(|s| captions::SubtitleTrack::open(path, &ictx, s))
-        .collect::<Result<Vec<_>, _>>()?;
+    info.extra_audio = kept;
+    let mut subtitles = Vec::new();
+    for s in &info.subtitles {
+        match captions::SubtitleTrack::open(path, &ictx, s) {
+            Ok(track) => subtitles.push(track),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), stream = s.index, error = %e, "subtitle track left out: it cannot be decoded");
+            }
+        }
+    }
+    let mut plans = plan::plan(&info, settings);
     let input = InputFormat {
         video: video_input,
         audio: shared.map(|shared| AudioInput {
