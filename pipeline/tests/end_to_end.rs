@@ -38,6 +38,35 @@ async fn fetch(
     (head, raw[split..].to_vec())
 }
 
+/// An edge serving `store` on a loopback port, until stopped.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+async fn serve(store: Store) -> (std::net::SocketAddr, Running) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lowband_edge::serve(
+        edge,
+        listener,
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, Running { stop, server })
+}
+
 /// Decodes every frame with the ffmpeg CLI; returns ffprobe's stream summary.
 fn decodes(file: &Path) -> String {
     let decode = Command::new("ffmpeg")
@@ -154,18 +183,7 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         );
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(lowband_edge::serve(
-        edge,
-        listener,
-        Default::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (addr, running) = serve(store).await;
 
     let url = "/m/teaching-questions/lessons/lecture.mp4";
     let (head_2g, body_2g) = fetch(addr, url, &[("ECT", "2g")]).await;
@@ -277,8 +295,7 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         String::from_utf8_lossy(&play.stderr)
     );
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// A lecture made outside lowband, in Matroska with a Khmer and an English
@@ -355,18 +372,7 @@ async fn a_lecture_in_two_languages_with_subtitles_reaches_hls_players() {
     assert_eq!(asset.captions.len(), 1, "{:?}", asset.captions);
     assert_eq!(asset.captions[0].language.as_deref(), Some("en"));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(lowband_edge::serve(
-        edge,
-        listener,
-        Default::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let (addr, running) = serve(store).await;
 
     let master = "/m/two-languages/lecture.mkv/master.m3u8";
     let (_, body) = fetch(addr, master, &[("ECT", "3g")]).await;
@@ -441,6 +447,5 @@ async fn a_lecture_in_two_languages_with_subtitles_reaches_hls_players() {
         String::from_utf8_lossy(&play.stderr)
     );
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    running.stop().await;
 }

@@ -266,35 +266,26 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
                 .find(|r| r.numerator() > 0 && r.denominator() > 0)
                 .map(f64::from)
                 .filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 1000.0);
-            (
-                s.index(),
-                width,
-                height,
-                sar,
-                rate,
-                s.time_base(),
-                rotation(&s),
-                hdr(&p),
+            VideoStreamInfo {
+                index: s.index(),
+                width: u32::try_from(width).unwrap_or(0),
+                height: u32::try_from(height).unwrap_or(0),
+                sample_aspect: sar,
+                frame_rate: rate,
+                time_base: s.time_base(),
+                rotation: rotation(&s),
+                hdr: hdr(&p),
                 // SAFETY: as above.
-                unsafe { (*p.as_ptr()).color_space } == ffmpeg::ffi::AVColorSpace::AVCOL_SPC_BT709,
-            )
+                bt709: unsafe { (*p.as_ptr()).color_space }
+                    == ffmpeg::ffi::AVColorSpace::AVCOL_SPC_BT709,
+            }
         });
     let video = match video {
-        Some((
-            index,
-            width,
-            height,
-            sample_aspect,
-            frame_rate,
-            time_base,
-            rotation,
-            hdr,
-            bt709,
-        )) => {
-            if width <= 0 || height <= 0 {
+        Some(v) => {
+            let (index, width, height) = (v.index, v.width, v.height);
+            if width == 0 || height == 0 {
                 return Err(refused(format!("video stream {index} has no picture size")));
             }
-            let (width, height) = (width as u32, height as u32);
             if width > limits.max_width || height > limits.max_height {
                 return Err(refused(format!(
                     "video stream {index} is {width}x{height}, larger than the {}x{} allowed; \
@@ -303,17 +294,7 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
                     limits.max_width, limits.max_height
                 )));
             }
-            Some(VideoStreamInfo {
-                index,
-                width,
-                height,
-                sample_aspect,
-                frame_rate,
-                time_base,
-                rotation,
-                hdr,
-                bt709,
-            })
+            Some(v)
         }
         None => None,
     };
