@@ -97,6 +97,7 @@ pub async fn run(
         store,
         queue,
         options,
+        unrecorded: std::sync::Mutex::new(std::collections::HashMap::new()),
     };
     tracing::info!(worker = %worker.options.id, "waiting for jobs");
     while !*stop.borrow() {
@@ -137,6 +138,10 @@ struct Worker {
     store: Store,
     queue: Queue,
     options: WorkerOptions,
+    /// Why jobs failed for good when the store would not take the record:
+    /// the job was handed back, and when it returns past its attempts this
+    /// is the reason recorded, not "the workers handling it stopped".
+    unrecorded: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Tries at recording a job's state before handing the job back instead.
@@ -161,10 +166,17 @@ impl Worker {
         };
         let path = self.asset_path(&job).await;
         if attempt > self.options.max_attempts {
-            let error = format!(
-                "gave up after {} attempts: the workers handling it stopped before finishing (crashed, killed or out of memory)",
-                attempt - 1
-            );
+            let remembered = self
+                .unrecorded
+                .lock()
+                .ok()
+                .and_then(|mut m| m.remove(&format!("{job:?}")));
+            let error = remembered.unwrap_or_else(|| {
+                format!(
+                    "gave up after {} attempts: the workers handling it stopped before finishing (crashed, killed or out of memory)",
+                    attempt - 1
+                )
+            });
             self.give_up(Some(job), path, error, attempt - 1, &acker)
                 .await;
             return;
@@ -260,6 +272,9 @@ impl Worker {
                 ?job,
                 "could not record the failure in the store; handing the job back"
             );
+            if let (Some(job), Ok(mut remembered)) = (&job, self.unrecorded.lock()) {
+                remembered.insert(format!("{job:?}"), error);
+            }
             if let Err(e) = acker
                 .ack_with(AckKind::Nak(Some(self.options.retry_backoff)))
                 .await

@@ -523,6 +523,95 @@ async fn a_job_that_always_fails_ends_on_the_dead_letter_subject() {
     wait_queue_idle(&queue).await;
 }
 
+/// A failure that cannot be recorded where the upload API reads a job's
+/// state is never acknowledged away: the job keeps coming back (and is not
+/// dead-lettered) until the store takes the record, and then it shows as
+/// failed. Before, the worker ignored the store's error and acked, and the
+/// job showed "running" forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_the_store_will_not_take_is_kept_until_it_does() {
+    let Some(nats) = NatsServer::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let store_dir = tmp.path().join("store");
+    let store_url = format!("file://{}", store_dir.display());
+    let store = Store::open(&store_url).unwrap();
+    let queue = nats.queue().await;
+    let api = api(&store, queue.clone(), Limits::default());
+    let mut dead = queue
+        .client()
+        .subscribe(format!("{}.>", queue::DEAD_PREFIX))
+        .await
+        .unwrap();
+    let module = tmp.path().join("broken");
+    std::fs::create_dir_all(module.join("lessons")).unwrap();
+    std::fs::write(module.join("lessons/bad.mp4"), vec![0x42u8; 4096]).unwrap();
+    std::fs::write(module.join("index.html"), "<p>hi</p>").unwrap();
+
+    // The job is submitted before any worker runs, and its progress
+    // records are made unwritable: a directory where each file must go
+    // (a rename onto a directory fails, even for root).
+    let (status, _, json) = call(
+        &api,
+        request(
+            Method::POST,
+            "/api/v1/modules/broken",
+            tar_dir(&module, "broken"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+    let job = json["job"].as_str().unwrap().to_owned();
+    let blocked: Vec<PathBuf> = (0..2)
+        .map(|i| store_dir.join(lowband_pipeline::jobs::progress_key(&job, i)))
+        .collect();
+    for path in &blocked {
+        let _ = std::fs::remove_file(path);
+        std::fs::create_dir_all(path.join("blocked")).unwrap();
+    }
+    let worker = WorkerProcess::start(
+        &store_url,
+        &nats.url(),
+        tmp.path().join("w.log"),
+        &["--max-attempts", "2", "--retry-backoff", "1"],
+    );
+    wait_for(
+        "the worker to hand back a failure it could not record, twice",
+        Duration::from_secs(120),
+        async || (worker.log().matches("could not record the failure").count() >= 2).then_some(()),
+    )
+    .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), dead.next())
+            .await
+            .is_err(),
+        "dead-lettered although its failure was never recorded"
+    );
+
+    // The store takes records again: the next delivery records and ends it.
+    for path in &blocked {
+        std::fs::remove_dir_all(path).unwrap();
+    }
+    let letter = tokio::time::timeout(Duration::from_secs(120), dead.next())
+        .await
+        .unwrap_or_else(|_| panic!("no dead letter; worker log:\n{}", worker.log()))
+        .unwrap();
+    assert_eq!(letter.subject.as_str(), format!("lowband.dead.{job}"));
+    let s = job_status(&api, &job).await;
+    let bad = s
+        .assets
+        .iter()
+        .find(|a| a.path == "lessons/bad.mp4")
+        .unwrap();
+    assert_eq!(bad.state, JobState::Failed, "{s:?}");
+    assert!(
+        bad.error.as_deref().is_some_and(|e| e.contains("bad.mp4")),
+        "{bad:?}"
+    );
+    wait_queue_idle(&queue).await;
+}
+
 /// Nothing of a refused upload may be left anywhere a reader or a worker looks.
 async fn assert_nothing_published(store: &Store, queue: &Queue) {
     for prefix in [
