@@ -15,8 +15,9 @@ pub enum EdgeError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The route exists but takes only `allow` (an `Allow` header value).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error("precondition failed (If-Match or If-Unmodified-Since)")]
     PreconditionFailed,
     #[error("range not satisfiable (object is {len} bytes)")]
@@ -41,7 +42,7 @@ impl EdgeError {
         match self {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
             Self::RangeNotSatisfiable { .. } => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
@@ -65,7 +66,7 @@ impl EdgeError {
         match self {
             Self::NotFound => "No such module, asset or object.".into(),
             Self::BadRequest(why) => format!("Bad request: {why}."),
-            Self::MethodNotAllowed => "Only GET and HEAD are served here.".into(),
+            Self::MethodNotAllowed { allow } => format!("Only {allow} is answered here."),
             Self::PreconditionFailed => {
                 "The resource is not in the state If-Match or If-Unmodified-Since asked for.".into()
             }
@@ -101,8 +102,8 @@ impl EdgeError {
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match self {
-            Self::MethodNotAllowed => {
-                headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            Self::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

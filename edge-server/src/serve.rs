@@ -207,11 +207,11 @@ impl Edge {
         };
         let result = match route {
             Ok(Route::Purge(id)) if req.method() == Method::POST => self.purge(&req, &id),
-            Ok(Route::Purge(_)) => Err(EdgeError::MethodNotAllowed),
+            Ok(Route::Purge(_)) => Err(EdgeError::MethodNotAllowed { allow: "POST" }),
             Ok(route) if req.method() == Method::GET || head => {
                 self.route(&req, route, client).await
             }
-            Ok(_) => Err(EdgeError::MethodNotAllowed),
+            Ok(_) => Err(EdgeError::MethodNotAllowed { allow: "GET, HEAD" }),
             Err(e) => Err(e),
         };
         let response = result.unwrap_or_else(EdgeError::into_response);
@@ -254,7 +254,7 @@ impl Edge {
                 ))
             }
             // Answered before routing (it takes POST).
-            Route::Purge(_) => Err(EdgeError::MethodNotAllowed),
+            Route::Purge(_) => Err(EdgeError::MethodNotAllowed { allow: "POST" }),
             Route::Index => self.module_index(req.headers()).await,
             Route::ModuleApi(id) => self.module_manifest(req.headers(), &id).await,
             Route::Object(key) => self.object(req, &key).await,
@@ -907,7 +907,17 @@ pub fn object_mime(ext: &str) -> &'static str {
         "webm" => "video/webm",
         "jpg" => "image/jpeg",
         "webp" => "image/webp",
+        // Every AVIF a page names is an object (`/o/<key>.avif`).
+        "avif" => "image/avif",
+        "gif" => "image/gif",
         "png" => "image/png",
+        "mp3" => "audio/mpeg",
+        "aac" => "audio/aac",
+        "wav" => "audio/wav",
+        "flac" => "audio/flac",
+        "ogg" | "opus" => "audio/ogg",
+        "woff2" => "font/woff2",
+        "xml" => "application/xml",
         "html" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
         "js" => "text/javascript; charset=utf-8",

@@ -586,6 +586,51 @@ async fn errors_are_clear_and_contained() {
     let post = request(&f, Method::POST, LECTURE, &[]).await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(post.header("allow"), "GET, HEAD");
+    // The purge route takes POST only, and says so (it said GET, HEAD).
+    for method in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE] {
+        let wrong = request(&f, method.clone(), "/admin/v1/purge/m1", &[]).await;
+        assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(wrong.header("allow"), "POST", "{method}");
+    }
+}
+
+/// Objects are typed by their key's extension, AVIF included: every AVIF a
+/// page names is fetched as `/o/<key>.avif`, and went out as
+/// `application/octet-stream`.
+#[tokio::test]
+async fn objects_carry_their_media_type() {
+    let store = Store::open("memory://").unwrap();
+    let mut keys = Vec::new();
+    for ext in [
+        "avif", "webp", "jpg", "gif", "mp4", "m4a", "webm", "vtt", "m3u8", "mp3",
+    ] {
+        let (key, _) = store
+            .put_object(Bytes::from(format!("bytes of a {ext}")), ext)
+            .await
+            .unwrap();
+        keys.push((ext, key));
+    }
+    let f = Fixture {
+        edge: Edge::new(store, EdgeConfig::default()),
+        bodies: std::collections::HashMap::new(),
+    };
+    for (ext, key) in keys {
+        let got = get(&f, &format!("/o/{key}"), &[]).await;
+        assert_eq!(got.status, StatusCode::OK, "{ext}");
+        let expected = match ext {
+            "avif" => "image/avif",
+            "webp" => "image/webp",
+            "jpg" => "image/jpeg",
+            "gif" => "image/gif",
+            "mp4" => "video/mp4",
+            "m4a" => "audio/mp4",
+            "webm" => "video/webm",
+            "vtt" => "text/vtt; charset=utf-8",
+            "m3u8" => "application/vnd.apple.mpegurl",
+            _ => "audio/mpeg",
+        };
+        assert_eq!(got.header("content-type"), expected, "{ext}");
+    }
 }
 
 #[tokio::test]
