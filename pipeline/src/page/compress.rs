@@ -33,11 +33,27 @@ pub fn render(
     }
     let compressed: Vec<Rendition> = [Coding::Brotli, Coding::Zstd, Coding::Gzip]
         .par_iter()
-        .map(|coding| coding.compress(&bytes, settings))
-        .filter(|c| c.len() < bytes.len())
+        .filter_map(|&coding| kept(coding, coding.compress(&bytes, settings), bytes.len()))
         .map(|c| c.into_rendition(kind, tier, mime))
         .collect();
     std::iter::once(identity).chain(compressed).collect()
+}
+
+/// A compressed copy worth a variant: one that compressed without an
+/// error, holds bytes, and is smaller than the original. A copy that
+/// failed is left out (the identity copy always serves), and said so.
+fn kept(coding: Coding, result: std::io::Result<Vec<u8>>, original: usize) -> Option<Compressed> {
+    match result {
+        Ok(bytes) if !bytes.is_empty() && bytes.len() < original => Some(Compressed {
+            coding,
+            bytes: Bytes::from(bytes),
+        }),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(coding = coding.name(), error = %e, "compressed copy left out: compressing failed");
+            None
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -53,16 +69,13 @@ struct Compressed {
 }
 
 impl Compressed {
-    fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
     fn into_rendition(self, kind: VariantKind, tier: &str, mime: &str) -> Rendition {
-        let (name, ext) = match self.coding {
-            Coding::Brotli => ("br", "br"),
-            Coding::Zstd => ("zstd", "zst"),
-            Coding::Gzip => ("gzip", "gz"),
+        let ext = match self.coding {
+            Coding::Brotli => "br",
+            Coding::Zstd => "zst",
+            Coding::Gzip => "gz",
         };
+        let name = self.coding.name();
         let mut r = Rendition::bytes(name, kind, tier, ext, mime, self.bytes);
         r.encoding = Some(name.to_owned());
         r
@@ -70,8 +83,17 @@ impl Compressed {
 }
 
 impl Coding {
-    fn compress(self, input: &[u8], settings: &PageSettings) -> Compressed {
-        let bytes = match self {
+    /// The HTTP content-coding, which is also the variant's name.
+    fn name(self) -> &'static str {
+        match self {
+            Coding::Brotli => "br",
+            Coding::Zstd => "zstd",
+            Coding::Gzip => "gzip",
+        }
+    }
+
+    fn compress(self, input: &[u8], settings: &PageSettings) -> std::io::Result<Vec<u8>> {
+        match self {
             Coding::Brotli => {
                 let mut out = Vec::with_capacity(input.len() / 3);
                 let params = brotli::enc::BrotliEncoderParams {
@@ -81,27 +103,18 @@ impl Coding {
                     size_hint: input.len(),
                     ..Default::default()
                 };
-                // Writing into a Vec cannot fail.
-                let _ = brotli::BrotliCompress(&mut &input[..], &mut out, &params);
-                out
+                brotli::BrotliCompress(&mut &input[..], &mut out, &params)?;
+                Ok(out)
             }
-            // Compressing into memory fails only if zstd cannot allocate; the
-            // input is then returned, and the caller drops a copy no smaller.
-            Coding::Zstd => {
-                zstd::bulk::compress(input, settings.zstd_level).unwrap_or_else(|_| input.to_vec())
-            }
+            Coding::Zstd => zstd::bulk::compress(input, settings.zstd_level),
             Coding::Gzip => {
                 let mut enc = flate2::write::GzEncoder::new(
                     Vec::new(),
                     flate2::Compression::new(settings.gzip_level),
                 );
-                let _ = enc.write_all(input);
-                enc.finish().unwrap_or_default()
+                enc.write_all(input)?;
+                enc.finish()
             }
-        };
-        Compressed {
-            coding: self,
-            bytes: Bytes::from(bytes),
         }
     }
 }
@@ -139,6 +152,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A copy whose compression failed, or that came out empty, is never a
+    /// variant: a failed gzip once became an empty Vec, which the size
+    /// filter kept as a 0-byte `gzip` copy served to gzip clients.
+    #[test]
+    fn failed_or_empty_copies_are_left_out() {
+        let failed = Err(std::io::Error::other("out of memory"));
+        assert!(kept(Coding::Gzip, failed, 1000).is_none());
+        assert!(kept(Coding::Brotli, Ok(Vec::new()), 1000).is_none());
+        assert!(
+            kept(Coding::Zstd, Ok(vec![1; 1000]), 1000).is_none(),
+            "no smaller"
+        );
+        let small = kept(Coding::Gzip, Ok(vec![1; 10]), 1000).map(|c| c.bytes.len());
+        assert_eq!(small, Some(10));
     }
 
     #[test]
