@@ -51,7 +51,7 @@ impl QueueError {
 }
 
 /// One unit of queued work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum JobMessage {
     /// Render asset `asset` (an index into the plan) of job `job`.

@@ -141,7 +141,7 @@ struct Worker {
     /// Why jobs failed for good when the store would not take the record:
     /// the job was handed back, and when it returns past its attempts this
     /// is the reason recorded, not "the workers handling it stopped".
-    unrecorded: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    unrecorded: std::sync::Mutex<std::collections::HashMap<JobMessage, String>>,
 }
 
 /// Tries at recording a job's state before handing the job back instead.
@@ -170,7 +170,7 @@ impl Worker {
                 .unrecorded
                 .lock()
                 .ok()
-                .and_then(|mut m| m.remove(&format!("{job:?}")));
+                .and_then(|mut m| m.remove(&job));
             let error = remembered.unwrap_or_else(|| {
                 format!(
                     "gave up after {} attempts: the workers handling it stopped before finishing (crashed, killed or out of memory)",
@@ -273,7 +273,7 @@ impl Worker {
                 "could not record the failure in the store; handing the job back"
             );
             if let (Some(job), Ok(mut remembered)) = (&job, self.unrecorded.lock()) {
-                remembered.insert(format!("{job:?}"), error);
+                remembered.insert(job.clone(), error);
             }
             if let Err(e) = acker
                 .ack_with(AckKind::Nak(Some(self.options.retry_backoff)))
