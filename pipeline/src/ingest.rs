@@ -399,13 +399,15 @@ pub async fn process_asset(
     let mut captions = Vec::new();
     for extracted in &rendered.captions {
         // Captions are small: read whole, stored content-addressed.
-        let text = std::fs::read(&extracted.path).map_err(|e| IngestError::Source {
-            file: src.file.clone(),
-            reason: format!(
-                "subtitle stream {}: reading its WebVTT: {e}",
-                extracted.stream
-            ),
-        })?;
+        let text = tokio::fs::read(&extracted.path)
+            .await
+            .map_err(|e| IngestError::Source {
+                file: src.file.clone(),
+                reason: format!(
+                    "subtitle stream {}: reading its WebVTT: {e}",
+                    extracted.stream
+                ),
+            })?;
         let len = text.len() as u64;
         let (key, uploaded) = store.put_object(Bytes::from(text), "vtt").await?;
         if uploaded {
