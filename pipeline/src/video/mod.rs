@@ -140,7 +140,7 @@ pub fn render(
         Some(a) => Some(AudioSlot::open(path, &ictx, 0, a, None)?),
         None => None,
     };
-    let shared = main.as_ref().map(|m| m.shared);
+    let shared = main.as_ref().map(|m| m.normalizer.shared());
     let mut audio: Vec<AudioSlot> = main.into_iter().collect();
     let mut kept = Vec::new();
     for a in std::mem::take(&mut info.extra_audio) {
@@ -191,6 +191,15 @@ pub fn render(
             .or(input.video.clone()),
         audio: input.audio.clone(),
     };
+    let streams = StreamNames {
+        video: info.video.as_ref().map(|v| v.index),
+        audio: info
+            .audio
+            .iter()
+            .chain(&info.extra_audio)
+            .map(|a| a.index)
+            .collect(),
+    };
     let outputs = plans
         .into_iter()
         .map(|plan| {
@@ -199,22 +208,13 @@ pub fn render(
                 plan::Container::Webm => "webm",
             };
             let file = workdir.join(format!("{}.{ext}", plan.name()));
-            let streams = StreamNames {
-                video: info.video.as_ref().map(|v| v.index),
-                audio: [&info.audio]
-                    .into_iter()
-                    .flatten()
-                    .chain(&info.extra_audio)
-                    .map(|a| a.index)
-                    .collect(),
-            };
             Output::new(
                 path,
                 plan,
                 &rung_input,
                 file,
                 settings.keyframe_interval,
-                streams,
+                streams.clone(),
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -387,7 +387,6 @@ fn first_picture(
 struct AudioSlot {
     index: usize,
     decoder: decoder::Audio,
-    shared: SharedAudio,
     normalizer: AudioNormalizer,
 }
 
@@ -410,7 +409,6 @@ impl AudioSlot {
         Ok(Self {
             index: info.index,
             decoder,
-            shared,
             normalizer: AudioNormalizer::new(slot, shared, info.time_base),
         })
     }

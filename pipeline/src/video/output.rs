@@ -619,12 +619,12 @@ fn audio_lane(
         .open_with(options)
         .map_err(fail(&format!("opening {codec_name}")))?;
     let frame_size = encoder.frame_size();
-    // An MP4 fragment has no edit list to hide the encoder's priming (and
-    // players over MSE would ignore one): the first `priming` samples of
-    // the input are cut instead and every packet moved that much later, so
-    // the priming plays in their place and sample n decodes at n / rate,
-    // in sync with the picture. WebM says the same with CodecDelay, which
-    // its players honour.
+    // AAC's priming is cut from the input, and every packet moved that much
+    // later, so the priming plays in place of the cut samples and sample n
+    // decodes at n / rate: in sync with the picture in every player, with
+    // no audio edit list to honour (audio-only M4A has none, and players
+    // over MSE have been seen to drop them). WebM says the same with
+    // CodecDelay, which its players honour.
     // SAFETY: a plain integer field of the opened encoder.
     let priming = i64::from(unsafe { (*encoder.as_ptr()).initial_padding }.max(0));
     let priming = if container == Container::Mp4 {

@@ -149,6 +149,11 @@ impl AudioNormalizer {
         }
     }
 
+    /// The format this track is brought to.
+    pub fn shared(&self) -> SharedAudio {
+        self.shared
+    }
+
     pub fn slot(&self) -> usize {
         self.slot
     }
