@@ -88,7 +88,12 @@ pub fn master_playlist(
     for (i, c) in captions.iter().enumerate() {
         let lang = c.language.as_deref().and_then(language_tag);
         let name = unique_name(&mut names, lang, "captions");
-        out.push_str(&format!("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{name}\",DEFAULT={},AUTOSELECT=YES", if i == 0 { "YES" } else { "NO" }));
+        media(&mut out, "SUBTITLES", "subs", &name);
+        out.push_str(if i == 0 {
+            ",DEFAULT=YES,AUTOSELECT=YES"
+        } else {
+            ",DEFAULT=NO,AUTOSELECT=YES"
+        });
         if let Some(lang) = lang {
             out.push_str(&format!(",LANGUAGE=\"{lang}\""));
         }
@@ -141,9 +146,7 @@ fn audio_group<'a>(
     let mut names = Vec::new();
     let lang = main_language.and_then(language_tag);
     let name = unique_name(&mut names, lang, "main");
-    out.push_str(&format!(
-        "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{name}\""
-    ));
+    media(out, "AUDIO", AUDIO_GROUP, &name);
     if let Some(lang) = lang {
         out.push_str(&format!(",LANGUAGE=\"{lang}\""));
     }
@@ -154,9 +157,7 @@ fn audio_group<'a>(
         };
         let lang = v.language.as_deref().and_then(language_tag);
         let name = unique_name(&mut names, lang, &token(&v.name));
-        out.push_str(&format!(
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_GROUP}\",NAME=\"{name}\""
-        ));
+        media(out, "AUDIO", AUDIO_GROUP, &name);
         if let Some(lang) = lang {
             out.push_str(&format!(",LANGUAGE=\"{lang}\""));
         }
@@ -165,6 +166,14 @@ fn audio_group<'a>(
         ));
     }
     AudioGroup { alternates }
+}
+
+/// Starts an `EXT-X-MEDIA` line: its type, group and (already sanitised)
+/// name; the caller adds the attributes that differ.
+fn media(out: &mut String, kind: &str, group: &str, name: &str) {
+    out.push_str(&format!(
+        "#EXT-X-MEDIA:TYPE={kind},GROUP-ID=\"{group}\",NAME=\"{name}\""
+    ));
 }
 
 /// Writes the variant stream of `v`, played with `group` if it has one.
@@ -367,17 +376,7 @@ mod tests {
     fn captions_are_listed_and_referenced() {
         let tiers = Profile::builtin_default().tiers;
         let a = asset();
-        let tracks = [
-            CaptionTrack {
-                uri: "/m/x/v.mp4/captions/0.m3u8".into(),
-                language: Some("km".into()),
-            },
-            CaptionTrack {
-                uri: "/m/x/v.mp4/captions/1.m3u8".into(),
-                language: None,
-            },
-        ];
-        let m = master_playlist(&a, &tiers, 3, None, None, &tracks, &|_| true).unwrap();
+        let m = master_playlist(&a, &tiers, 3, None, None, &tracks(), &|_| true).unwrap();
         assert!(m.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"km\",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE=\"km\",URI=\"/m/x/v.mp4/captions/0.m3u8\"\n"), "{m}");
         assert!(m.contains("NAME=\"captions\",DEFAULT=NO"), "{m}");
         assert!(

@@ -166,11 +166,7 @@ impl Worker {
         };
         let path = self.asset_path(&job).await;
         if attempt > self.options.max_attempts {
-            let remembered = self
-                .unrecorded
-                .lock()
-                .ok()
-                .and_then(|mut m| m.remove(&job));
+            let remembered = self.unrecorded.lock().ok().and_then(|mut m| m.remove(&job));
             let error = remembered.unwrap_or_else(|| {
                 format!(
                     "gave up after {} attempts: the workers handling it stopped before finishing (crashed, killed or out of memory)",
