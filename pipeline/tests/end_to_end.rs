@@ -67,6 +67,24 @@ async fn serve(store: Store) -> (std::net::SocketAddr, Running) {
     (addr, Running { stop, server })
 }
 
+/// The ffmpeg CLI plays every stream of the master playlist at `master`
+/// (for its first `seconds`, if given) without an error.
+fn plays_master(addr: std::net::SocketAddr, master: &str, seconds: Option<u32>) {
+    let mut play = Command::new("ffmpeg");
+    play.args(["-v", "error", "-xerror", "-i"])
+        .arg(format!("http://{addr}{master}"))
+        .args(["-map", "0"]);
+    if let Some(s) = seconds {
+        play.args(["-t", &s.to_string()]);
+    }
+    let out = play.args(["-f", "null", "-"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ffmpeg cannot play the master playlist: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Decodes every frame with the ffmpeg CLI; returns ffprobe's stream summary.
 fn decodes(file: &Path) -> String {
     let decode = Command::new("ffmpeg")
@@ -272,28 +290,7 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         .expect("a WebVTT segment");
     let (_, vtt) = fetch(addr, vtt_uri, &[]).await;
     assert!(String::from_utf8(vtt).unwrap().starts_with("WEBVTT"));
-    let play = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-xerror",
-            "-i",
-            &format!("http://{addr}{master}"),
-            "-map",
-            "0",
-            "-t",
-            "12",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        play.status.success(),
-        "ffmpeg cannot play the master playlist: {}",
-        String::from_utf8_lossy(&play.stderr)
-    );
+    plays_master(addr, master, Some(12));
 
     running.stop().await;
 }
@@ -435,17 +432,7 @@ async fn a_lecture_in_two_languages_with_subtitles_reaches_hls_players() {
         "{vtt}"
     );
 
-    let play = Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
-        .arg(format!("http://{addr}{master}"))
-        .args(["-map", "0", "-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        play.status.success(),
-        "ffmpeg cannot play the master playlist: {}",
-        String::from_utf8_lossy(&play.stderr)
-    );
+    plays_master(addr, master, None);
 
     running.stop().await;
 }

@@ -436,6 +436,39 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A module whose one video is 4 KB of garbage: every attempt at it fails.
+fn broken_module(root: &Path) -> PathBuf {
+    let module = root.join("broken");
+    std::fs::create_dir_all(module.join("lessons")).unwrap();
+    std::fs::write(module.join("lessons/bad.mp4"), vec![0x42u8; 4096]).unwrap();
+    std::fs::write(module.join("index.html"), "<p>hi</p>").unwrap();
+    module
+}
+
+/// Uploads `module` as module `id`; the job's id.
+async fn submit(api: &Api, module: &Path, id: &str) -> String {
+    let (status, _, json) = call(
+        api,
+        request(
+            Method::POST,
+            &format!("/api/v1/modules/{id}"),
+            tar_dir(module, id),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+    json["job"].as_str().unwrap().to_owned()
+}
+
+/// Every message on the dead-letter subjects.
+async fn dead_letters(queue: &Queue) -> async_nats::Subscriber {
+    queue
+        .client()
+        .subscribe(format!("{}.>", queue::DEAD_PREFIX))
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_always_fails_ends_on_the_dead_letter_subject() {
     let Some(nats) = NatsServer::start() else {
@@ -446,33 +479,16 @@ async fn a_job_that_always_fails_ends_on_the_dead_letter_subject() {
     let store = Store::open(&store_url).unwrap();
     let queue = nats.queue().await;
     let api = api(&store, queue.clone(), Limits::default());
-    let mut dead = queue
-        .client()
-        .subscribe(format!("{}.>", queue::DEAD_PREFIX))
-        .await
-        .unwrap();
+    let mut dead = dead_letters(&queue).await;
 
-    let module = tmp.path().join("broken");
-    std::fs::create_dir_all(module.join("lessons")).unwrap();
-    std::fs::write(module.join("lessons/bad.mp4"), vec![0x42u8; 4096]).unwrap();
-    std::fs::write(module.join("index.html"), "<p>hi</p>").unwrap();
+    let module = broken_module(tmp.path());
     let worker = WorkerProcess::start(
         &store_url,
         &nats.url(),
         tmp.path().join("w.log"),
         &["--max-attempts", "3", "--retry-backoff", "1"],
     );
-    let (status, _, json) = call(
-        &api,
-        request(
-            Method::POST,
-            "/api/v1/modules/broken",
-            tar_dir(&module, "broken"),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{json}");
-    let job = json["job"].as_str().unwrap().to_owned();
+    let job = submit(&api, &module, "broken").await;
 
     let letter = tokio::time::timeout(Duration::from_secs(600), dead.next())
         .await
@@ -539,30 +555,13 @@ async fn a_failure_the_store_will_not_take_is_kept_until_it_does() {
     let store = Store::open(&store_url).unwrap();
     let queue = nats.queue().await;
     let api = api(&store, queue.clone(), Limits::default());
-    let mut dead = queue
-        .client()
-        .subscribe(format!("{}.>", queue::DEAD_PREFIX))
-        .await
-        .unwrap();
-    let module = tmp.path().join("broken");
-    std::fs::create_dir_all(module.join("lessons")).unwrap();
-    std::fs::write(module.join("lessons/bad.mp4"), vec![0x42u8; 4096]).unwrap();
-    std::fs::write(module.join("index.html"), "<p>hi</p>").unwrap();
+    let mut dead = dead_letters(&queue).await;
+    let module = broken_module(tmp.path());
 
     // The job is submitted before any worker runs, and its progress
     // records are made unwritable: a directory where each file must go
     // (a rename onto a directory fails, even for root).
-    let (status, _, json) = call(
-        &api,
-        request(
-            Method::POST,
-            "/api/v1/modules/broken",
-            tar_dir(&module, "broken"),
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{json}");
-    let job = json["job"].as_str().unwrap().to_owned();
+    let job = submit(&api, &module, "broken").await;
     let blocked: Vec<PathBuf> = (0..2)
         .map(|i| store_dir.join(lowband_pipeline::jobs::progress_key(&job, i)))
         .collect();
