@@ -127,7 +127,7 @@ pub fn index<R: Read + Seek>(mut r: R, len: u64) -> Result<FragmentIndex, Fmp4Er
             durations.len()
         )));
     }
-    let segments = fragments
+    let mut segments: Vec<Segment> = fragments
         .into_iter()
         .zip(durations)
         .map(|((offset, len), duration)| Segment {
@@ -136,8 +136,24 @@ pub fn index<R: Read + Seek>(mut r: R, len: u64) -> Result<FragmentIndex, Fmp4Er
             duration,
         })
         .collect();
+    // A last fragment of a few milliseconds (the sound's final frame past
+    // the picture's last keyframe interval) would be a segment whose bytes
+    // over its duration read as hundreds of kbit/s: the rendition's HLS
+    // BANDWIDTH, which tells a 2G player it cannot carry a 32 kbit/s audio
+    // track. It is played as part of the segment before it instead; their
+    // bytes are contiguous, and a segment may hold several fragments.
+    if let [.., before, last] = segments.as_mut_slice() {
+        if last.duration < MIN_SEGMENT_SECONDS {
+            before.len += last.len;
+            before.duration += last.duration;
+            segments.pop();
+        }
+    }
     Ok(FragmentIndex { init_len, segments })
 }
+
+/// Shortest last segment kept apart from the one before it.
+const MIN_SEGMENT_SECONDS: f64 = 0.5;
 
 /// Subsegment durations (seconds) from a `sidx` body (after the box header).
 fn sidx_durations(body: &[u8]) -> Option<Vec<f64>> {
@@ -230,6 +246,29 @@ mod tests {
             "{m3u8}"
         );
         assert!(m3u8.contains("#EXT-X-TARGETDURATION:4\n") && m3u8.ends_with("#EXT-X-ENDLIST\n"));
+    }
+
+    /// A last fragment of a few milliseconds joins the segment before it,
+    /// so the peak bitrate is that of real segments.
+    #[test]
+    fn a_tail_fragment_joins_the_last_segment() {
+        let mut f = mp4_box(b"ftyp", b"isom\0\0\0\0");
+        f.extend(mp4_box(b"moov", &[0; 16]));
+        f.extend(sidx(1000, &[4000, 4000, 2]));
+        for body in [16_000, 16_000, 100] {
+            f.extend(mp4_box(b"moof", &[0; 8]));
+            f.extend(mp4_box(b"mdat", &vec![7; body]));
+        }
+        let idx = index(Cursor::new(&f), f.len() as u64).unwrap();
+        assert_eq!(idx.segments.len(), 2);
+        let last = idx.segments[1];
+        assert_eq!(
+            last.offset + last.len,
+            f.len() as u64,
+            "covers the tail's bytes"
+        );
+        assert!((last.duration - 4.002).abs() < 1e-9);
+        assert!(idx.peak_bitrate() < 40_000, "{}", idx.peak_bitrate());
     }
 
     #[test]
