@@ -38,6 +38,18 @@ impl ContentHash {
         ContentHasher(Sha256::new())
     }
 
+    /// Hashes everything `reader` holds; also gives how many bytes that was.
+    pub fn of_reader(reader: impl std::io::Read) -> std::io::Result<(Self, u64)> {
+        let mut hasher = Self::hasher();
+        let bytes = hasher.read_from(reader)?;
+        Ok((hasher.finish(), bytes))
+    }
+
+    /// Hashes a file's bytes.
+    pub fn of_file(path: &std::path::Path) -> std::io::Result<(Self, u64)> {
+        Self::of_reader(std::fs::File::open(path)?)
+    }
+
     pub fn to_hex(&self) -> String {
         self.hex_digits().to_owned()
     }
@@ -91,13 +103,35 @@ impl std::ops::Deref for HexDigits {
 /// Incremental form of [`ContentHash::of`].
 pub struct ContentHasher(Sha256);
 
+/// Bytes read from a file per hashing step: large enough that the read
+/// calls cost nothing beside SHA-256, small enough to stay in L2.
+const READ_CHUNK: usize = 256 * 1024;
+
 impl ContentHasher {
     pub fn update(&mut self, chunk: &[u8]) {
         self.0.update(chunk);
     }
 
+    /// Feeds everything `reader` holds (to its end) into the hash, in
+    /// chunks; gives how many bytes that was.
+    pub fn read_from(&mut self, reader: impl std::io::Read) -> std::io::Result<u64> {
+        let mut reader = std::io::BufReader::with_capacity(READ_CHUNK, reader);
+        std::io::copy(&mut reader, self)
+    }
+
     pub fn finish(self) -> ContentHash {
         ContentHash(self.0.finalize().into())
+    }
+}
+
+impl std::io::Write for ContentHasher {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<usize> {
+        self.update(chunk);
+        Ok(chunk.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -302,6 +336,25 @@ pub const MODULE_INDEX_KEY: &str = "modules/index.json";
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_reader_hashes_like_its_bytes() {
+        // Longer than one read chunk, so the hash spans several reads.
+        let bytes: Vec<u8> = (0..READ_CHUNK * 2 + 17).map(|i| (i % 251) as u8).collect();
+        let (hash, n) = ContentHash::of_reader(&bytes[..]).unwrap();
+        assert_eq!((hash, n), (ContentHash::of(&bytes), bytes.len() as u64));
+        let mut resumed = ContentHash::hasher();
+        resumed.update(&bytes[..10]);
+        assert_eq!(
+            resumed.read_from(&bytes[10..]).unwrap(),
+            bytes.len() as u64 - 10
+        );
+        assert_eq!(resumed.finish(), hash);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), &bytes).unwrap();
+        assert_eq!(ContentHash::of_file(&dir.path().join("f")).unwrap().0, hash);
+        assert!(ContentHash::of_file(&dir.path().join("absent")).is_err());
+    }
 
     #[test]
     fn hashes_show_as_lowercase_hex_and_parse_back() {

@@ -6,11 +6,14 @@
 //! and how a store URL becomes an object store (`store`). This crate never
 //! touches FFmpeg, so a cache node that depends on it stays codec-free.
 
+pub mod i18n;
 pub mod keys;
 pub mod manifest;
+pub mod media_type;
 pub mod profile;
 pub mod store;
 pub mod strict_toml;
+pub mod tokens;
 pub mod urls;
 
 pub use keys::{ContentHash, KeyError, ModuleId, ObjectKey};

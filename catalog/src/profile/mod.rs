@@ -5,13 +5,18 @@
 //! naming the file, the key and the reason, because a silently ignored typo
 //! in a ladder costs teachers real money on every lesson they open.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod tier;
+mod validate;
+
+pub use tier::{ect_for_http_rtt, ect_for_transport_rtt, Tier};
+
 /// The built-in default profile, so the binaries work from any directory.
-pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml");
+pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../../profiles/default.toml");
 pub const DEFAULT_PROFILE_NAME: &str = "default";
 
 /// A profile that could not be loaded, with where and why.
@@ -22,16 +27,6 @@ pub struct ProfileError {
     /// Dotted path of the offending key (`video.rungs[1].max_kbps`), or `-` for the whole file.
     pub key: String,
     pub reason: String,
-}
-
-/// A bandwidth class of client links, named as the `ECT` client hint names them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tier {
-    pub name: String,
-    /// Upper bound of the link in kbit/s; absent for the fastest tier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_kbps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -284,7 +279,7 @@ impl Profile {
             key: e.key,
             reason: e.reason,
         })?;
-        profile.validate().map_err(|(key, reason)| ProfileError {
+        validate::profile(&profile).map_err(|validate::Invalid { key, reason }| ProfileError {
             file: file.to_owned(),
             key,
             reason,
@@ -341,294 +336,6 @@ impl Profile {
     pub fn tier_rank(&self, name: &str) -> Option<usize> {
         self.tiers.iter().position(|t| t.name == name)
     }
-
-    fn validate(&self) -> Result<(), (String, String)> {
-        let err = |key: String, reason: String| Err((key, reason));
-        if self.tiers.is_empty() {
-            return err("tiers".into(), "at least one tier is required".into());
-        }
-        let mut names = HashSet::new();
-        let mut previous_kbps = 0;
-        for (i, tier) in self.tiers.iter().enumerate() {
-            let key = format!("tiers[{i}]");
-            if !valid_name(&tier.name) {
-                return err(
-                    format!("{key}.name"),
-                    format!("{:?} is not a valid tier name", tier.name),
-                );
-            }
-            if !names.insert(tier.name.as_str()) {
-                return err(
-                    format!("{key}.name"),
-                    format!("tier {:?} is defined twice", tier.name),
-                );
-            }
-            match tier.max_kbps {
-                Some(kbps) if kbps <= previous_kbps => {
-                    return err(
-                        format!("{key}.max_kbps"),
-                        format!("{kbps} must be greater than the previous tier's {previous_kbps}: tiers go from slowest to fastest"),
-                    )
-                }
-                Some(kbps) => previous_kbps = kbps,
-                None if i + 1 != self.tiers.len() => {
-                    return err(format!("{key}.max_kbps"), "only the last (fastest) tier may be unbounded".into())
-                }
-                None => {}
-            }
-        }
-        let tier = |key: String, name: &str| {
-            if names.contains(name) {
-                Ok(())
-            } else {
-                Err((
-                    key,
-                    format!("unknown tier {name:?} (profile has {})", self.tier_list()),
-                ))
-            }
-        };
-
-        let v = &self.video;
-        if !(0.5..=20.0).contains(&v.keyframe_interval) {
-            return err(
-                "video.keyframe_interval".into(),
-                format!("{} s is outside 0.5-20 s", v.keyframe_interval),
-            );
-        }
-        if !(v.max_duration > 0.0 && v.max_duration.is_finite()) {
-            return err(
-                "video.max_duration".into(),
-                "must be a positive number of seconds".into(),
-            );
-        }
-        for (key, value) in [
-            ("video.max_width", v.max_width),
-            ("video.max_height", v.max_height),
-        ] {
-            if !(16..=16384).contains(&value) {
-                return err(key.into(), format!("{value} is outside 16-16384"));
-            }
-        }
-        if !(1..=256).contains(&v.max_streams) {
-            return err(
-                "video.max_streams".into(),
-                format!("{} is outside 1-256", v.max_streams),
-            );
-        }
-        if v.rungs.is_empty() {
-            return err(
-                "video.rungs".into(),
-                "at least one video rung is required".into(),
-            );
-        }
-        let mut rung_names = HashSet::new();
-        for (i, r) in v.rungs.iter().enumerate() {
-            let key = |field: &str| format!("video.rungs[{i}].{field}");
-            if !valid_name(&r.name) || !rung_names.insert(r.name.as_str()) {
-                return err(
-                    key("name"),
-                    format!("{:?} must be a unique name of [a-z0-9-]", r.name),
-                );
-            }
-            tier(key("tier"), &r.tier)?;
-            if !(16..=4320).contains(&r.height) || r.height % 2 != 0 {
-                return err(
-                    key("height"),
-                    format!("{} must be even and within 16-4320", r.height),
-                );
-            }
-            if !(r.fps >= 1.0 && r.fps <= 120.0) {
-                return err(key("fps"), format!("{} is outside 1-120", r.fps));
-            }
-            if r.audio_kbps < 8 || r.audio_kbps > 320 {
-                return err(
-                    key("audio_kbps"),
-                    format!("{} is outside 8-320", r.audio_kbps),
-                );
-            }
-            if r.max_kbps < r.audio_kbps + 16 {
-                return err(
-                    key("max_kbps"),
-                    format!(
-                        "{} leaves less than 16 kbit/s for video after {} for audio",
-                        r.max_kbps, r.audio_kbps
-                    ),
-                );
-            }
-            check_sample_rate(key("audio_sample_rate"), r.audio_sample_rate)?;
-            if r.mode == RungMode::Slides && r.fps > 1.0 {
-                return err(
-                    key("fps"),
-                    format!(
-                        "{} is above 1: a slides rung shows at most one picture a second",
-                        r.fps
-                    ),
-                );
-            }
-            if let Some(k) = r.keyframe_interval.filter(|k| !(0.5..=300.0).contains(k)) {
-                return err(
-                    key("keyframe_interval"),
-                    format!("{k} s is outside 0.5-300 s"),
-                );
-            }
-            if let Some(t) = r.ssim_target.filter(|t| !(0.5..1.0).contains(t)) {
-                return err(
-                    key("ssim_target"),
-                    format!("{t} is outside 0.5-1 (exclusive)"),
-                );
-            }
-            let max_crf = r.codec.max_crf();
-            let min_crf = u8::from(r.codec == VideoCodec::Av1);
-            if r.crf > max_crf || r.crf < min_crf {
-                return err(
-                    key("crf"),
-                    format!("{} is outside {min_crf}-{max_crf}", r.crf),
-                );
-            }
-            if r.crf_max() > max_crf || r.crf_max() < r.crf {
-                return err(
-                    key("crf_max"),
-                    format!("{} must be within crf ({})..={max_crf}", r.crf_max(), r.crf),
-                );
-            }
-            const X264_PRESETS: [&str; 10] = [
-                "ultrafast",
-                "superfast",
-                "veryfast",
-                "faster",
-                "fast",
-                "medium",
-                "slow",
-                "slower",
-                "veryslow",
-                "placebo",
-            ];
-            let preset = r.preset();
-            match r.codec {
-                VideoCodec::H264 if !X264_PRESETS.contains(&preset) => {
-                    return err(
-                        key("preset"),
-                        format!(
-                            "{preset:?} is not an x264 preset ({})",
-                            X264_PRESETS.join(", ")
-                        ),
-                    );
-                }
-                VideoCodec::Av1 if !preset.parse::<u8>().is_ok_and(|p| p <= 13) => {
-                    return err(
-                        key("preset"),
-                        format!("{preset:?} is not an SVT-AV1 preset (a number 0-13)"),
-                    );
-                }
-                _ => {}
-            }
-        }
-        for (i, a) in v.audio.iter().enumerate() {
-            let key = |field: &str| format!("video.audio[{i}].{field}");
-            if !valid_name(&a.name) || !rung_names.insert(a.name.as_str()) {
-                return err(
-                    key("name"),
-                    format!("{:?} must be a unique name of [a-z0-9-]", a.name),
-                );
-            }
-            tier(key("tier"), &a.tier)?;
-            if !(6..=320).contains(&a.kbps) {
-                return err(key("kbps"), format!("{} is outside 6-320", a.kbps));
-            }
-            check_sample_rate(key("sample_rate"), a.sample_rate)?;
-            if a.codec == AudioCodec::Opus
-                && ![8000, 12000, 16000, 24000, 48000].contains(&a.sample_rate)
-            {
-                return err(
-                    key("sample_rate"),
-                    format!(
-                        "{} is not an Opus rate (8000, 12000, 16000, 24000, 48000)",
-                        a.sample_rate
-                    ),
-                );
-            }
-        }
-
-        let im = &self.image;
-        if im.formats.is_empty() {
-            return err(
-                "image.formats".into(),
-                "at least one format is required".into(),
-            );
-        }
-        if im.max_pixels == 0 || im.max_bytes == 0 || im.max_frames == 0 {
-            return err("image.max_pixels".into(), "limits must be positive".into());
-        }
-        if im.rungs.is_empty() {
-            return err(
-                "image.rungs".into(),
-                "at least one image rung is required".into(),
-            );
-        }
-        for (i, r) in im.rungs.iter().enumerate() {
-            let key = |field: &str| format!("image.rungs[{i}].{field}");
-            tier(key("tier"), &r.tier)?;
-            if !(16..=8192).contains(&r.width) {
-                return err(key("width"), format!("{} is outside 16-8192", r.width));
-            }
-            if !(1..=100).contains(&r.quality) {
-                return err(key("quality"), format!("{} is outside 1-100", r.quality));
-            }
-        }
-
-        let p = &self.page;
-        if p.brotli_quality > 11 {
-            return err(
-                "page.brotli_quality".into(),
-                format!("{} is outside 0-11", p.brotli_quality),
-            );
-        }
-        if !(1..=19).contains(&p.zstd_level) {
-            return err(
-                "page.zstd_level".into(),
-                format!(
-                    "{} is outside 1-19 (higher levels need decoder windows phones may refuse)",
-                    p.zstd_level
-                ),
-            );
-        }
-        if !(1..=9).contains(&p.gzip_level) {
-            return err(
-                "page.gzip_level".into(),
-                format!("{} is outside 1-9", p.gzip_level),
-            );
-        }
-        for name in p.budget_kb.keys() {
-            tier(format!("page.budget_kb.{name}"), name)?;
-        }
-        for (i, name) in p.lite_tiers.iter().enumerate() {
-            tier(format!("page.lite_tiers[{i}]"), name)?;
-        }
-        Ok(())
-    }
-
-    fn tier_list(&self) -> String {
-        self.tiers
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-fn check_sample_rate(key: String, rate: u32) -> Result<(), (String, String)> {
-    const RATES: [u32; 9] = [8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
-    if RATES.contains(&rate) {
-        Ok(())
-    } else {
-        Err((key, format!("{rate} Hz is not one of {RATES:?}")))
-    }
-}
-
-fn valid_name(s: &str) -> bool {
-    (1..=32).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]
