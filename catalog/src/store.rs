@@ -17,7 +17,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload};
 
 use crate::keys::{ModuleId, ObjectKey, MODULE_INDEX_KEY};
 use crate::manifest::{Manifest, ManifestError, ModuleIndex};
@@ -30,8 +30,12 @@ const MULTIPART_THRESHOLD: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store URL {url:?}: {reason}")]
-    Url { url: String, reason: String },
+    #[error("store URL {url:?}: {reason}{}", source.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    Url {
+        url: String,
+        reason: String,
+        source: Option<object_store::Error>,
+    },
     #[error("store {store}: {key}: {source}")]
     Io {
         store: String,
@@ -60,6 +64,67 @@ impl StoreError {
     }
 }
 
+/// The directory of a `file://` URL or bare path. Parsed by hand, not as a
+/// URL: the default (`file://.lowband/store`) is relative to the working
+/// directory, which a `file:` URL cannot say.
+fn local_path(url: &str) -> &FsPath {
+    FsPath::new(url.strip_prefix("file://").unwrap_or(url))
+}
+
+/// Creates a store directory if needed; its absolute path.
+fn open_dir(dir: &FsPath) -> Result<PathBuf, String> {
+    if dir.as_os_str().is_empty() {
+        return Err("no directory".into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    dir.canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))
+}
+
+/// A store behind a URL object_store knows: its own parser recognises the
+/// scheme and splits off the prefix; S3 (and S3-compatible servers such as
+/// Garage or MinIO) is the one this build carries.
+fn open_remote(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let fail = |reason: &str, source: Option<object_store::Error>| StoreError::Url {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+        source,
+    };
+    const KNOWN: &str = "use file://<dir>, s3://<bucket>[/<prefix>] or memory://";
+    let parsed = url::Url::parse(url).map_err(|e| fail(&format!("{e}: {KNOWN}"), None))?;
+    if parsed.scheme() == "s3" && parsed.host_str().is_none_or(str::is_empty) {
+        return Err(fail("no bucket name (want s3://<bucket>[/<prefix>])", None));
+    }
+    let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|_| {
+        fail(
+            &format!("unknown scheme {:?}: {KNOWN}", parsed.scheme()),
+            None,
+        )
+    })?;
+    if scheme != ObjectStoreScheme::AmazonS3 || parsed.scheme() != "s3" {
+        return Err(fail(
+            &format!(
+                "scheme {:?} is not supported by this build: {KNOWN}",
+                parsed.scheme()
+            ),
+            None,
+        ));
+    }
+    let mut builder = AmazonS3Builder::from_env().with_url(url);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
+    if endpoint.is_ok_and(|e| e.starts_with("http://")) {
+        builder = builder.with_allow_http(true);
+    }
+    let s3 = builder
+        .build()
+        .map_err(|e| fail("cannot configure S3 (see the AWS_* variables)", Some(e)))?;
+    Ok(if prefix.as_ref().is_empty() {
+        Arc::new(s3)
+    } else {
+        Arc::new(PrefixStore::new(s3, prefix))
+    })
+}
+
 /// A store and its URL, with lowband's typed operations.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -72,49 +137,25 @@ pub struct Store {
 impl Store {
     /// Opens a store from its URL (see the module documentation).
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let bad = |reason: &str| StoreError::Url {
+        let bad = |reason: String| StoreError::Url {
             url: url.to_owned(),
-            reason: reason.to_owned(),
+            reason,
+            source: None,
         };
         let mut local_dir = None;
-        let inner: Arc<dyn ObjectStore> = if let Some(rest) = url.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(bad("no bucket name (want s3://<bucket>[/<prefix>])"));
-            }
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            let endpoint =
-                std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
-            if endpoint.is_ok_and(|e| e.starts_with("http://")) {
-                builder = builder.with_allow_http(true);
-            }
-            let s3 = builder.build().map_err(|e| bad(&e.to_string()))?;
-            let prefix = prefix.trim_matches('/');
-            if prefix.is_empty() {
-                Arc::new(s3)
-            } else {
-                Arc::new(PrefixStore::new(s3, prefix))
-            }
-        } else if url == "memory://" {
+        let inner: Arc<dyn ObjectStore> = if url == "memory://" {
             Arc::new(InMemory::new())
-        } else if let Some(scheme_end) = url.find("://").filter(|_| !url.starts_with("file://")) {
-            return Err(bad(&format!(
-                "unknown scheme {:?}: use file://<dir>, s3://<bucket>[/<prefix>] or memory://",
-                &url[..scheme_end]
-            )));
-        } else {
-            let dir = FsPath::new(url.strip_prefix("file://").unwrap_or(url));
-            if dir.as_os_str().is_empty() {
-                return Err(bad("no directory"));
-            }
-            std::fs::create_dir_all(dir)
-                .map_err(|e| bad(&format!("cannot create {}: {e}", dir.display())))?;
-            let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| bad(&e.to_string()))?;
-            local_dir = Some(
-                dir.canonicalize()
-                    .map_err(|e| bad(&format!("cannot resolve {}: {e}", dir.display())))?,
-            );
+        } else if url.starts_with("file://") || !url.contains("://") {
+            let dir = local_path(url);
+            local_dir = Some(open_dir(dir).map_err(bad)?);
+            let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Url {
+                url: url.to_owned(),
+                reason: "cannot open the directory".into(),
+                source: Some(e),
+            })?;
             Arc::new(fs.with_fsync(true))
+        } else {
+            open_remote(url)?
         };
         Ok(Self {
             inner,
@@ -286,6 +327,12 @@ mod tests {
             ("s3://", "no bucket"),
             ("ftp://host/x", "unknown scheme \"ftp\""),
             ("file://", "no directory"),
+            (
+                "gs://bucket/x",
+                "scheme \"gs\" is not supported by this build",
+            ),
+            ("https://example.com/x", "scheme \"https\" is not supported"),
+            ("s3://a b", "use file://"),
         ] {
             let e = Store::open(url).unwrap_err().to_string();
             assert!(e.contains(want), "{url}: {e}");
