@@ -6,6 +6,9 @@
 //! and how a store URL becomes an object store (`store`). This crate never
 //! touches FFmpeg, so a cache node that depends on it stays codec-free.
 
+// Nothing here needs it: the contract is plain data and parsing.
+#![forbid(unsafe_code)]
+
 pub mod i18n;
 pub mod keys;
 pub mod manifest;

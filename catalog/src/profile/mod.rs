@@ -307,7 +307,10 @@ impl Profile {
     /// `dirs` (`<dir>/<name>.toml`), falling back to the built-in default.
     pub fn resolve(name_or_file: &str, dirs: &[PathBuf]) -> Result<Self, ProfileError> {
         let as_path = Path::new(name_or_file);
-        if name_or_file.ends_with(".toml") || as_path.components().count() > 1 {
+        let toml = as_path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+        if toml || as_path.components().count() > 1 {
             return Self::from_file(as_path);
         }
         for dir in dirs {
