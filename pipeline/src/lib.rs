@@ -8,16 +8,15 @@
 //! runs the same per-asset step as `ingest`. The `lowband-pipeline` binary is
 //! a thin shell over this.
 
-pub mod api;
-pub mod archive;
 pub mod discover;
 pub mod image;
 pub mod ingest;
-pub mod jobs;
 pub mod page;
-pub mod queue;
 pub mod rendition;
+pub mod service;
 pub mod video;
-pub mod worker;
+
+// The scale-out modules under their first names, which the tests and callers use.
+pub use service::{api, archive, jobs, queue, worker};
 
 pub use ingest::{ingest, IngestError, IngestOptions, IngestReport, Progress, Silent};

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use lowband_catalog::{ContentHash, ModuleId};
 
 use super::{upload, Api, ApiError};
-use crate::archive;
+use crate::service::archive;
 use crate::discover::{self, ModuleSource};
-use crate::jobs::{self, JobPlan, PlannedAsset};
-use crate::queue::JobMessage;
+use crate::service::jobs::{self, JobPlan, PlannedAsset};
+use crate::service::queue::JobMessage;
 
 /// Turns upload `id` into a job for `module`; returns the job id.
 pub async fn submit(api: &Api, module: &ModuleId, id: &str) -> Result<String, ApiError> {

@@ -34,9 +34,9 @@ use serde_json::json;
 
 pub use auth::{Tokens, TokensError};
 
-use crate::archive;
-use crate::jobs;
-use crate::queue::Queue;
+use crate::service::archive;
+use crate::service::jobs;
+use crate::service::queue::Queue;
 
 /// What the API accepts.
 #[derive(Debug, Clone)]

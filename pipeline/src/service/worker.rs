@@ -28,8 +28,8 @@ use tokio::sync::watch;
 
 use crate::discover::{self, SourceAsset};
 use crate::ingest::{finish_module, previous_manifest, process_asset, Progress};
-use crate::jobs::{self, AssetProgress, JobPlan, ProgressState, Published};
-use crate::queue::{DeadLetter, JobMessage, Queue, QueueError};
+use crate::service::jobs::{self, AssetProgress, JobPlan, ProgressState, Published};
+use crate::service::queue::{DeadLetter, JobMessage, Queue, QueueError};
 
 /// How a worker treats its jobs.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::ApiError;
-use crate::jobs;
+use crate::service::jobs;
 
 /// Bytes per stored part.
 pub const PART_BYTES: usize = 8 << 20;
