@@ -1,35 +1,34 @@
 //! A queue worker: takes one job at a time from the shared consumer and runs
-//! the same per-asset step as `lowband-pipeline ingest` ([`process_asset`]),
-//! or, for the module's last message, [`finish_module`].
+//! the same per-asset step as `lowband-pipeline ingest`
+//! ([`crate::ingest::render_asset`]), or, for the module's last message,
+//! [`crate::ingest::publish_module`] (see `steps`).
 //!
 //! A job is acknowledged only once its outputs are in the store. While it
 //! works, the worker sends progress acks (so a long transcode keeps its job)
 //! and writes its progress to the store (so the API can show it). A failed
 //! attempt is handed back with a growing delay; after the last attempt
-//! allowed the job goes to the dead-letter subject with its error. A worker
-//! that dies says nothing: its job comes back to another worker after the ack
-//! wait, and every step is repeatable (content-addressed objects, whole-object
-//! state writes, deduplicated messages), so the module still completes and
-//! its manifest is written once in effect.
+//! allowed the job goes to the dead-letter subject with its error (see
+//! `record`). A worker that dies says nothing: its job comes back to another
+//! worker after the ack wait, and every step is repeatable (content-addressed
+//! objects, whole-object state writes, deduplicated messages), so the module
+//! still completes and its manifest is written once in effect.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod record;
+mod steps;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::AckKind;
 use futures::StreamExt;
-use lowband_catalog::manifest::Asset;
-use lowband_catalog::{Store, StoreError};
-use object_store::path::Path as StorePath;
-use object_store::ObjectStoreExt;
-use tokio::io::AsyncWriteExt;
+use lowband_catalog::Store;
 use tokio::sync::watch;
 
-use crate::discover::{self, SourceAsset};
-use crate::ingest::{finish_module, previous_manifest, process_asset, Progress};
-use crate::service::jobs::{self, AssetProgress, JobPlan, ProgressState, Published};
-use crate::service::queue::{DeadLetter, JobMessage, Queue, QueueError};
+use crate::service::jobs::{self, ProgressState};
+use crate::service::queue::{JobMessage, Queue, QueueError};
+use steps::JobFailure;
 
 /// How a worker treats its jobs.
 #[derive(Debug, Clone)]
@@ -67,22 +66,6 @@ pub enum WorkerError {
     Queue(#[from] QueueError),
 }
 
-/// Why one attempt at a job failed, in words for the author and the operator.
-#[derive(Debug)]
-struct JobFailure(String);
-
-impl From<StoreError> for JobFailure {
-    fn from(e: StoreError) -> Self {
-        Self(e.to_string())
-    }
-}
-
-impl From<QueueError> for JobFailure {
-    fn from(e: QueueError) -> Self {
-        Self(e.to_string())
-    }
-}
-
 /// Runs until `stop` turns true (or its sender goes away). A job in hand
 /// when that happens is handed back at once (`Nak` without delay), so another
 /// worker takes it without waiting out the ack wait.
@@ -97,7 +80,7 @@ pub async fn run(
         store,
         queue,
         options,
-        unrecorded: std::sync::Mutex::new(std::collections::HashMap::new()),
+        unrecorded: Mutex::new(HashMap::new()),
     };
     tracing::info!(worker = %worker.options.id, "waiting for jobs");
     while !*stop.borrow() {
@@ -141,11 +124,8 @@ struct Worker {
     /// Why jobs failed for good when the store would not take the record:
     /// the job was handed back, and when it returns past its attempts this
     /// is the reason recorded, not "the workers handling it stopped".
-    unrecorded: std::sync::Mutex<std::collections::HashMap<JobMessage, String>>,
+    unrecorded: Mutex<HashMap<JobMessage, String>>,
 }
-
-/// Tries at recording a job's state before handing the job back instead.
-const RECORD_ATTEMPTS: u32 = 3;
 
 impl Worker {
     async fn handle(
@@ -158,8 +138,9 @@ impl Worker {
         let acker = Arc::new(acker);
         let job: JobMessage = match serde_json::from_slice(&message.payload) {
             Ok(j) => j,
-            Err(e) => {
-                let error = format!("unreadable job message on {}: {e}", message.subject);
+            Err(source) => {
+                let subject = message.subject.to_string();
+                let error = JobFailure::Unreadable { subject, source }.to_string();
                 self.give_up(None, None, error, attempt, &acker).await;
                 return;
             }
@@ -168,36 +149,50 @@ impl Worker {
         if attempt > self.options.max_attempts {
             let remembered = self.unrecorded.lock().ok().and_then(|mut m| m.remove(&job));
             let error = remembered.unwrap_or_else(|| {
-                format!(
-                    "gave up after {} attempts: the workers handling it stopped before finishing (crashed, killed or out of memory)",
-                    attempt - 1
-                )
+                JobFailure::Vanished {
+                    attempts: attempt - 1,
+                }
+                .to_string()
             });
             self.give_up(Some(job), path, error, attempt - 1, &acker)
                 .await;
             return;
         }
         tracing::info!(worker = %self.options.id, ?job, attempt, "job started");
+        match self.attempt(&job, attempt, &acker, stop).await {
+            Some(result) => self.settle(job, path, attempt, result, &acker).await,
+            None => {
+                tracing::info!(worker = %self.options.id, ?job, "stopping; job handed back");
+                let _ = acker.ack_with(AckKind::Nak(None)).await;
+            }
+        }
+    }
 
+    /// Works on the job with a heartbeat beside it; `None` when told to stop first.
+    async fn attempt(
+        &self,
+        job: &JobMessage,
+        attempt: i64,
+        acker: &Arc<Acker>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Result<(), JobFailure>> {
         let (fraction, watched) = watch::channel(0.0);
-        let progress = match &job {
-            JobMessage::Asset { job, asset } => Some((jobs::progress_key(job, *asset), attempt)),
+        let progress = match job {
+            JobMessage::Asset { job, asset } => Some((
+                jobs::progress_key(job, *asset),
+                self.progress(ProgressState::Running, attempt, None),
+            )),
             JobMessage::Finalize { .. } => None,
         };
-        let heartbeat = tokio::spawn(heartbeat(
-            Arc::clone(&acker),
+        let heartbeat = tokio::spawn(record::heartbeat(
+            Arc::clone(acker),
             self.store.clone(),
-            progress.map(|(key, attempt)| {
-                (
-                    key,
-                    self.progress(ProgressState::Running, 0.0, attempt, None),
-                )
-            }),
+            progress,
             watched,
             self.options.ack_wait,
         ));
         let work = async {
-            match &job {
+            match job {
                 JobMessage::Asset { job, asset } => self.asset(job, *asset, fraction).await,
                 JobMessage::Finalize { job } => self.finalize(job).await,
             }
@@ -208,13 +203,20 @@ impl Worker {
         };
         heartbeat.abort();
         let _ = heartbeat.await;
-        let Some(result) = result else {
-            tracing::info!(worker = %self.options.id, ?job, "stopping; job handed back");
-            let _ = acker.ack_with(AckKind::Nak(None)).await;
-            return;
-        };
+        result
+    }
 
-        match result {
+    /// Acknowledges a job done, hands a failed one back for another try, or
+    /// gives up on it after its last attempt.
+    async fn settle(
+        &self,
+        job: JobMessage,
+        path: Option<String>,
+        attempt: i64,
+        result: Result<(), JobFailure>,
+        acker: &Acker,
+    ) {
+        let error = match result {
             Ok(()) => {
                 tracing::info!(worker = %self.options.id, ?job, "job done");
                 for _ in 0..3 {
@@ -224,345 +226,23 @@ impl Worker {
                     }
                 }
                 // Unacknowledged, the job comes back; its outputs are found and it ends at once.
+                return;
             }
-            Err(JobFailure(error)) if attempt < self.options.max_attempts => {
-                let delay = self.options.backoff(attempt);
-                tracing::warn!(worker = %self.options.id, ?job, attempt, ?delay, %error, "job failed; will retry");
-                if let JobMessage::Asset { job, asset } = &job {
-                    let p = self.progress(ProgressState::Retrying, 0.0, attempt, Some(error));
-                    // Not fatal when it fails: the job comes back and is recorded then.
-                    self.record(&jobs::progress_key(job, *asset), &p).await;
-                }
-                if let Err(e) = acker.ack_with(AckKind::Nak(Some(delay))).await {
-                    tracing::warn!(error = %e, "nak not sent; the job comes back after the ack wait");
-                }
-            }
-            Err(JobFailure(error)) => self.give_up(Some(job), path, error, attempt, &acker).await,
-        }
-    }
-
-    /// Sends a job to the dead-letter subject, records why, and takes it off the queue.
-    async fn give_up(
-        &self,
-        job: Option<JobMessage>,
-        path: Option<String>,
-        error: String,
-        attempts: i64,
-        acker: &Acker,
-    ) {
-        tracing::error!(worker = %self.options.id, ?job, attempts, %error, "job failed for good; dead-lettering");
-        // The failure is recorded where the upload API reads the job's
-        // state before the job leaves the queue: a job whose failure could
-        // not be recorded is handed back rather than left showing
-        // "running" forever.
-        let recorded = match &job {
-            Some(JobMessage::Asset { job, asset }) => {
-                let p = self.progress(ProgressState::Failed, 0.0, attempts, Some(error.clone()));
-                self.record(&jobs::progress_key(job, *asset), &p).await
-            }
-            Some(JobMessage::Finalize { job }) => self.record(&jobs::failed_key(job), &error).await,
-            None => true,
+            Err(failure) => failure.to_string(),
         };
-        if !recorded {
-            tracing::error!(
-                ?job,
-                "could not record the failure in the store; handing the job back"
-            );
-            if let (Some(job), Ok(mut remembered)) = (&job, self.unrecorded.lock()) {
-                remembered.insert(job.clone(), error);
-            }
-            if let Err(e) = acker
-                .ack_with(AckKind::Nak(Some(self.options.retry_backoff)))
-                .await
-            {
-                tracing::warn!(error = %e, "nak not sent; the job comes back after the ack wait");
-            }
+        if attempt >= self.options.max_attempts {
+            self.give_up(Some(job), path, error, attempt, acker).await;
             return;
         }
-        let letter = DeadLetter {
-            message: job.clone(),
-            path,
-            error: error.clone(),
-            attempts,
-            worker: self.options.id.clone(),
-        };
-        let job_id = job.as_ref().map_or("unreadable", |j| j.job());
-        if let Err(e) = self.queue.dead_letter(job_id, &letter).await {
-            // Keep the job: better tried again than lost without a trace.
-            tracing::error!(error = %e, "could not dead-letter the job; handing it back");
-            let _ = acker
-                .ack_with(AckKind::Nak(Some(self.options.retry_backoff)))
-                .await;
-            return;
+        let delay = self.options.backoff(attempt);
+        tracing::warn!(worker = %self.options.id, ?job, attempt, ?delay, %error, "job failed; will retry");
+        if let JobMessage::Asset { job, asset } = &job {
+            let p = self.progress(ProgressState::Retrying, attempt, Some(error));
+            // Not fatal when it fails: the job comes back and is recorded then.
+            self.record(&jobs::progress_key(job, *asset), &p).await;
         }
-        if let Err(e) = acker.double_ack().await {
-            // Recorded and dead-lettered already: a job that comes back
-            // is past its attempts and ends in the same place.
-            tracing::warn!(?job, error = %e, "ack of a dead-lettered job not confirmed");
+        if let Err(e) = acker.ack_with(AckKind::Nak(Some(delay))).await {
+            tracing::warn!(error = %e, "nak not sent; the job comes back after the ack wait");
         }
-    }
-
-    /// Writes a job's state to the store, trying three times; false when
-    /// every try failed (each is logged).
-    async fn record<T: serde::Serialize + Sync>(&self, key: &str, value: &T) -> bool {
-        for attempt in 1..=RECORD_ATTEMPTS {
-            match jobs::put_json(&self.store, key, value).await {
-                Ok(()) => return true,
-                Err(e) => {
-                    tracing::warn!(key, attempt, error = %e, "could not record the job's state");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-            }
-        }
-        false
-    }
-
-    fn progress(
-        &self,
-        state: ProgressState,
-        fraction: f64,
-        attempt: i64,
-        error: Option<String>,
-    ) -> AssetProgress {
-        AssetProgress {
-            state,
-            fraction,
-            worker: self.options.id.clone(),
-            pid: std::process::id(),
-            attempt,
-            error,
-        }
-    }
-
-    async fn plan(&self, job: &str) -> Result<JobPlan, JobFailure> {
-        jobs::get_json::<JobPlan>(&self.store, &jobs::plan_key(job))
-            .await?
-            .ok_or_else(|| JobFailure(format!("job {job}: no plan in the store")))
-    }
-
-    async fn asset_path(&self, job: &JobMessage) -> Option<String> {
-        let JobMessage::Asset { job, asset } = job else {
-            return None;
-        };
-        let plan = self.plan(job).await.ok()?;
-        plan.assets.get(*asset).map(|a| a.path.clone())
-    }
-
-    /// Renders one asset unless a previous attempt already stored its result,
-    /// then queues the module's finish if it was the last one.
-    async fn asset(
-        &self,
-        job: &str,
-        i: usize,
-        fraction: watch::Sender<f64>,
-    ) -> Result<(), JobFailure> {
-        let plan = self.plan(job).await?;
-        let key = jobs::asset_key(job, i);
-        if !jobs::exists(&self.store, &key).await? {
-            let workdir = workdir()?;
-            let src = self.fetch_source(&plan, i, workdir.path()).await?;
-            let previous = previous_manifest(&self.store, &plan.module.id)
-                .await
-                .map_err(|e| JobFailure(e.to_string()))?;
-            let progress: Arc<dyn Progress> = Arc::new(Fraction(fraction));
-            let out = process_asset(
-                &src,
-                &plan.profile,
-                &self.store,
-                previous.as_ref(),
-                None,
-                &progress,
-            )
-            .await
-            .map_err(|e| JobFailure(named(&e.to_string(), &src)))?;
-            jobs::put_json(&self.store, &key, &out.asset).await?;
-        }
-        let done = jobs::list(&self.store, &jobs::assets_prefix(job)).await?;
-        if plan
-            .queued_assets()
-            .all(|a| done.contains(&format!("{a}.json")))
-        {
-            // Every worker that sees the module complete queues its finish;
-            // the message id makes that one message.
-            self.queue
-                .enqueue(&JobMessage::Finalize { job: job.into() })
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Renders the pages and publishes the manifest, unless already done.
-    async fn finalize(&self, job: &str) -> Result<(), JobFailure> {
-        if jobs::exists(&self.store, &jobs::published_key(job)).await? {
-            return Ok(());
-        }
-        let plan = self.plan(job).await?;
-        let workdir = workdir()?;
-        let mut done: Vec<Option<Asset>> = vec![None; plan.assets.len()];
-        for i in plan.queued_assets() {
-            done[i] = Some(
-                jobs::get_json::<Asset>(&self.store, &jobs::asset_key(job, i))
-                    .await?
-                    .ok_or_else(|| {
-                        JobFailure(format!("{}: not rendered yet", plan.assets[i].path))
-                    })?,
-            );
-        }
-        let mut sources = Vec::with_capacity(plan.assets.len());
-        for (i, rendered) in done.iter().enumerate() {
-            // Only the pages are read again; the rest is already rendered.
-            sources.push(match rendered {
-                None => self.fetch_source(&plan, i, workdir.path()).await?,
-                Some(_) => source_asset(&plan, i, workdir.path().join("unused")),
-            });
-        }
-        let previous = previous_manifest(&self.store, &plan.module.id)
-            .await
-            .map_err(|e| JobFailure(e.to_string()))?;
-        let silent: Arc<dyn Progress> = Arc::new(crate::ingest::Silent);
-        let finished = finish_module(
-            &plan.module,
-            &sources,
-            done,
-            &plan.profile,
-            &self.store,
-            previous.as_ref(),
-            &silent,
-        )
-        .await
-        .map_err(|e| {
-            let text = e.to_string();
-            let named = sources
-                .iter()
-                .find(|src| text.contains(&src.file.display().to_string()));
-            JobFailure(match named {
-                Some(src) => self::named(&text, src),
-                None => text,
-            })
-        })?;
-        let published = Published {
-            manifest: plan.module.id.manifest_key(),
-            written: finished.published,
-        };
-        jobs::put_json(&self.store, &jobs::published_key(job), &published).await?;
-        if finished.published {
-            tracing::info!(job, module = %plan.module.id, "manifest published");
-            self.queue
-                .announce_published(job, plan.module.id.as_str())
-                .await;
-        }
-        Ok(())
-    }
-
-    /// Copies asset `i`'s uploaded source out of the store into `dir`.
-    async fn fetch_source(
-        &self,
-        plan: &JobPlan,
-        i: usize,
-        dir: &Path,
-    ) -> Result<SourceAsset, JobFailure> {
-        let planned = &plan.assets[i];
-        let name = planned.path.rsplit('/').next().unwrap_or("source");
-        let slot = dir.join(i.to_string());
-        let file = slot.join(name);
-        let key = jobs::source_key(&planned.source);
-        let fail =
-            |e: String| JobFailure(format!("{}: fetching the source {key}: {e}", planned.path));
-        tokio::fs::create_dir_all(&slot)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let got = self
-            .store
-            .inner()
-            .get(&StorePath::from(key.as_str()))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let mut out = tokio::fs::File::create(&file)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let mut chunks = got.into_stream();
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| fail(e.to_string()))?;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        out.flush().await.map_err(|e| fail(e.to_string()))?;
-        Ok(source_asset(plan, i, file))
-    }
-}
-
-fn source_asset(plan: &JobPlan, i: usize, file: PathBuf) -> SourceAsset {
-    let planned = &plan.assets[i];
-    let (kind, mime, ext) = discover::classify(&planned.path);
-    SourceAsset {
-        path: planned.path.clone(),
-        file,
-        kind,
-        mime,
-        ext,
-        bytes: planned.bytes,
-    }
-}
-
-/// An error about a fetched copy, told with the asset's logical path.
-fn named(error: &str, src: &SourceAsset) -> String {
-    let file = src.file.display().to_string();
-    if error.contains(&file) {
-        error.replace(&file, &src.path)
-    } else {
-        format!("{}: {error}", src.path)
-    }
-}
-
-fn workdir() -> Result<tempfile::TempDir, JobFailure> {
-    tempfile::Builder::new()
-        .prefix("lowband-job-")
-        .tempdir()
-        .map_err(|e| JobFailure(format!("cannot create a work directory: {e}")))
-}
-
-/// Progress hooks that feed the heartbeat.
-struct Fraction(watch::Sender<f64>);
-
-impl Progress for Fraction {
-    fn asset_progress(&self, _path: &str, fraction: f64) {
-        self.0.send_replace(fraction);
-    }
-}
-
-/// While a job runs: a progress ack every third of the ack wait, and the
-/// asset's progress in the store when it moved (at most once a second).
-async fn heartbeat(
-    acker: Arc<Acker>,
-    store: Store,
-    progress: Option<(String, AssetProgress)>,
-    mut fraction: watch::Receiver<f64>,
-    ack_wait: Duration,
-) {
-    let ack_every = ack_wait / 3;
-    let tick = ack_every.clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mut last_ack = Instant::now();
-    let mut written: Option<f64> = None;
-    loop {
-        if let Some((key, base)) = &progress {
-            let f = *fraction.borrow_and_update();
-            if written != Some(f) {
-                let p = AssetProgress {
-                    fraction: f,
-                    ..base.clone()
-                };
-                if jobs::put_json(&store, key, &p).await.is_ok() {
-                    written = Some(f);
-                }
-            }
-        }
-        if last_ack.elapsed() >= ack_every {
-            if let Err(e) = acker.ack_with(AckKind::Progress).await {
-                tracing::warn!(error = %e, "progress ack not sent");
-            }
-            last_ack = Instant::now();
-        }
-        tokio::time::sleep(tick).await;
     }
 }
