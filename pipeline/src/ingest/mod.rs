@@ -39,6 +39,7 @@ use serde::Serialize;
 pub use asset::{render_asset, AssetOutcome, Context, Tally, Uploads};
 pub use error::IngestError;
 pub use publish::{publish_module, Finished, Slot};
+pub(crate) use upload::hash_file;
 
 use crate::discover::{self, ModuleSource, Skipped};
 

@@ -21,7 +21,7 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::ApiError;
+use super::{ApiError, BodyError};
 use crate::service::jobs;
 
 /// Bytes per stored part.
@@ -115,7 +115,7 @@ pub async fn append<B>(
 ) -> Result<u64, ApiError>
 where
     B: Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
+    B::Error: Into<BodyError>,
 {
     let mut buffer = BytesMut::new();
     loop {
@@ -128,7 +128,7 @@ where
                 return Err(ApiError::Interrupted {
                     upload: id.to_owned(),
                     offset,
-                    reason: e.to_string(),
+                    source: e.into(),
                 });
             }
         };
@@ -167,32 +167,29 @@ async fn flush(
 
 /// Copies the session's bytes into a local file, in order.
 pub async fn spool(store: &Store, id: &str, file: &std::path::Path) -> Result<u64, ApiError> {
+    let local = || file.display().to_string();
     let mut out = tokio::fs::File::create(file)
         .await
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", file.display())))?;
+        .map_err(ApiError::io(local()))?;
     let mut total = 0;
     for (offset, _) in parts(store, id).await? {
         let key = part_key(id, offset);
+        let read = |source| ApiError::Read {
+            key: key.clone(),
+            source,
+        };
         let got = store
             .inner()
             .get(&Path::from(key.as_str()))
             .await
-            .map_err(|e| ApiError::Internal(format!("{key}: {e}")))?;
+            .map_err(read)?;
         let mut chunks = got.into_stream();
-        while let Some(chunk) = chunks
-            .try_next()
-            .await
-            .map_err(|e| ApiError::Internal(format!("{key}: {e}")))?
-        {
+        while let Some(chunk) = chunks.try_next().await.map_err(read)? {
             total += chunk.len() as u64;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::Internal(format!("{}: {e}", file.display())))?;
+            out.write_all(&chunk).await.map_err(ApiError::io(local()))?;
         }
     }
-    out.flush()
-        .await
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", file.display())))?;
+    out.flush().await.map_err(ApiError::io(local()))?;
     Ok(total)
 }
 
