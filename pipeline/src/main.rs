@@ -192,14 +192,16 @@ fn main() -> ExitCode {
 }
 
 /// An error and its causes on one line, each cause said once: the library's
-/// messages already include their cause's text, a context added here does not.
+/// messages already include their cause's text, a context added here does
+/// not. A cause told over several lines adds its first.
 fn story(e: &anyhow::Error) -> String {
     let mut text = e.to_string();
     for cause in e.chain().skip(1) {
         let cause = cause.to_string();
-        if !text.contains(&cause) {
+        let first = cause.lines().next().unwrap_or_default();
+        if !first.is_empty() && !text.contains(first) {
             text.push_str(": ");
-            text.push_str(&cause);
+            text.push_str(first);
         }
     }
     text
