@@ -5,69 +5,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use lowband_catalog::manifest::{Asset, AssetKind, Manifest, SourceInfo};
-use lowband_catalog::{ContentHash, ModuleId, Profile, Store, StoreError};
+use lowband_catalog::manifest::{Asset, AssetKind, SourceInfo};
+use lowband_catalog::{ContentHash, Profile, StoreError};
 
+use super::context::{blocking, Context, Uploads};
+use super::error::IngestError;
 use super::render::{self, Rendered};
-use super::{blocking, upload, IngestError, Progress};
+use super::upload;
 use crate::discover::SourceAsset;
 use crate::page::ModuleView;
 
 /// Bumped whenever a change to the pipeline changes the bytes it produces,
 /// so stored variants made by an older build are not reused.
 const RENDERER_VERSION: &str = concat!("lowband-pipeline/", env!("CARGO_PKG_VERSION"), "/r5");
-
-/// What every step of one module's ingest works with.
-pub struct Context<'a> {
-    pub profile: &'a Profile,
-    pub store: &'a Store,
-    /// The module's manifest as it was when the steps began, if any.
-    pub previous: Option<Manifest>,
-    pub progress: Arc<dyn Progress>,
-}
-
-impl<'a> Context<'a> {
-    /// Reads the module's current manifest. A damaged one must not block
-    /// publishing a good one: it reads as absent, and every asset is rebuilt.
-    pub async fn open(
-        profile: &'a Profile,
-        store: &'a Store,
-        module: &ModuleId,
-        progress: Arc<dyn Progress>,
-    ) -> Result<Self, StoreError> {
-        let previous = match store.manifest(module).await {
-            Ok(m) => m,
-            Err(StoreError::Manifest(e)) => {
-                tracing::warn!(module = %module, error = %e, "previous manifest unreadable; rebuilding every asset");
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        Ok(Self {
-            profile,
-            store,
-            previous,
-            progress,
-        })
-    }
-}
-
-/// Objects put in the store, and their bytes (objects already there aside).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Uploads {
-    pub objects: usize,
-    pub bytes: u64,
-}
-
-impl Uploads {
-    /// Counts one put; `uploaded` is false when the object was already there.
-    pub(super) fn count(&mut self, uploaded: bool, bytes: u64) {
-        if uploaded {
-            self.objects += 1;
-            self.bytes += bytes;
-        }
-    }
-}
 
 /// One asset rendered (or reused) and stored.
 #[derive(Debug)]

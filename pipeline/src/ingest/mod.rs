@@ -23,25 +23,28 @@
 //! harmless, and a re-run finds them present and skips them.
 
 mod asset;
+mod context;
 mod error;
 mod publish;
 mod render;
 mod upload;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use lowband_catalog::manifest::{AssetKind, Manifest};
 use lowband_catalog::{ModuleId, Profile, Store};
 use serde::Serialize;
 
-pub use asset::{render_asset, AssetOutcome, Context, Tally, Uploads};
+pub use asset::{render_asset, AssetOutcome, Tally};
+pub use context::{Context, Progress, Silent, Uploads};
 pub use error::IngestError;
 pub use publish::{publish_module, Finished, Slot};
 pub(crate) use upload::hash_file;
 
 use crate::discover::{self, ModuleSource, Skipped};
+use context::blocking;
 
 /// What to ingest.
 #[derive(Debug, Clone)]
@@ -51,19 +54,6 @@ pub struct IngestOptions {
     /// Overrides the id from `module.toml` or the directory name.
     pub module_id: Option<String>,
 }
-
-/// Hooks for showing progress; the library itself never prints.
-pub trait Progress: Send + Sync {
-    fn start(&self, _module: &ModuleId, _assets: usize) {}
-    fn asset_started(&self, _path: &str, _kind: AssetKind) {}
-    /// Fraction (0-1) of the current asset done.
-    fn asset_progress(&self, _path: &str, _fraction: f64) {}
-    fn asset_finished(&self, _path: &str, _reused: bool) {}
-}
-
-/// Progress that goes nowhere (tests, `--json`).
-pub struct Silent;
-impl Progress for Silent {}
 
 /// What a run did, for the summary line and `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -164,20 +154,4 @@ impl IngestReport {
             media_render_seconds: tally.media_render_seconds,
         }
     }
-}
-
-/// Runs CPU or filesystem work off the async runtime. Work that fans out
-/// further (rendering) does so on the rayon pool from inside.
-async fn blocking<T: Send + 'static>(
-    file: &Path,
-    work: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
-) -> Result<T, IngestError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|source| {
-            Err(IngestError::Worker {
-                file: file.to_owned(),
-                source,
-            })
-        })
 }

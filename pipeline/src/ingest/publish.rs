@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lowband_catalog::manifest::{Asset, AssetKind, Caption, Manifest, ModuleInfo, MANIFEST_SCHEMA};
 use lowband_catalog::{ModuleId, Profile, Store, StoreError};
 
-use super::{render_asset, Context, IngestError, Tally};
+use super::asset::{render_asset, Tally};
+use super::context::Context;
+use super::error::IngestError;
 use crate::discover::SourceAsset;
 use crate::page::ModuleView;
 

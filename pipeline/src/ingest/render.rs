@@ -8,7 +8,8 @@ use bytes::Bytes;
 use lowband_catalog::manifest::{AssetKind, VariantKind};
 use lowband_catalog::Profile;
 
-use super::{blocking, Context, IngestError, Progress};
+use super::context::{blocking, Context, Progress};
+use super::error::IngestError;
 use crate::discover::{self, SourceAsset};
 use crate::page::{self, ModuleView};
 use crate::rendition::Rendition;

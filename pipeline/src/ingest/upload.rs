@@ -10,7 +10,8 @@ use futures::{StreamExt, TryStreamExt};
 use lowband_catalog::manifest::{Caption, Variant};
 use lowband_catalog::{ContentHash, ObjectKey, Store};
 
-use super::{blocking, IngestError, Uploads};
+use super::context::{blocking, Uploads};
+use super::error::IngestError;
 use crate::discover::SourceAsset;
 use crate::rendition::{Payload, Rendition};
 use crate::video::ExtractedCaptions;
