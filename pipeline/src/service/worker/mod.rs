@@ -1,19 +1,21 @@
 //! A queue worker: takes one job at a time from the shared consumer and runs
 //! the same per-asset step as `lowband-pipeline ingest`
 //! ([`crate::ingest::render_asset`]), or, for the module's last message,
-//! [`crate::ingest::publish_module`] (see `steps`).
+//! [`crate::ingest::publish_module`] (see `steps`); `heartbeat` keeps the
+//! job while it runs.
 //!
 //! A job is acknowledged only once its outputs are in the store. While it
 //! works, the worker sends progress acks (so a long transcode keeps its job)
 //! and writes its progress to the store (so the API can show it). A failed
 //! attempt is handed back with a growing delay; after the last attempt
-//! allowed the job goes to the dead-letter subject with its error (see
-//! `record`). A worker that dies says nothing: its job comes back to another
-//! worker after the ack wait, and every step is repeatable (content-addressed
-//! objects, whole-object state writes, deduplicated messages), so the module
-//! still completes and its manifest is written once in effect.
+//! allowed the job goes to the dead-letter subject with its error, recorded
+//! first where the API reads it. A worker that dies says nothing: its job
+//! comes back to another worker after the ack wait, and every step is
+//! repeatable (content-addressed objects, whole-object state writes,
+//! deduplicated messages), so the module still completes and its manifest
+//! is written once in effect.
 
-mod record;
+mod heartbeat;
 mod steps;
 
 use std::collections::HashMap;
@@ -26,9 +28,14 @@ use futures::StreamExt;
 use lowband_catalog::Store;
 use tokio::sync::watch;
 
-use crate::service::jobs::{self, ProgressState};
-use crate::service::queue::{JobMessage, Queue, QueueError};
+use crate::ingest::Progress;
+use crate::service::jobs::{self, AssetProgress, ProgressState};
+use crate::service::queue::{DeadLetter, JobMessage, Queue, QueueError};
+use heartbeat::Fraction;
 use steps::JobFailure;
+
+/// Tries at recording a job's state before handing the job back instead.
+const RECORD_ATTEMPTS: u32 = 3;
 
 /// How a worker treats its jobs.
 #[derive(Debug, Clone)]
@@ -145,7 +152,7 @@ impl Worker {
                 return;
             }
         };
-        let path = self.asset_path(&job).await;
+        let path = steps::asset_path(&self.store, &job).await;
         if attempt > self.options.max_attempts {
             let remembered = self.unrecorded.lock().ok().and_then(|mut m| m.remove(&job));
             let error = remembered.unwrap_or_else(|| {
@@ -184,7 +191,7 @@ impl Worker {
             )),
             JobMessage::Finalize { .. } => None,
         };
-        let heartbeat = tokio::spawn(record::heartbeat(
+        let heartbeat = tokio::spawn(heartbeat::heartbeat(
             Arc::clone(acker),
             self.store.clone(),
             progress,
@@ -192,9 +199,13 @@ impl Worker {
             self.options.ack_wait,
         ));
         let work = async {
+            let (store, queue) = (&self.store, &self.queue);
             match job {
-                JobMessage::Asset { job, asset } => self.asset(job, *asset, fraction).await,
-                JobMessage::Finalize { job } => self.finalize(job).await,
+                JobMessage::Asset { job, asset } => {
+                    let progress: Arc<dyn Progress> = Arc::new(Fraction(fraction));
+                    steps::asset(store, queue, job, *asset, progress).await
+                }
+                JobMessage::Finalize { job } => steps::finalize(store, queue, job).await,
             }
         };
         let result = tokio::select! {
@@ -243,6 +254,97 @@ impl Worker {
         }
         if let Err(e) = acker.ack_with(AckKind::Nak(Some(delay))).await {
             tracing::warn!(error = %e, "nak not sent; the job comes back after the ack wait");
+        }
+    }
+
+    /// Sends a job to the dead-letter subject, records why, and takes it off the queue.
+    async fn give_up(
+        &self,
+        job: Option<JobMessage>,
+        path: Option<String>,
+        error: String,
+        attempts: i64,
+        acker: &Acker,
+    ) {
+        tracing::error!(worker = %self.options.id, ?job, attempts, %error, "job failed for good; dead-lettering");
+        // The failure is recorded where the upload API reads the job's
+        // state before the job leaves the queue: a job whose failure could
+        // not be recorded is handed back rather than left showing
+        // "running" forever.
+        let recorded = match &job {
+            Some(JobMessage::Asset { job, asset }) => {
+                let p = self.progress(ProgressState::Failed, attempts, Some(error.clone()));
+                self.record(&jobs::progress_key(job, *asset), &p).await
+            }
+            Some(JobMessage::Finalize { job }) => self.record(&jobs::failed_key(job), &error).await,
+            None => true,
+        };
+        if !recorded {
+            tracing::error!(
+                ?job,
+                "could not record the failure in the store; handing the job back"
+            );
+            if let (Some(job), Ok(mut remembered)) = (&job, self.unrecorded.lock()) {
+                remembered.insert(job.clone(), error);
+            }
+            self.hand_back(acker).await;
+            return;
+        }
+        let letter = DeadLetter {
+            message: job.clone(),
+            path,
+            error,
+            attempts,
+            worker: self.options.id.clone(),
+        };
+        let job_id = job.as_ref().map_or("unreadable", |j| j.job());
+        if let Err(e) = self.queue.dead_letter(job_id, &letter).await {
+            // Keep the job: better tried again than lost without a trace.
+            tracing::error!(error = %e, "could not dead-letter the job; handing it back");
+            self.hand_back(acker).await;
+            return;
+        }
+        if let Err(e) = acker.double_ack().await {
+            // Recorded and dead-lettered already: a job that comes back
+            // is past its attempts and ends in the same place.
+            tracing::warn!(?job, error = %e, "ack of a dead-lettered job not confirmed");
+        }
+    }
+
+    /// Hands a job back to come again after the retry backoff.
+    async fn hand_back(&self, acker: &Acker) {
+        if let Err(e) = acker
+            .ack_with(AckKind::Nak(Some(self.options.retry_backoff)))
+            .await
+        {
+            tracing::warn!(error = %e, "nak not sent; the job comes back after the ack wait");
+        }
+    }
+
+    /// Writes a job's state to the store, trying three times; false when
+    /// every try failed (each is logged).
+    async fn record<T: serde::Serialize + Sync>(&self, key: &str, value: &T) -> bool {
+        for attempt in 1..=RECORD_ATTEMPTS {
+            match jobs::put_json(&self.store, key, value).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(key, attempt, error = %e, "could not record the job's state");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+            }
+        }
+        false
+    }
+
+    /// An asset's progress as this worker reports it, at the start.
+    fn progress(&self, state: ProgressState, attempt: i64, error: Option<String>) -> AssetProgress {
+        AssetProgress {
+            state,
+            fraction: 0.0,
+            worker: self.options.id.clone(),
+            pid: std::process::id(),
+            attempt,
+            error,
         }
     }
 }

@@ -13,14 +13,11 @@ use lowband_catalog::{Store, StoreError};
 use object_store::path::Path as StorePath;
 use object_store::ObjectStoreExt;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
 
-use super::record::Fraction;
-use super::Worker;
 use crate::discover::{SourceAsset, SNIFF_BYTES};
-use crate::ingest::{publish_module, render_asset, Context, IngestError, Silent, Slot};
+use crate::ingest::{publish_module, render_asset, Context, IngestError, Progress, Silent, Slot};
 use crate::service::jobs::{self, JobPlan, Published};
-use crate::service::queue::{JobMessage, QueueError};
+use crate::service::queue::{JobMessage, Queue, QueueError};
 
 /// Why one attempt at a job failed, in words for the author and the operator.
 #[derive(Debug, thiserror::Error)]
@@ -99,113 +96,108 @@ fn told(error: &IngestError, fetched: &[(PathBuf, String)], asset: Option<&str>)
     }
 }
 
-impl Worker {
-    async fn plan(&self, job: &str) -> Result<JobPlan, JobFailure> {
-        jobs::get_json::<JobPlan>(&self.store, &jobs::plan_key(job))
-            .await?
-            .ok_or_else(|| JobFailure::NoPlan { job: job.into() })
-    }
+async fn plan(store: &Store, job: &str) -> Result<JobPlan, JobFailure> {
+    jobs::get_json::<JobPlan>(store, &jobs::plan_key(job))
+        .await?
+        .ok_or_else(|| JobFailure::NoPlan { job: job.into() })
+}
 
-    /// The module path of the asset a job is about, for its dead letter.
-    pub(super) async fn asset_path(&self, job: &JobMessage) -> Option<String> {
-        let JobMessage::Asset { job, asset } = job else {
-            return None;
-        };
-        let plan = self.plan(job).await.ok()?;
-        plan.assets.get(*asset).map(|a| a.path.clone())
-    }
+/// The module path of the asset a job is about, for its dead letter.
+pub(super) async fn asset_path(store: &Store, job: &JobMessage) -> Option<String> {
+    let JobMessage::Asset { job, asset } = job else {
+        return None;
+    };
+    let plan = plan(store, job).await.ok()?;
+    plan.assets.get(*asset).map(|a| a.path.clone())
+}
 
-    /// Renders one asset unless a previous attempt already stored its result,
-    /// then queues the module's finish if it was the last one.
-    pub(super) async fn asset(
-        &self,
-        job: &str,
-        i: usize,
-        fraction: watch::Sender<f64>,
-    ) -> Result<(), JobFailure> {
-        let plan = self.plan(job).await?;
-        let key = jobs::asset_key(job, i);
-        if !jobs::exists(&self.store, &key).await? {
-            let workdir = workdir()?;
-            let src = fetch_source(&self.store, &plan, i, workdir.path()).await?;
-            let progress = Arc::new(Fraction(fraction));
-            let ctx = Context::open(&plan.profile, &self.store, &plan.module.id, progress).await?;
-            let out = render_asset(&ctx, &src, None).await.map_err(|e| {
-                let fetched = vec![(src.file.clone(), src.path.clone())];
-                JobFailure::ingest(e, fetched, Some(&src.path))
-            })?;
-            jobs::put_json(&self.store, &key, &out.asset).await?;
-        }
-        let done = jobs::list(&self.store, &jobs::assets_prefix(job)).await?;
-        if plan
-            .queued_assets()
-            .all(|a| done.contains(&format!("{a}.json")))
-        {
-            // Every worker that sees the module complete queues its finish;
-            // the message id makes that one message.
-            self.queue
-                .enqueue(&JobMessage::Finalize { job: job.into() })
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Renders the pages and publishes the manifest, unless already done.
-    pub(super) async fn finalize(&self, job: &str) -> Result<(), JobFailure> {
-        if jobs::exists(&self.store, &jobs::published_key(job)).await? {
-            return Ok(());
-        }
-        let plan = self.plan(job).await?;
+/// Renders one asset unless a previous attempt already stored its result,
+/// then queues the module's finish if it was the last one.
+pub(super) async fn asset(
+    store: &Store,
+    queue: &Queue,
+    job: &str,
+    i: usize,
+    progress: Arc<dyn Progress>,
+) -> Result<(), JobFailure> {
+    let plan = plan(store, job).await?;
+    let key = jobs::asset_key(job, i);
+    if !jobs::exists(store, &key).await? {
         let workdir = workdir()?;
-        let slots = self.slots(job, &plan, workdir.path()).await?;
-        let fetched = slots
-            .iter()
-            .filter_map(|s| match s {
-                Slot::Page(src) => Some((src.file.clone(), src.path.clone())),
-                Slot::Done(_) => None,
-            })
-            .collect();
-        let ctx = Context::open(
-            &plan.profile,
-            &self.store,
-            &plan.module.id,
-            Arc::new(Silent),
-        )
-        .await?;
-        let finished = publish_module(&ctx, &plan.module, slots)
-            .await
-            .map_err(|e| JobFailure::ingest(e, fetched, None))?;
-        let published = Published {
-            manifest: plan.module.id.manifest_key(),
-            written: finished.published,
-        };
-        jobs::put_json(&self.store, &jobs::published_key(job), &published).await?;
-        if finished.published {
-            tracing::info!(job, module = %plan.module.id, "manifest published");
-            self.queue
-                .announce_published(job, plan.module.id.as_str())
-                .await;
-        }
-        Ok(())
+        let src = fetch_source(store, &plan, i, workdir.path()).await?;
+        let ctx = Context::open(&plan.profile, store, &plan.module.id, progress).await?;
+        let out = render_asset(&ctx, &src, None).await.map_err(|e| {
+            let fetched = vec![(src.file.clone(), src.path.clone())];
+            JobFailure::ingest(e, fetched, Some(&src.path))
+        })?;
+        jobs::put_json(store, &key, &out.asset).await?;
     }
+    let done = jobs::list(store, &jobs::assets_prefix(job)).await?;
+    if plan
+        .queued_assets()
+        .all(|a| done.contains(&format!("{a}.json")))
+    {
+        // Every worker that sees the module complete queues its finish;
+        // the message id makes that one message.
+        queue
+            .enqueue(&JobMessage::Finalize { job: job.into() })
+            .await?;
+    }
+    Ok(())
+}
 
-    /// The module's assets as the last step takes them: the rendered ones'
-    /// entries from the store, and the pages fetched into `dir`.
-    async fn slots(&self, job: &str, plan: &JobPlan, dir: &Path) -> Result<Vec<Slot>, JobFailure> {
-        let mut slots = Vec::with_capacity(plan.assets.len());
-        for (i, planned) in plan.assets.iter().enumerate() {
-            slots.push(if planned.kind == AssetKind::Page {
-                Slot::Page(fetch_source(&self.store, plan, i, dir).await?)
-            } else {
-                let key = jobs::asset_key(job, i);
-                let entry = jobs::get_json::<Asset>(&self.store, &key).await?;
-                Slot::Done(entry.ok_or_else(|| JobFailure::NotRendered {
-                    path: planned.path.clone(),
-                })?)
-            });
-        }
-        Ok(slots)
+/// Renders the pages and publishes the manifest, unless already done.
+pub(super) async fn finalize(store: &Store, queue: &Queue, job: &str) -> Result<(), JobFailure> {
+    if jobs::exists(store, &jobs::published_key(job)).await? {
+        return Ok(());
     }
+    let plan = plan(store, job).await?;
+    let workdir = workdir()?;
+    let slots = slots(store, job, &plan, workdir.path()).await?;
+    let fetched = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Page(src) => Some((src.file.clone(), src.path.clone())),
+            Slot::Done(_) => None,
+        })
+        .collect();
+    let ctx = Context::open(&plan.profile, store, &plan.module.id, Arc::new(Silent)).await?;
+    let finished = publish_module(&ctx, &plan.module, slots)
+        .await
+        .map_err(|e| JobFailure::ingest(e, fetched, None))?;
+    let published = Published {
+        manifest: plan.module.id.manifest_key(),
+        written: finished.published,
+    };
+    jobs::put_json(store, &jobs::published_key(job), &published).await?;
+    if finished.published {
+        tracing::info!(job, module = %plan.module.id, "manifest published");
+        queue.announce_published(job, plan.module.id.as_str()).await;
+    }
+    Ok(())
+}
+
+/// The module's assets as the last step takes them: the rendered ones'
+/// entries from the store, and the pages fetched into `dir`.
+async fn slots(
+    store: &Store,
+    job: &str,
+    plan: &JobPlan,
+    dir: &Path,
+) -> Result<Vec<Slot>, JobFailure> {
+    let mut slots = Vec::with_capacity(plan.assets.len());
+    for (i, planned) in plan.assets.iter().enumerate() {
+        slots.push(if planned.kind == AssetKind::Page {
+            Slot::Page(fetch_source(store, plan, i, dir).await?)
+        } else {
+            let key = jobs::asset_key(job, i);
+            let entry = jobs::get_json::<Asset>(store, &key).await?;
+            Slot::Done(entry.ok_or_else(|| JobFailure::NotRendered {
+                path: planned.path.clone(),
+            })?)
+        });
+    }
+    Ok(slots)
 }
 
 /// Copies asset `i`'s uploaded source out of the store into `dir`.
@@ -259,4 +251,32 @@ fn workdir() -> Result<tempfile::TempDir, JobFailure> {
         .prefix("lowband-job-")
         .tempdir()
         .map_err(JobFailure::Workdir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_name_module_paths_not_the_workers_files() {
+        let local = PathBuf::from("/var/tmp/lowband-job-x1/3/bad.mp4");
+        let fetched = vec![(local.clone(), "lessons/bad.mp4".to_owned())];
+        let empty = IngestError::Empty { file: local };
+        assert_eq!(
+            told(&empty, &fetched, Some("lessons/bad.mp4")),
+            "lessons/bad.mp4: the file is empty"
+        );
+        // A failure that names no file still says which asset it was about.
+        let elsewhere = IngestError::NoRenditions {
+            file: PathBuf::from("/elsewhere"),
+        };
+        assert_eq!(
+            told(&elsewhere, &fetched, Some("lessons/bad.mp4")),
+            "lessons/bad.mp4: /elsewhere: produced no renditions"
+        );
+        assert_eq!(
+            told(&elsewhere, &fetched, None),
+            "/elsewhere: produced no renditions"
+        );
+    }
 }
