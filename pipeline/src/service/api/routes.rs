@@ -8,8 +8,8 @@ use hyper::body::Body;
 use lowband_catalog::ModuleId;
 use serde_json::json;
 
-use super::error::json_response;
-use super::{upload, Api, ApiError, BodyError};
+use super::error::{json_response, ApiError, BodyError};
+use super::{upload, Api};
 use crate::service::jobs;
 
 type Answer = Result<Response<Full<Bytes>>, ApiError>;
@@ -91,7 +91,7 @@ impl Api {
 
     /// `POST /api/v1/uploads`: a new resumable upload of `Upload-Length` bytes.
     async fn create_upload(&self, headers: &HeaderMap) -> Answer {
-        let length = header_u64(headers, "upload-length")?.ok_or_else(|| {
+        let length = upload::header_u64(headers, "upload-length")?.ok_or_else(|| {
             ApiError::BadRequest("Upload-Length: required (the archive's size in bytes)".into())
         })?;
         self.check_size(length)?;
@@ -126,7 +126,7 @@ impl Api {
         B::Error: Into<BodyError>,
     {
         let meta = self.session(id).await?;
-        let claimed = header_u64(req.headers(), "upload-offset")?.ok_or_else(|| {
+        let claimed = upload::header_u64(req.headers(), "upload-offset")?.ok_or_else(|| {
             ApiError::BadRequest("Upload-Offset: required (where this body starts)".into())
         })?;
         let _writing = self.writing(id)?;
@@ -146,23 +146,6 @@ impl Api {
             .insert("upload-offset", HeaderValue::from(offset));
         Ok(r)
     }
-}
-
-/// A header that must be a decimal byte count, if present.
-pub(super) fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
-    let Some(v) = headers.get(name) else {
-        return Ok(None);
-    };
-    let text = v.to_str().unwrap_or("");
-    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::BadRequest(format!(
-            "{name}: {:?} is not a byte count",
-            String::from_utf8_lossy(v.as_bytes())
-        )));
-    }
-    text.parse()
-        .map(Some)
-        .map_err(|_| ApiError::BadRequest(format!("{name}: {text} is too large")))
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {

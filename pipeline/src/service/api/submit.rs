@@ -14,9 +14,8 @@ use hyper::body::Body;
 use lowband_catalog::{ContentHash, ModuleId};
 use serde_json::json;
 
-use super::error::json_response;
-use super::routes::header_u64;
-use super::{upload, Api, ApiError, BodyError};
+use super::error::{json_response, ApiError, BodyError};
+use super::{upload, Api};
 use crate::discover::{self, ModuleSource};
 use crate::ingest::hash_file;
 use crate::service::archive::{self, ArchiveError};
@@ -37,7 +36,7 @@ impl Api {
         B: Body<Data = Bytes> + Unpin,
         B::Error: Into<BodyError>,
     {
-        let length = header_u64(req.headers(), "content-length")?;
+        let length = upload::header_u64(req.headers(), "content-length")?;
         if let Some(length) = length {
             self.check_size(length)?;
         }

@@ -9,7 +9,9 @@
 //! so memory stays bounded; when the connection drops, what arrived is kept
 //! as a last part, and the session's offset (the end of the contiguous
 //! parts) tells the client where to resume. Nothing here is published: a
-//! session only becomes a job when its archive has been checked whole.
+//! session only becomes a job when its archive has been checked whole. The
+//! byte counts the requests carry (`Upload-Length`, `Upload-Offset`,
+//! `Content-Length`) are read here too.
 
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
@@ -21,7 +23,7 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::{ApiError, BodyError};
+use super::error::{ApiError, BodyError};
 use crate::service::jobs;
 
 /// Bytes per stored part.
@@ -97,6 +99,23 @@ async fn parts(store: &Store, id: &str) -> Result<Vec<(u64, u64)>, StoreError> {
         }
     }
     Ok(contiguous)
+}
+
+/// A header that must be a decimal byte count, if present.
+pub(super) fn header_u64(headers: &http::HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(name) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("");
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest(format!(
+            "{name}: {:?} is not a byte count",
+            String::from_utf8_lossy(v.as_bytes())
+        )));
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| ApiError::BadRequest(format!("{name}: {text} is too large")))
 }
 
 /// Bytes received so far, in one piece from 0.
