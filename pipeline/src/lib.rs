@@ -1,12 +1,14 @@
 //! lowband's pipeline: course modules in, tiered low-bandwidth renditions out.
 //!
 //! `discover` finds a module's assets; `video`, `image` and `page` turn each
-//! into renditions; `ingest` uploads them content-addressed and publishes the
-//! manifest last. Past one machine, `api` takes authors' uploads (`archive`
-//! checks them), `jobs` keeps each job's plan and progress in the store,
-//! `queue` carries one message per asset over NATS JetStream, and `worker`
-//! runs the same per-asset step as `ingest`. The `lowband-pipeline` binary is
-//! a thin shell over this.
+//! into renditions; `ingest` runs the steps over them: each asset rendered
+//! (or its previous variants reused) and uploaded content-addressed, then
+//! the pages, then the manifest, published last. Past one machine,
+//! `service` holds what `lowband-pipeline serve` and `worker` are made of:
+//! `api` takes authors' uploads (`archive` checks them), `jobs` keeps each
+//! job's plan and progress in the store, `queue` carries one message per
+//! asset over NATS JetStream, and `worker` runs the same steps as `ingest`,
+//! one job at a time. The `lowband-pipeline` binary is a thin shell over this.
 
 pub mod discover;
 pub mod image;
