@@ -483,6 +483,33 @@ mod tests {
     }
 
     #[test]
+    fn a_fetched_copy_is_classified_as_discovery_classified_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ts = vec![0u8; 188 * 4];
+        for i in 0..4 {
+            ts[i * 188] = 0x47;
+        }
+        let cases: [(&str, &[u8]); 3] = [
+            ("recorder.ts", &ts),
+            ("app.ts", b"export const x: number = 1;\n"),
+            ("index.html", b"<p>hi</p>"),
+        ];
+        for (name, bytes) in cases {
+            let file = dir.path().join(name);
+            std::fs::write(&file, bytes).unwrap();
+            let found = SourceAsset::new(name.into(), file.clone(), bytes.len() as u64);
+            let fetched = SourceAsset::with_head(name.into(), file, bytes.len() as u64, bytes);
+            assert_eq!(
+                (found.kind, found.mime, found.ext),
+                (fetched.kind, fetched.mime, fetched.ext),
+                "{name}"
+            );
+        }
+        let ts = SourceAsset::with_head("recorder.ts".into(), "x".into(), 752, &ts);
+        assert_eq!(ts.kind, AssetKind::Video);
+    }
+
+    #[test]
     fn module_toml_is_strict() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.html"), "x").unwrap();
