@@ -1,5 +1,6 @@
-//! The step a queue worker takes one job at a time: one asset rendered (or
-//! its previous variants reused) and uploaded, described as a manifest entry.
+//! One asset's step, which `ingest` runs for each asset and a queue worker
+//! for one job: the asset rendered (or its previous variants reused) and
+//! uploaded, described as a manifest entry; and what such steps add up to.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,8 +45,7 @@ pub struct Tally {
 impl Tally {
     pub fn add(&mut self, out: &AssetOutcome) {
         self.reused += usize::from(out.reused);
-        self.uploads.objects += out.uploads.objects;
-        self.uploads.bytes += out.uploads.bytes;
+        self.uploads.add(out.uploads);
         if matches!(out.asset.kind, AssetKind::Video | AssetKind::Audio) && !out.reused {
             self.media_seconds += out.asset.duration.unwrap_or(0.0);
             self.media_render_seconds += out.seconds;
@@ -54,8 +54,7 @@ impl Tally {
 
     pub fn merge(&mut self, other: &Tally) {
         self.reused += other.reused;
-        self.uploads.objects += other.uploads.objects;
-        self.uploads.bytes += other.uploads.bytes;
+        self.uploads.add(other.uploads);
         self.media_seconds += other.media_seconds;
         self.media_render_seconds += other.media_render_seconds;
     }

@@ -73,6 +73,11 @@ impl Uploads {
             self.bytes += bytes;
         }
     }
+
+    pub(super) fn add(&mut self, other: Uploads) {
+        self.objects += other.objects;
+        self.bytes += other.bytes;
+    }
 }
 
 /// Runs CPU or filesystem work off the async runtime. Work that fans out

@@ -63,8 +63,7 @@ pub(super) async fn renditions(
     Ok(done
         .into_iter()
         .map(|(variant, one)| {
-            uploads.objects += one.objects;
-            uploads.bytes += one.bytes;
+            uploads.add(one);
             variant
         })
         .collect())
