@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use lowband_catalog::manifest::{AssetKind, ModuleInfo};
-use lowband_catalog::ModuleId;
+use lowband_catalog::{KeyError, ModuleId};
 use serde::Deserialize;
 
 /// Files per module beyond which discovery refuses (a mistaken directory).
@@ -15,10 +15,46 @@ const MAX_ASSETS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoverError {
-    #[error("{dir}: {reason}")]
-    Dir { dir: PathBuf, reason: String },
-    #[error("{file}: {reason}")]
-    ModuleToml { file: PathBuf, reason: String },
+    #[error("{dir}: {source}")]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{dir}: {source}")]
+    Walk {
+        dir: PathBuf,
+        #[source]
+        source: walkdir::Error,
+    },
+    #[error("{dir}: not a directory")]
+    NotADirectory { dir: PathBuf },
+    #[error("{dir}: more than {MAX_ASSETS} files; is this the module directory?")]
+    TooManyFiles { dir: PathBuf },
+    #[error("{dir}: no files to publish")]
+    NoFiles { dir: PathBuf },
+    #[error("{dir}: {source} (taken from {from}; set `id` in module.toml or pass --module-id)")]
+    ModuleId {
+        dir: PathBuf,
+        /// Where the id came from: `--module-id`, `module.toml id` or the directory name.
+        from: &'static str,
+        #[source]
+        source: KeyError,
+    },
+    #[error("{file}: {source}")]
+    ReadModuleToml {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {}", .source.message())]
+    ModuleToml {
+        file: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{file}: language {language:?} is not a BCP 47 tag such as \"km\" or \"en\"")]
+    Language { file: PathBuf, language: String },
 }
 
 /// The optional `module.toml` at the top of a module directory.
@@ -61,13 +97,14 @@ pub struct ModuleSource {
 
 /// Walks `dir` and classifies its files. `module_id` overrides `module.toml`.
 pub fn discover(dir: &Path, module_id: Option<&str>) -> Result<ModuleSource, DiscoverError> {
-    let dir_err = |reason: String| DiscoverError::Dir {
+    let meta = std::fs::metadata(dir).map_err(|source| DiscoverError::Dir {
         dir: dir.to_owned(),
-        reason,
-    };
-    let meta = std::fs::metadata(dir).map_err(|e| dir_err(e.to_string()))?;
+        source,
+    })?;
     if !meta.is_dir() {
-        return Err(dir_err("not a directory".into()));
+        return Err(DiscoverError::NotADirectory {
+            dir: dir.to_owned(),
+        });
     }
     let info = module_info(dir, module_id)?;
 
@@ -77,8 +114,12 @@ pub fn discover(dir: &Path, module_id: Option<&str>) -> Result<ModuleSource, Dis
         .min_depth(1)
         .follow_links(false)
         .sort_by_file_name();
+    let walk_err = |source| DiscoverError::Walk {
+        dir: dir.to_owned(),
+        source,
+    };
     for entry in walk {
-        let entry = entry.map_err(|e| dir_err(e.to_string()))?;
+        let entry = entry.map_err(walk_err)?;
         let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
         let Some(path) = logical_path(rel) else {
             skipped.push(Skipped {
@@ -106,32 +147,18 @@ pub fn discover(dir: &Path, module_id: Option<&str>) -> Result<ModuleSource, Dis
         if !kind.is_file() || path == "module.toml" {
             continue;
         }
-        let bytes = entry.metadata().map_err(|e| dir_err(e.to_string()))?.len();
-        let mut class = classify(&path);
-        if class.0 == AssetKind::File {
-            // A video or audio file is never published as a plain download,
-            // whatever its name says (`.ts` is also TypeScript's).
-            if let Some(media) = sniff_file(entry.path()) {
-                class = media;
-            }
-        }
-        let (kind, mime, ext) = class;
-        assets.push(SourceAsset {
-            path,
-            file: entry.path().to_owned(),
-            kind,
-            mime,
-            ext,
-            bytes,
-        });
+        let bytes = entry.metadata().map_err(walk_err)?.len();
+        assets.push(SourceAsset::new(path, entry.path().to_owned(), bytes));
         if assets.len() > MAX_ASSETS {
-            return Err(dir_err(format!(
-                "more than {MAX_ASSETS} files; is this the module directory?"
-            )));
+            return Err(DiscoverError::TooManyFiles {
+                dir: dir.to_owned(),
+            });
         }
     }
     if assets.is_empty() {
-        return Err(dir_err("no files to publish".into()));
+        return Err(DiscoverError::NoFiles {
+            dir: dir.to_owned(),
+        });
     }
     Ok(ModuleSource {
         dir: dir.to_owned(),
@@ -141,16 +168,58 @@ pub fn discover(dir: &Path, module_id: Option<&str>) -> Result<ModuleSource, Dis
     })
 }
 
+impl SourceAsset {
+    /// The file `file`, known in the module as `path`, classified by its
+    /// extension; a name that says no more than "a file" is checked by its
+    /// first bytes too, since a video or audio file is never published as a
+    /// plain download, whatever its name says (`.ts` is also TypeScript's).
+    pub fn new(path: String, file: PathBuf, bytes: u64) -> Self {
+        let class = class_of(&path, || sniff_file(&file));
+        Self::classed(path, file, bytes, class)
+    }
+
+    /// As [`SourceAsset::new`], for a file whose first bytes (at least
+    /// [`SNIFF_BYTES`], or all of it) are in hand: a queue worker's fetched
+    /// copy, classified as discovery classified the upload.
+    pub fn with_head(path: String, file: PathBuf, bytes: u64, head: &[u8]) -> Self {
+        let class = class_of(&path, || sniff(head));
+        Self::classed(path, file, bytes, class)
+    }
+
+    fn classed(path: String, file: PathBuf, bytes: u64, class: Class) -> Self {
+        let (kind, mime, ext) = class;
+        Self {
+            path,
+            file,
+            kind,
+            mime,
+            ext,
+            bytes,
+        }
+    }
+}
+
+/// Asset kind, MIME type and stored extension.
+pub type Class = (AssetKind, &'static str, &'static str);
+
+fn class_of(path: &str, sniff: impl FnOnce() -> Option<Class>) -> Class {
+    let class = classify(path);
+    if class.0 == AssetKind::File {
+        sniff().unwrap_or(class)
+    } else {
+        class
+    }
+}
+
 fn module_info(dir: &Path, module_id: Option<&str>) -> Result<ModuleInfo, DiscoverError> {
-    let toml_path = dir.join("module.toml");
-    let toml_err = |reason: String| DiscoverError::ModuleToml {
-        file: toml_path.clone(),
-        reason,
-    };
-    let parsed: ModuleToml = match std::fs::read_to_string(&toml_path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| toml_err(e.message().to_owned()))?,
+    let file = dir.join("module.toml");
+    let parsed: ModuleToml = match std::fs::read_to_string(&file) {
+        Ok(text) => toml::from_str(&text).map_err(|source| DiscoverError::ModuleToml {
+            file: file.clone(),
+            source,
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => ModuleToml::default(),
-        Err(e) => return Err(toml_err(e.to_string())),
+        Err(source) => return Err(DiscoverError::ReadModuleToml { file, source }),
     };
     let dir_name = dir
         .canonicalize()
@@ -162,17 +231,21 @@ fn module_info(dir: &Path, module_id: Option<&str>) -> Result<ModuleInfo, Discov
         (None, Some(id)) => (id.clone(), "module.toml id"),
         (None, None) => (dir_name, "the directory name"),
     };
-    let id = ModuleId::parse(&raw_id).map_err(|e| DiscoverError::Dir {
+    let id = ModuleId::parse(&raw_id).map_err(|source| DiscoverError::ModuleId {
         dir: dir.to_owned(),
-        reason: format!("{e} (taken from {from}; set `id` in module.toml or pass --module-id)"),
+        from,
+        source,
     })?;
-    if let Some(lang) = &parsed.language {
-        let ok = (2..=35).contains(&lang.len())
-            && lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if let Some(language) = &parsed.language {
+        let ok = (2..=35).contains(&language.len())
+            && language
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
-            return Err(toml_err(format!(
-                "language {lang:?} is not a BCP 47 tag such as \"km\" or \"en\""
-            )));
+            return Err(DiscoverError::Language {
+                file,
+                language: language.clone(),
+            });
         }
     }
     let title = parsed.title.unwrap_or_else(|| id.to_string());
@@ -189,7 +262,7 @@ fn logical_path(rel: &Path) -> Option<String> {
 }
 
 /// Asset kind, MIME type and stored extension of a file, by its extension.
-pub fn classify(path: &str) -> (AssetKind, &'static str, &'static str) {
+pub fn classify(path: &str) -> Class {
     let ext = path
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
@@ -233,9 +306,9 @@ pub fn classify(path: &str) -> (AssetKind, &'static str, &'static str) {
 }
 
 /// Bytes read from a file to recognise media by its content.
-const SNIFF_BYTES: usize = 4096;
+pub const SNIFF_BYTES: usize = 4096;
 
-fn sniff_file(file: &Path) -> Option<(AssetKind, &'static str, &'static str)> {
+fn sniff_file(file: &Path) -> Option<Class> {
     use std::io::Read;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     std::fs::File::open(file)
@@ -248,7 +321,7 @@ fn sniff_file(file: &Path) -> Option<(AssetKind, &'static str, &'static str)> {
 
 /// Recognises audio and video containers by their first bytes: the
 /// signatures FFmpeg's own probes look for.
-pub fn sniff(head: &[u8]) -> Option<(AssetKind, &'static str, &'static str)> {
+pub fn sniff(head: &[u8]) -> Option<Class> {
     use AssetKind::*;
     let at = |i: usize, magic: &[u8]| head.get(i..i + magic.len()) == Some(magic);
     if at(4, b"ftyp") {
@@ -407,6 +480,33 @@ mod tests {
         );
         assert_eq!(sniff(b"<html>"), None);
         assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn a_fetched_copy_is_classified_as_discovery_classified_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ts = vec![0u8; 188 * 4];
+        for i in 0..4 {
+            ts[i * 188] = 0x47;
+        }
+        let cases: [(&str, &[u8]); 3] = [
+            ("recorder.ts", &ts),
+            ("app.ts", b"export const x: number = 1;\n"),
+            ("index.html", b"<p>hi</p>"),
+        ];
+        for (name, bytes) in cases {
+            let file = dir.path().join(name);
+            std::fs::write(&file, bytes).unwrap();
+            let found = SourceAsset::new(name.into(), file.clone(), bytes.len() as u64);
+            let fetched = SourceAsset::with_head(name.into(), file, bytes.len() as u64, bytes);
+            assert_eq!(
+                (found.kind, found.mime, found.ext),
+                (fetched.kind, fetched.mime, fetched.ext),
+                "{name}"
+            );
+        }
+        let ts = SourceAsset::with_head("recorder.ts".into(), "x".into(), 752, &ts);
+        assert_eq!(ts.kind, AssetKind::Video);
     }
 
     #[test]

@@ -14,9 +14,10 @@ use lowband_catalog::manifest::AssetKind;
 use lowband_catalog::profile::Profile;
 use lowband_catalog::store::DEFAULT_STORE_URL;
 use lowband_catalog::{ModuleId, Store};
-use lowband_pipeline::api::{Api, ApiOptions, Tokens};
-use lowband_pipeline::queue::Queue;
-use lowband_pipeline::worker::WorkerOptions;
+use lowband_pipeline::service::api::{Api, ApiOptions, Tokens};
+use lowband_pipeline::service::archive;
+use lowband_pipeline::service::queue::Queue;
+use lowband_pipeline::service::worker::WorkerOptions;
 use lowband_pipeline::{IngestOptions, IngestReport, Progress, Silent};
 
 #[derive(Parser)]
@@ -156,7 +157,7 @@ fn main() -> ExitCode {
             .and_then(|profile| {
                 let options = ApiOptions {
                     max_upload_bytes,
-                    archive: lowband_pipeline::archive::Limits {
+                    archive: archive::Limits {
                         max_entries,
                         max_expanded_bytes,
                     },
@@ -184,10 +185,26 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lowband-pipeline: {e:#}");
+            eprintln!("lowband-pipeline: {}", story(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: the library's
+/// messages already include their cause's text, a context added here does
+/// not. A cause told over several lines adds its first.
+fn story(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        let first = cause.lines().next().unwrap_or_default();
+        if !first.is_empty() && !text.contains(first) {
+            text.push_str(": ");
+            text.push_str(first);
+        }
+    }
+    text
 }
 
 fn ingest(
@@ -247,7 +264,7 @@ fn serve(
         );
         let api = Arc::new(Api::new(store, queue, tokens, options));
         tokio::select! {
-            r = lowband_pipeline::api::serve(listener, api) => r?,
+            r = lowband_pipeline::service::api::serve(listener, api) => r?,
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok(())
@@ -273,7 +290,7 @@ fn worker(store: &str, nats: &str, options: WorkerOptions) -> anyhow::Result<()>
             // Keep the sender alive: its drop would read as a second stop.
             std::future::pending::<()>().await;
         });
-        lowband_pipeline::worker::run(store, queue, options, stopped).await?;
+        lowband_pipeline::service::worker::run(store, queue, options, stopped).await?;
         Ok(())
     });
     // A transcode handed back may still be running on a blocking thread: its

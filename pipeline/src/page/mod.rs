@@ -4,7 +4,7 @@
 //! A page is rendered after every other asset of its module, so its images
 //! and media are known: [`rewrite`] turns links into edge URLs and images
 //! into responsive (or, for the slowest tiers, tap-to-load) markup,
-//! [`minify`] shrinks the result, and [`compress`] makes the brotli, zstd
+//! [`minify`] shrinks the result, and `compress` makes the brotli, zstd
 //! and gzip copies. Tiers whose rewritten page comes out identical share one
 //! set of variants (owned by the slowest of them). Each variant records its
 //! first-load weight: its own bytes plus what the page fetches before any tap.

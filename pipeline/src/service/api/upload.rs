@@ -9,7 +9,9 @@
 //! so memory stays bounded; when the connection drops, what arrived is kept
 //! as a last part, and the session's offset (the end of the contiguous
 //! parts) tells the client where to resume. Nothing here is published: a
-//! session only becomes a job when its archive has been checked whole.
+//! session only becomes a job when its archive has been checked whole. The
+//! byte counts the requests carry (`Upload-Length`, `Upload-Offset`,
+//! `Content-Length`) are read here too.
 
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
@@ -21,8 +23,8 @@ use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::ApiError;
-use crate::jobs;
+use super::error::{ApiError, BodyError};
+use crate::service::jobs;
 
 /// Bytes per stored part.
 pub const PART_BYTES: usize = 8 << 20;
@@ -99,6 +101,23 @@ async fn parts(store: &Store, id: &str) -> Result<Vec<(u64, u64)>, StoreError> {
     Ok(contiguous)
 }
 
+/// A header that must be a decimal byte count, if present.
+pub(super) fn header_u64(headers: &http::HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
+    let Some(v) = headers.get(name) else {
+        return Ok(None);
+    };
+    let text = v.to_str().unwrap_or("");
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::BadRequest(format!(
+            "{name}: {:?} is not a byte count",
+            String::from_utf8_lossy(v.as_bytes())
+        )));
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| ApiError::BadRequest(format!("{name}: {text} is too large")))
+}
+
 /// Bytes received so far, in one piece from 0.
 pub async fn offset(store: &Store, id: &str) -> Result<u64, StoreError> {
     Ok(parts(store, id).await?.iter().map(|(_, s)| s).sum())
@@ -115,7 +134,7 @@ pub async fn append<B>(
 ) -> Result<u64, ApiError>
 where
     B: Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
+    B::Error: Into<BodyError>,
 {
     let mut buffer = BytesMut::new();
     loop {
@@ -128,7 +147,7 @@ where
                 return Err(ApiError::Interrupted {
                     upload: id.to_owned(),
                     offset,
-                    reason: e.to_string(),
+                    source: e.into(),
                 });
             }
         };
@@ -167,32 +186,29 @@ async fn flush(
 
 /// Copies the session's bytes into a local file, in order.
 pub async fn spool(store: &Store, id: &str, file: &std::path::Path) -> Result<u64, ApiError> {
+    let local = || file.display().to_string();
     let mut out = tokio::fs::File::create(file)
         .await
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", file.display())))?;
+        .map_err(ApiError::io(local()))?;
     let mut total = 0;
     for (offset, _) in parts(store, id).await? {
         let key = part_key(id, offset);
+        let read = |source| ApiError::Read {
+            key: key.clone(),
+            source,
+        };
         let got = store
             .inner()
             .get(&Path::from(key.as_str()))
             .await
-            .map_err(|e| ApiError::Internal(format!("{key}: {e}")))?;
+            .map_err(read)?;
         let mut chunks = got.into_stream();
-        while let Some(chunk) = chunks
-            .try_next()
-            .await
-            .map_err(|e| ApiError::Internal(format!("{key}: {e}")))?
-        {
+        while let Some(chunk) = chunks.try_next().await.map_err(read)? {
             total += chunk.len() as u64;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::Internal(format!("{}: {e}", file.display())))?;
+            out.write_all(&chunk).await.map_err(ApiError::io(local()))?;
         }
     }
-    out.flush()
-        .await
-        .map_err(|e| ApiError::Internal(format!("{}: {e}", file.display())))?;
+    out.flush().await.map_err(ApiError::io(local()))?;
     Ok(total)
 }
 

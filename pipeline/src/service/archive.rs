@@ -43,9 +43,37 @@ pub enum ArchiveError {
     #[error("not a zip, tar or tar.gz archive")]
     UnknownFormat,
     #[error("the archive is damaged or truncated: {0}")]
-    Damaged(String),
+    Zip(#[source] zip::result::ZipError),
+    #[error("the archive is damaged or truncated: entry {index}: {source}")]
+    ZipEntry {
+        index: usize,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    #[error("the archive is damaged or truncated: {0}")]
+    Tar(#[source] std::io::Error),
+    #[error("the archive is damaged or truncated: entry {entry:?}: {source}")]
+    Read {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the archive is damaged or truncated: entry {entry:?} holds {copied} bytes, not the {declared} its header says")]
+    SizeMismatch {
+        entry: String,
+        copied: u64,
+        declared: u64,
+    },
     #[error("entry {entry:?}: {reason}")]
-    Entry { entry: String, reason: String },
+    Entry { entry: String, reason: &'static str },
+    #[error("entry {entry:?}: entries of type {kind} are not allowed")]
+    EntryType { entry: String, kind: String },
+    #[error("entry {entry:?}: {source}")]
+    Create {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("more than {0} entries")]
     TooManyEntries(usize),
     #[error("entry {entry:?}: the archive expands to more than {limit} bytes")]
@@ -57,10 +85,10 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
-    fn entry(entry: &str, reason: impl Into<String>) -> Self {
+    fn entry(entry: &str, reason: &'static str) -> Self {
         Self::Entry {
             entry: entry.to_owned(),
-            reason: reason.into(),
+            reason,
         }
     }
 }
@@ -200,16 +228,26 @@ impl Writer<'_> {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| ArchiveError::entry(&name, e.to_string()))?;
-        let copied = std::io::copy(&mut data.take(room.saturating_add(1)), &mut out)
-            .map_err(|e| ArchiveError::Damaged(format!("entry {name:?}: {e}")))?;
+            .map_err(|source| ArchiveError::Create {
+                entry: name.clone(),
+                source,
+            })?;
+        let copied =
+            std::io::copy(&mut data.take(room.saturating_add(1)), &mut out).map_err(|source| {
+                ArchiveError::Read {
+                    entry: name.clone(),
+                    source,
+                }
+            })?;
         if copied > room {
             return Err(ArchiveError::TooLarge { entry: name, limit });
         }
         if copied != declared {
-            return Err(ArchiveError::Damaged(format!(
-                "entry {name:?} holds {copied} bytes, not the {declared} its header says"
-            )));
+            return Err(ArchiveError::SizeMismatch {
+                entry: name,
+                copied,
+                declared,
+            });
         }
         self.bytes += copied;
         self.files += 1;
@@ -259,15 +297,14 @@ fn checked_path(name: &str) -> Result<PathBuf, &'static str> {
 }
 
 fn unpack_zip(file: File, out: &mut Writer<'_>) -> Result<(), ArchiveError> {
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|e| ArchiveError::Damaged(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(ArchiveError::Zip)?;
     if zip.len() > out.limits.max_entries {
         return Err(ArchiveError::TooManyEntries(out.limits.max_entries));
     }
     for i in 0..zip.len() {
         let mut entry = zip
             .by_index(i)
-            .map_err(|e| ArchiveError::Damaged(format!("entry {i}: {e}")))?;
+            .map_err(|source| ArchiveError::ZipEntry { index: i, source })?;
         let raw = entry.name_raw().to_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         if entry.is_symlink() {
@@ -295,11 +332,9 @@ fn unpack_zip(file: File, out: &mut Writer<'_>) -> Result<(), ArchiveError> {
 fn unpack_tar(reader: impl Read, out: &mut Writer<'_>) -> Result<(), ArchiveError> {
     use tar::EntryType;
     let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| ArchiveError::Damaged(e.to_string()))?;
+    let entries = archive.entries().map_err(ArchiveError::Tar)?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| ArchiveError::Damaged(e.to_string()))?;
+        let mut entry = entry.map_err(ArchiveError::Tar)?;
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         match entry.header().entry_type() {
@@ -317,10 +352,10 @@ fn unpack_tar(reader: impl Read, out: &mut Writer<'_>) -> Result<(), ArchiveErro
                 return Err(ArchiveError::entry(&name, "hard links are not allowed"))
             }
             other => {
-                return Err(ArchiveError::entry(
-                    &name,
-                    format!("entries of type {other:?} are not allowed"),
-                ))
+                return Err(ArchiveError::EntryType {
+                    entry: name,
+                    kind: format!("{other:?}"),
+                })
             }
         }
     }

@@ -22,14 +22,22 @@
 //!   before a tap.
 //!
 //! The rewrite also adds up what the page fetches before any tap (the
-//! first-load weight, without the page itself).
+//! first-load weight, without the page itself). The images' markup, in
+//! either form, is made in `images`.
 
+mod images;
+
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use lol_html::errors::RewritingError;
 use lol_html::html_content::{ContentType, Element};
-use lol_html::{doc_text, element, end, EndTagHandler, HandlerResult, RewriteStrSettings};
-use lowband_catalog::manifest::{AssetKind, Variant, VariantKind};
+use lol_html::{
+    doc_text, element, end, DocumentContentHandlers, ElementContentHandlers, EndTagHandler,
+    HandlerResult, RewriteStrSettings, Selector,
+};
+use lowband_catalog::manifest::{AssetKind, VariantKind};
 use lowband_catalog::urls::{asset_url, megabytes};
 
 use super::links::{self, Escapes, Target};
@@ -41,18 +49,6 @@ pub const REWRITE_VERSION: &str = "rewrite/2: videos link their lesson pages";
 
 /// Text (in characters, spaces excluded) that fills about a phone screen.
 pub const FIRST_SCREEN_CHARS: usize = 600;
-/// How many images at most count as being in the first screen.
-const FIRST_SCREEN_IMAGES: usize = 2;
-
-/// Image formats, best first; the last one present is the `<img>` fallback.
-const FORMAT_ORDER: [&str; 5] = [
-    "image/avif",
-    "image/webp",
-    "image/jpeg",
-    "image/png",
-    "image/gif",
-];
-
 /// Swaps a lite image in place on the first tap; the second tap (or any tap
 /// without JavaScript) follows the link to the image.
 const TAP_SCRIPT: &str = "<script>document.addEventListener(\"click\",function(e){var a=e.target.closest&&e.target.closest(\"a[data-lb]\");var i=a&&a.querySelector(\"img\");if(!i)return;e.preventDefault();a.removeAttribute(\"data-lb\");i.removeAttribute(\"style\");i.src=a.href})</script>";
@@ -80,7 +76,7 @@ pub enum RewriteError {
     #[error(transparent)]
     Escapes(#[from] Escapes),
     #[error("cannot parse the page: {0}")]
-    Parse(String),
+    Parse(#[source] lol_html::errors::RewritingError),
 }
 
 #[derive(Default)]
@@ -107,7 +103,32 @@ pub fn rewrite(
 ) -> Result<Rewritten, RewriteError> {
     let state: Shared = Rc::default();
     let ctx = Ctx { page, module, form };
+    let settings = RewriteStrSettings::new()
+        .with_strict(false)
+        .with_enable_esi_tags(false);
+    let settings = element_handlers(ctx, &state)
+        .into_iter()
+        .fold(settings, RewriteStrSettings::append_element_content_handler)
+        .append_document_content_handler(text_counter(&state))
+        .append_document_content_handler(tap_script_at_end(&state));
+    let html = lol_html::rewrite_str(html, settings).map_err(|e| match e {
+        RewritingError::ContentHandlerError(inner) => match inner.downcast::<Escapes>() {
+            Ok(escapes) => RewriteError::Escapes(*escapes),
+            Err(other) => RewriteError::Parse(RewritingError::ContentHandlerError(other)),
+        },
+        other => RewriteError::Parse(other),
+    })?;
+    let extra = state.borrow().extra;
+    Ok(Rewritten {
+        html,
+        first_load_extra: extra,
+    })
+}
 
+type Handler<'h> = (Cow<'static, Selector>, ElementContentHandlers<'h>);
+
+/// What each element the rewrite looks at gets, in the order they run.
+fn element_handlers<'h>(ctx: Ctx<'h>, state: &Shared) -> Vec<Handler<'h>> {
     let s = state.clone();
     let hidden = element!("head, script, style, title, template", move |el| {
         track_depth(el, &s, |st| &mut st.hidden)
@@ -120,7 +141,7 @@ pub fn rewrite(
     let s = state.clone();
     let img = element!("img", move |el| ctx.img(el, &s));
     let picture_source = element!("picture source", move |el| {
-        if form == Form::Lite {
+        if ctx.form == Form::Lite {
             // The placeholder `<img>` must be all the browser sees.
             el.remove();
             return Ok(());
@@ -131,44 +152,50 @@ pub fn rewrite(
     let s = state.clone();
     let src = element!(
         "source[src], track[src], script[src], iframe[src], embed[src]",
-        move |el| {
-            let target = ctx.attribute(el, "src")?;
-            let fetched = match el.tag_name().as_str() {
-                "script" => true,
-                "track" => el.has_attribute("default"),
-                _ => false,
-            };
-            if let (true, Some(path)) = (fetched, target) {
-                s.borrow_mut().extra += ctx.smallest_bytes(&path);
-            }
-            Ok(())
-        }
+        move |el| ctx.src(el, &s)
     );
     let s = state.clone();
-    let href = element!("a[href], area[href], link[href]", move |el| {
-        let target = ctx.attribute(el, "href")?;
-        let rel = el
-            .get_attribute("rel")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if let (true, Some(path)) = (el.tag_name() == "a", target.as_deref()) {
-            ctx.link_lesson(el, path);
-        }
-        let fetched = el.tag_name() == "link"
-            && rel
-                .split_ascii_whitespace()
-                .any(|r| matches!(r, "stylesheet" | "icon" | "preload" | "modulepreload"));
-        if let (true, Some(path)) = (fetched, target) {
-            s.borrow_mut().extra += ctx.smallest_bytes(&path);
-        }
-        Ok(())
-    });
+    let href = element!("a[href], area[href], link[href]", move |el| ctx
+        .href(el, &s));
     let data = element!("object[data]", move |el| {
         ctx.attribute(el, "data")?;
         Ok(())
     });
+    let body = tap_script_in_body(state);
+    vec![
+        hidden,
+        picture,
+        anchor,
+        img,
+        picture_source,
+        media,
+        src,
+        href,
+        data,
+        body,
+    ]
+}
+
+/// Counts the text on screen before each image (for the first-screen guess).
+fn text_counter<'h>(state: &Shared) -> DocumentContentHandlers<'h> {
     let s = state.clone();
-    let body = element!("body", move |el| {
+    doc_text!(move |chunk| {
+        let mut st = s.borrow_mut();
+        if st.hidden == 0 {
+            st.text_chars += chunk
+                .as_str()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .count();
+        }
+        Ok(())
+    })
+}
+
+/// The lite form's tap script goes just before `</body>`...
+fn tap_script_in_body<'h>(state: &Shared) -> Handler<'h> {
+    let s = state.clone();
+    element!("body", move |el| {
         let s = s.clone();
         let before_end: EndTagHandler<'static> = Box::new(move |end| {
             let mut st = s.borrow_mut();
@@ -182,57 +209,19 @@ pub fn rewrite(
             handlers.push(before_end);
         }
         Ok(())
-    });
+    })
+}
+
+/// ...or, in a page without one, at the very end.
+fn tap_script_at_end<'h>(state: &Shared) -> DocumentContentHandlers<'h> {
     let s = state.clone();
-    let text = doc_text!(move |chunk| {
-        let mut st = s.borrow_mut();
-        if st.hidden == 0 {
-            st.text_chars += chunk
-                .as_str()
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .count();
-        }
-        Ok(())
-    });
-    let s = state.clone();
-    let doc_end = end!(move |end| {
+    end!(move |end| {
         let mut st = s.borrow_mut();
         if st.lite_images > 0 && !st.script_added {
             end.append(TAP_SCRIPT, ContentType::Html);
             st.script_added = true;
         }
         Ok(())
-    });
-
-    let settings = RewriteStrSettings::new()
-        .with_strict(false)
-        .with_enable_esi_tags(false)
-        .append_element_content_handler(hidden)
-        .append_element_content_handler(picture)
-        .append_element_content_handler(anchor)
-        .append_element_content_handler(img)
-        .append_element_content_handler(picture_source)
-        .append_element_content_handler(media)
-        .append_element_content_handler(src)
-        .append_element_content_handler(href)
-        .append_element_content_handler(data)
-        .append_element_content_handler(body)
-        .append_document_content_handler(text)
-        .append_document_content_handler(doc_end);
-    let html = lol_html::rewrite_str(html, settings).map_err(|e| match e {
-        lol_html::errors::RewritingError::ContentHandlerError(inner) => {
-            match inner.downcast::<Escapes>() {
-                Ok(escapes) => RewriteError::Escapes(*escapes),
-                Err(other) => RewriteError::Parse(other.to_string()),
-            }
-        }
-        other => RewriteError::Parse(other.to_string()),
-    })?;
-    let extra = state.borrow().extra;
-    Ok(Rewritten {
-        html,
-        first_load_extra: extra,
     })
 }
 
@@ -304,127 +293,37 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn img(&self, el: &mut Element<'_, '_>, state: &Shared) -> HandlerResult {
-        let authored_srcset = el.has_attribute("srcset");
-        self.srcset(el)?;
-        let path = self.attribute(el, "src")?;
-        let asset = path
-            .as_deref()
-            .and_then(|p| self.module.assets.get(p))
-            .filter(|a| a.kind == AssetKind::Image);
-        let Some(asset) = asset else {
-            return Ok(());
+    /// Scripts, tracks, frames: their URL rewritten, and what loads at once counted.
+    fn src(&self, el: &mut Element<'_, '_>, state: &Shared) -> HandlerResult {
+        let target = self.attribute(el, "src")?;
+        let fetched = match el.tag_name().as_str() {
+            "script" => true,
+            "track" => el.has_attribute("default"),
+            _ => false,
         };
-        let images: Vec<&Variant> = asset.variants_of(VariantKind::Image).collect();
-        let Some(largest) = images.iter().copied().max_by_key(|v| v.width) else {
-            return Ok(());
-        };
-        let (w, h) = size(el, largest);
-        let _ = el.set_attribute("width", &w.to_string());
-        let _ = el.set_attribute("height", &h.to_string());
+        if let (true, Some(path)) = (fetched, target) {
+            state.borrow_mut().extra += self.smallest_bytes(&path);
+        }
+        Ok(())
+    }
 
-        let mut st = state.borrow_mut();
-        let in_first_screen = st.images < FIRST_SCREEN_IMAGES && st.text_chars < FIRST_SCREEN_CHARS;
-        st.images += 1;
-        match self.form {
-            Form::Lite => {
-                let slowest = self.module.tiers.first().map_or("", String::as_str);
-                let smallest = images
-                    .iter()
-                    .filter(|v| v.tier == slowest)
-                    .map(|v| v.bytes)
-                    .min()
-                    .or_else(|| images.iter().map(|v| v.bytes).min())
-                    .unwrap_or(0);
-                let box_uri = format!(
-                    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {w} {h}'/%3E"
-                );
-                let placeholder = asset.placeholder.as_deref().unwrap_or(&box_uri);
-                let _ = el.set_attribute("src", placeholder);
-                for attr in ["srcset", "sizes", "loading", "decoding", "fetchpriority"] {
-                    el.remove_attribute(attr);
-                }
-                if asset.placeholder.is_none() {
-                    let style = el.get_attribute("style").unwrap_or_default();
-                    let _ = el.set_attribute("style", &format!("background:#ddd;{style}"));
-                }
-                if st.anchors == 0 {
-                    let href = format!(
-                        "{}?tier={slowest}",
-                        asset_url(self.module.id.as_str(), &asset.path)
-                    );
-                    el.before(
-                        &format!("<a href=\"{}\" data-lb>", escape(&href)),
-                        ContentType::Html,
-                    );
-                    el.after(
-                        &format!("<small>{}&nbsp;KB</small></a>", smallest.div_ceil(1000)),
-                        ContentType::Html,
-                    );
-                    st.lite_images += 1;
-                }
-            }
-            Form::Full { rank } => {
-                let fits = |v: &&Variant| {
-                    self.module
-                        .tiers
-                        .iter()
-                        .position(|t| *t == v.tier)
-                        .is_some_and(|r| r <= rank)
-                };
-                let mut chosen: Vec<&Variant> = images.iter().copied().filter(fits).collect();
-                if chosen.is_empty() {
-                    let narrowest = images.iter().filter_map(|v| v.width).min();
-                    chosen = images
-                        .iter()
-                        .copied()
-                        .filter(|v| v.width == narrowest)
-                        .collect();
-                }
-                let groups = by_format(&chosen);
-                let sizes = el
-                    .get_attribute("sizes")
-                    .unwrap_or_else(|| "100vw".to_owned());
-                if let Some((fallback, extra)) = groups.split_last() {
-                    if !authored_srcset {
-                        let _ = el.set_attribute("srcset", &srcset_of(fallback));
-                        let _ = el.set_attribute("sizes", &sizes);
-                    }
-                    if st.pictures == 0 && !authored_srcset && !extra.is_empty() {
-                        let mut open = String::from("<picture>");
-                        for group in extra {
-                            open.push_str(&format!(
-                                "<source type=\"{}\" srcset=\"{}\" sizes=\"{}\">",
-                                escape(&group[0].mime),
-                                escape(&srcset_of(group)),
-                                escape(&sizes)
-                            ));
-                        }
-                        el.before(&open, ContentType::Html);
-                        el.after("</picture>", ContentType::Html);
-                    }
-                    if in_first_screen {
-                        // The best format's widest candidate: what a large screen fetches.
-                        let best = groups.first().unwrap_or(fallback);
-                        st.extra += best.iter().map(|v| v.bytes).max().unwrap_or(0);
-                    }
-                }
-                if !in_first_screen {
-                    if !el.has_attribute("loading") {
-                        let _ = el.set_attribute("loading", "lazy");
-                    }
-                    if !el.has_attribute("decoding") {
-                        let _ = el.set_attribute("decoding", "async");
-                    }
-                }
-                if let Some(p) = &asset.placeholder {
-                    let style = el.get_attribute("style").unwrap_or_default();
-                    let _ = el.set_attribute(
-                        "style",
-                        &format!("background:url({p}) center/cover no-repeat;{style}"),
-                    );
-                }
-            }
+    /// Links: their URL rewritten (a link to a video opens its lesson page),
+    /// and the stylesheets and icons that load at once counted.
+    fn href(&self, el: &mut Element<'_, '_>, state: &Shared) -> HandlerResult {
+        let target = self.attribute(el, "href")?;
+        let rel = el
+            .get_attribute("rel")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if let (true, Some(path)) = (el.tag_name() == "a", target.as_deref()) {
+            self.link_lesson(el, path);
+        }
+        let fetched = el.tag_name() == "link"
+            && rel
+                .split_ascii_whitespace()
+                .any(|r| matches!(r, "stylesheet" | "icon" | "preload" | "modulepreload"));
+        if let (true, Some(path)) = (fetched, target) {
+            state.borrow_mut().extra += self.smallest_bytes(&path);
         }
         Ok(())
     }
@@ -495,61 +394,6 @@ impl Ctx<'_> {
     }
 }
 
-/// `width`/`height` for an image: the author's when both are given, else
-/// from the source aspect (the widest variant), keeping an authored width.
-fn size(el: &Element<'_, '_>, largest: &Variant) -> (u32, u32) {
-    let num = |name: &str| {
-        el.get_attribute(name)
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .filter(|n| *n > 0)
-    };
-    let (sw, sh) = (
-        largest.width.unwrap_or(1).max(1),
-        largest.height.unwrap_or(1).max(1),
-    );
-    match (num("width"), num("height")) {
-        (Some(w), Some(h)) => (w, h),
-        (Some(w), None) => (w, scale(w, sh, sw)),
-        (None, Some(h)) => (scale(h, sw, sh), h),
-        (None, None) => (sw, sh),
-    }
-}
-
-fn scale(x: u32, num: u32, den: u32) -> u32 {
-    ((u64::from(x) * u64::from(num) + u64::from(den) / 2) / u64::from(den)).max(1) as u32
-}
-
-/// Variants grouped by format, best format first, each group by width.
-fn by_format<'a>(variants: &[&'a Variant]) -> Vec<Vec<&'a Variant>> {
-    let rank = |mime: &str| {
-        FORMAT_ORDER
-            .iter()
-            .position(|m| *m == mime)
-            .unwrap_or(FORMAT_ORDER.len())
-    };
-    let mut groups: Vec<Vec<&Variant>> = Vec::new();
-    for v in variants {
-        match groups.iter_mut().find(|g| g[0].mime == v.mime) {
-            Some(g) => g.push(v),
-            None => groups.push(vec![v]),
-        }
-    }
-    groups.sort_by_key(|g| rank(&g[0].mime));
-    for g in &mut groups {
-        g.sort_by_key(|v| v.width);
-        g.dedup_by_key(|v| v.width);
-    }
-    groups
-}
-
-fn srcset_of(group: &[&Variant]) -> String {
-    group
-        .iter()
-        .map(|v| format!("/o/{} {}w", v.key, v.width.unwrap_or(1)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Escapes text for a double-quoted attribute value.
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -560,7 +404,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lowband_catalog::manifest::{Asset, SourceInfo};
+    use lowband_catalog::manifest::{Asset, SourceInfo, Variant};
     use lowband_catalog::{ContentHash, ObjectKey};
 
     fn image(path: &str, placeholder: Option<&str>) -> Asset {

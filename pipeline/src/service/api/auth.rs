@@ -11,12 +11,40 @@ use lowband_catalog::ContentHash;
 /// Shortest token accepted: a guessable token is no authentication.
 const MIN_TOKEN_CHARS: usize = 16;
 
+/// Why the tokens file cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {reason}")]
-pub struct TokensError {
-    pub file: PathBuf,
+pub enum TokensError {
+    #[error("{file}:0: {source}")]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{}: {}", .source.line, .source.problem)]
+    Parse {
+        file: PathBuf,
+        #[source]
+        source: ParseError,
+    },
+}
+
+/// What is wrong in the text of a tokens file, and on which line (from 1;
+/// 0 for the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct ParseError {
     pub line: usize,
-    pub reason: String,
+    pub problem: TokenProblem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenProblem {
+    #[error("token shorter than {MIN_TOKEN_CHARS} characters")]
+    TooShort,
+    #[error("token has characters other than visible ASCII")]
+    NotVisibleAscii,
+    #[error("no tokens")]
+    NoTokens,
 }
 
 /// The authors allowed to publish.
@@ -27,20 +55,19 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn from_file(file: &Path) -> Result<Self, TokensError> {
-        let text = std::fs::read_to_string(file).map_err(|e| TokensError {
+        let text = std::fs::read_to_string(file).map_err(|source| TokensError::Read {
             file: file.to_owned(),
-            line: 0,
-            reason: e.to_string(),
+            source,
         })?;
-        Self::parse(&text).map_err(|(line, reason)| TokensError {
+        Self::parse(&text).map_err(|source| TokensError::Parse {
             file: file.to_owned(),
-            line,
-            reason,
+            source,
         })
     }
 
-    /// Parses the file's text; an error gives the line (from 1) and why.
-    pub fn parse(text: &str) -> Result<Self, (usize, String)> {
+    /// Parses the file's text.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let fail = |line, problem| ParseError { line, problem };
         let mut by_digest = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -51,16 +78,10 @@ impl Tokens {
                 .split_once(char::is_whitespace)
                 .map_or((line, ""), |(t, n)| (t, n.trim()));
             if token.chars().count() < MIN_TOKEN_CHARS {
-                return Err((
-                    n + 1,
-                    format!("token shorter than {MIN_TOKEN_CHARS} characters"),
-                ));
+                return Err(fail(n + 1, TokenProblem::TooShort));
             }
             if !token.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err((
-                    n + 1,
-                    "token has characters other than visible ASCII".into(),
-                ));
+                return Err(fail(n + 1, TokenProblem::NotVisibleAscii));
             }
             let name = if name.is_empty() {
                 format!("token on line {}", n + 1)
@@ -70,7 +91,7 @@ impl Tokens {
             by_digest.insert(ContentHash::of(token.as_bytes()), name);
         }
         if by_digest.is_empty() {
-            return Err((0, "no tokens".into()));
+            return Err(fail(0, TokenProblem::NoTokens));
         }
         Ok(Self { by_digest })
     }
@@ -111,10 +132,19 @@ mod tests {
             assert_eq!(t.check(Some(bad)), None, "{bad:?}");
         }
         assert_eq!(t.check(None), None);
-        assert_eq!(Tokens::parse("short\n").unwrap_err().0, 1);
+        assert_eq!(Tokens::parse("short\n").unwrap_err().line, 1);
         assert!(Tokens::parse("# only comments\n")
             .unwrap_err()
-            .1
+            .to_string()
             .contains("no tokens"));
+        let file = Path::new("/etc/lowband/tokens");
+        let e = TokensError::Parse {
+            file: file.to_owned(),
+            source: Tokens::parse("ok-but-\x01-0123456789\n").unwrap_err(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/etc/lowband/tokens:1: token has characters other than visible ASCII"
+        );
     }
 }

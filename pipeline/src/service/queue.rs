@@ -35,17 +35,25 @@ const DEAD_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
-    #[error("NATS {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("NATS: {what}: {reason}")]
-    Nats { what: String, reason: String },
+    #[error("NATS {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("NATS: {what}: {source}")]
+    Nats {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl QueueError {
-    fn nats(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
+    fn nats(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Nats {
             what: what.into(),
-            reason: e.to_string(),
+            source: Box::new(e),
         }
     }
 }
@@ -109,9 +117,9 @@ impl Queue {
             .connection_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| QueueError::Connect {
+            .map_err(|source| QueueError::Connect {
                 url: url.to_owned(),
-                reason: e.to_string(),
+                source,
             })?;
         let js = jetstream::new(client.clone());
         js.get_or_create_stream(stream::Config {
