@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use lowband_catalog::manifest::{AssetKind, ModuleInfo};
+use lowband_catalog::media_type::{self, stored, MediaType};
 use lowband_catalog::{KeyError, ModuleId};
 use serde::Deserialize;
 
@@ -118,7 +119,8 @@ pub fn discover(dir: &Path, module_id: Option<&str>) -> Result<ModuleSource, Dis
         dir: dir.to_owned(),
         source,
     };
-    for entry in walk {
+    let mut walk = walk.into_iter();
+    while let Some(entry) = walk.next() {
         let entry = entry.map_err(walk_err)?;
         let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
         let Some(path) = logical_path(rel) else {
@@ -130,6 +132,10 @@ pub fn discover(dir: &Path, module_id: Option<&str>) -> Result<ModuleSource, Dis
         };
         let name = entry.file_name().to_string_lossy();
         if name.starts_with('.') {
+            // Nor anything inside: `.git/config` is no lesson either.
+            if entry.file_type().is_dir() {
+                walk.skip_current_dir();
+            }
             skipped.push(Skipped {
                 path,
                 reason: "hidden".into(),
@@ -186,8 +192,8 @@ impl SourceAsset {
         Self::classed(path, file, bytes, class)
     }
 
-    fn classed(path: String, file: PathBuf, bytes: u64, class: Class) -> Self {
-        let (kind, mime, ext) = class;
+    fn classed(path: String, file: PathBuf, bytes: u64, class: MediaType) -> Self {
+        let MediaType { kind, mime, ext } = class;
         Self {
             path,
             file,
@@ -199,12 +205,11 @@ impl SourceAsset {
     }
 }
 
-/// Asset kind, MIME type and stored extension.
-pub type Class = (AssetKind, &'static str, &'static str);
-
-fn class_of(path: &str, sniff: impl FnOnce() -> Option<Class>) -> Class {
-    let class = classify(path);
-    if class.0 == AssetKind::File {
+/// A file's type by its name; a name that says no more than "a file" is
+/// checked by its first bytes too.
+fn class_of(path: &str, sniff: impl FnOnce() -> Option<MediaType>) -> MediaType {
+    let class = media_type::of_name(path);
+    if class.kind == AssetKind::File {
         sniff().unwrap_or(class)
     } else {
         class
@@ -261,54 +266,10 @@ fn logical_path(rel: &Path) -> Option<String> {
     Some(parts?.join("/"))
 }
 
-/// Asset kind, MIME type and stored extension of a file, by its extension.
-pub fn classify(path: &str) -> Class {
-    let ext = path
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    use AssetKind::*;
-    match ext.as_str() {
-        "mp4" | "m4v" => (Video, "video/mp4", "mp4"),
-        "mov" => (Video, "video/quicktime", "mov"),
-        "webm" => (Video, "video/webm", "webm"),
-        "mkv" => (Video, "video/x-matroska", "mkv"),
-        "avi" => (Video, "video/x-msvideo", "avi"),
-        "3gp" => (Video, "video/3gpp", "3gp"),
-        "3g2" => (Video, "video/3gpp2", "3g2"),
-        "flv" => (Video, "video/x-flv", "flv"),
-        "ogv" => (Video, "video/ogg", "ogv"),
-        "mts" | "m2ts" => (Video, "video/mp2t", "ts"),
-        "mp3" => (Audio, "audio/mpeg", "mp3"),
-        "wav" => (Audio, "audio/wav", "wav"),
-        "m4a" => (Audio, "audio/mp4", "m4a"),
-        "aac" => (Audio, "audio/aac", "aac"),
-        "ogg" | "oga" => (Audio, "audio/ogg", "ogg"),
-        "opus" => (Audio, "audio/ogg", "opus"),
-        "flac" => (Audio, "audio/flac", "flac"),
-        "jpg" | "jpeg" => (Image, "image/jpeg", "jpg"),
-        "png" => (Image, "image/png", "png"),
-        "webp" => (Image, "image/webp", "webp"),
-        "gif" => (Image, "image/gif", "gif"),
-        "html" | "htm" => (Page, "text/html; charset=utf-8", "html"),
-        "css" => (File, "text/css; charset=utf-8", "css"),
-        "js" | "mjs" => (File, "text/javascript; charset=utf-8", "js"),
-        "json" => (File, "application/json", "json"),
-        "vtt" => (File, "text/vtt; charset=utf-8", "vtt"),
-        "srt" => (File, "application/x-subrip", "srt"),
-        "txt" | "md" => (File, "text/plain; charset=utf-8", "txt"),
-        "svg" => (File, "image/svg+xml", "svg"),
-        "xml" => (File, "application/xml", "xml"),
-        "pdf" => (File, "application/pdf", "pdf"),
-        "woff2" => (File, "font/woff2", "woff2"),
-        _ => (File, "application/octet-stream", "bin"),
-    }
-}
-
 /// Bytes read from a file to recognise media by its content.
 pub const SNIFF_BYTES: usize = 4096;
 
-fn sniff_file(file: &Path) -> Option<Class> {
+fn sniff_file(file: &Path) -> Option<MediaType> {
     use std::io::Read;
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     std::fs::File::open(file)
@@ -321,90 +282,79 @@ fn sniff_file(file: &Path) -> Option<Class> {
 
 /// Recognises audio and video containers by their first bytes: the
 /// signatures FFmpeg's own probes look for.
-pub fn sniff(head: &[u8]) -> Option<Class> {
-    use AssetKind::*;
+pub fn sniff(head: &[u8]) -> Option<MediaType> {
     let at = |i: usize, magic: &[u8]| head.get(i..i + magic.len()) == Some(magic);
     if at(4, b"ftyp") {
         let brand = head.get(8..12)?;
-        return Some(match brand {
-            b"M4A " | b"M4B " => (Audio, "audio/mp4", "m4a"),
+        return match brand {
+            // HEIF still images (AVIF, HEIC) are ISO files too, but not media.
+            b"avif" | b"avis" | b"heic" | b"heix" | b"mif1" | b"msf1" => None,
+            b"M4A " | b"M4B " => Some(stored("m4a")),
             b"3gp4" | b"3gp5" | b"3gp6" | b"3gp7" | b"3gs7" | b"3ge6" | b"3ge7" | b"3gg6" => {
-                (Video, "video/3gpp", "3gp")
+                Some(stored("3gp"))
             }
-            b"3g2a" | b"3g2b" | b"3g2c" => (Video, "video/3gpp2", "3g2"),
-            b"qt  " => (Video, "video/quicktime", "mov"),
-            _ => (Video, "video/mp4", "mp4"),
-        });
+            b"3g2a" | b"3g2b" | b"3g2c" => Some(stored("3g2")),
+            b"qt  " => Some(stored("mov")),
+            _ => Some(stored("mp4")),
+        };
     }
     if [b"moov", b"mdat", b"wide", b"free"]
         .iter()
         .any(|m| at(4, *m))
     {
-        return Some((Video, "video/quicktime", "mov"));
+        return Some(stored("mov"));
     }
     if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
         let webm = head.windows(4).take(64).any(|w| w == b"webm");
-        return Some(if webm {
-            (Video, "video/webm", "webm")
-        } else {
-            (Video, "video/x-matroska", "mkv")
-        });
+        return Some(if webm { stored("webm") } else { stored("mkv") });
     }
     // MPEG-TS packets are 188 bytes (192 in M2TS), each starting 0x47.
     for (start, size) in [(0usize, 188usize), (4, 192)] {
         if (0..4).all(|i| head.get(start + i * size) == Some(&0x47)) {
-            return Some((Video, "video/mp2t", "ts"));
+            return Some(stored("ts"));
         }
     }
     if at(0, b"FLV") {
-        return Some((Video, "video/x-flv", "flv"));
+        return Some(stored("flv"));
     }
     if at(0, b"OggS") {
         let video = head
             .windows(7)
             .any(|w| w == b"\x80theora" || &w[..6] == b"\x01video");
         return Some(if video {
-            (Video, "video/ogg", "ogv")
+            stored("ogv")
         } else if head.windows(8).any(|w| w == b"OpusHead") {
-            (Audio, "audio/ogg", "opus")
+            stored("opus")
         } else {
-            (Audio, "audio/ogg", "ogg")
+            stored("ogg")
         });
     }
     if at(0, b"RIFF") && at(8, b"AVI ") {
-        return Some((Video, "video/x-msvideo", "avi"));
+        return Some(stored("avi"));
     }
     if at(0, b"RIFF") && at(8, b"WAVE") {
-        return Some((Audio, "audio/wav", "wav"));
+        return Some(stored("wav"));
     }
     if at(0, b"fLaC") {
-        return Some((Audio, "audio/flac", "flac"));
+        return Some(stored("flac"));
     }
     if at(0, b"ID3") {
-        return Some((Audio, "audio/mpeg", "mp3"));
+        return Some(stored("mp3"));
     }
     // An MPEG audio or ADTS frame header: 11 (12) sync bits, then a layer
     // and rate that are valid; checked twice in a row to rule out chance.
     if let [0xFF, b1, b2, ..] = head {
         if b1 & 0xF6 == 0xF0 && b2 >> 2 & 0x0F != 0x0F {
-            return Some((Audio, "audio/aac", "aac"));
+            return Some(stored("aac"));
         }
         if b1 & 0xE0 == 0xE0 && b1 & 0x06 != 0 && b2 >> 4 != 0x0F && b2 >> 4 != 0 {
-            return Some((Audio, "audio/mpeg", "mp3"));
+            return Some(stored("mp3"));
         }
     }
     if at(0, &[0x0B, 0x77]) {
-        return Some((Audio, "audio/ac3", "ac3"));
+        return Some(stored("ac3"));
     }
     None
-}
-
-/// Whether a MIME type compresses well enough to precompress.
-pub fn is_text(mime: &str) -> bool {
-    mime.starts_with("text/")
-        || ["application/json", "application/xml", "image/svg+xml"]
-            .iter()
-            .any(|m| mime.starts_with(m))
 }
 
 #[cfg(test)]
@@ -419,6 +369,9 @@ mod tests {
         std::fs::write(root.join("index.html"), "<p>hi</p>").unwrap();
         std::fs::write(root.join("lessons/Intro.MP4"), "x").unwrap();
         std::fs::write(root.join(".DS_Store"), "x").unwrap();
+        std::fs::create_dir_all(root.join(".git/objects")).unwrap();
+        std::fs::write(root.join(".git/config"), "[core]").unwrap();
+        std::fs::write(root.join(".git/objects/ab"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("passwd.txt")).unwrap();
         let m = discover(&root, None).unwrap();
         assert_eq!(m.info.id.as_str(), "my-module");
@@ -431,7 +384,11 @@ mod tests {
             ]
         );
         let skipped: Vec<_> = m.skipped.iter().map(|s| s.path.as_str()).collect();
-        assert_eq!(skipped, [".DS_Store", "passwd.txt"]);
+        assert_eq!(
+            skipped,
+            [".DS_Store", ".git", "passwd.txt"],
+            "nothing under .git"
+        );
     }
 
     #[test]
@@ -467,18 +424,23 @@ mod tests {
             ]
         );
         assert_eq!(
-            sniff(b"RIFF\0\0\0\0WAVEfmt "),
+            sniff(b"RIFF\0\0\0\0WAVEfmt ").map(|m| (m.kind, m.mime, m.ext)),
             Some((AssetKind::Audio, "audio/wav", "wav"))
         );
         assert_eq!(
-            sniff(b"ID3\x04"),
+            sniff(b"ID3\x04").map(|m| (m.kind, m.mime, m.ext)),
             Some((AssetKind::Audio, "audio/mpeg", "mp3"))
         );
         assert_eq!(
-            sniff(b"\0\0\0\x20ftypM4A "),
+            sniff(b"\0\0\0\x20ftypM4A ").map(|m| (m.kind, m.mime, m.ext)),
             Some((AssetKind::Audio, "audio/mp4", "m4a"))
         );
         assert_eq!(sniff(b"<html>"), None);
+        // Still images in an ISO file (AVIF, HEIC) are not videos.
+        for brand in ["avif", "heic", "mif1"] {
+            let head = format!("\0\0\0\x20ftyp{brand}\0\0\0\0mif1");
+            assert_eq!(sniff(head.as_bytes()), None, "{brand}");
+        }
         assert_eq!(sniff(b""), None);
     }
 

@@ -184,7 +184,7 @@ async fn read_source(
             return Err(IngestError::TooLarge { file, bytes, limit });
         }
         if matches!(kind, AssetKind::Video | AssetKind::Audio) {
-            Ok((upload::hash_file(&file).map_err(read)?.0, None))
+            Ok((ContentHash::of_file(&file).map_err(read)?.0, None))
         } else {
             let bytes = Bytes::from(std::fs::read(&file).map_err(read)?);
             Ok((ContentHash::of(&bytes), Some(bytes)))

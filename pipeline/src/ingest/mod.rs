@@ -41,7 +41,6 @@ pub use asset::{render_asset, AssetOutcome, Tally};
 pub use context::{Context, Progress, Silent, Uploads};
 pub use error::IngestError;
 pub use publish::{publish_module, Finished, Slot};
-pub(crate) use upload::hash_file;
 
 use crate::discover::{self, ModuleSource, Skipped};
 use context::blocking;

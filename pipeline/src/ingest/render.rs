@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use lowband_catalog::manifest::{AssetKind, VariantKind};
-use lowband_catalog::Profile;
+use lowband_catalog::{media_type, Profile};
 
 use super::context::{blocking, Context, Progress};
 use super::error::IngestError;
-use crate::discover::{self, SourceAsset};
+use crate::discover::SourceAsset;
 use crate::page::{self, ModuleView};
 use crate::rendition::Rendition;
 use crate::{image, video};
@@ -124,7 +124,7 @@ fn page(
 /// file is stored as authored.
 fn plain_file(src: &SourceAsset, profile: &Profile, bytes: Bytes) -> Vec<Rendition> {
     let tier = lowest_tier(profile);
-    if discover::is_text(src.mime) {
+    if media_type::compresses(src.mime) {
         page::render_file(bytes, src.mime, src.ext, tier, &profile.page)
     } else {
         vec![Rendition::bytes(

@@ -2,9 +2,6 @@
 //! object's key is its bytes' SHA-256, so a put of something already there
 //! uploads nothing and a repeated step is harmless.
 
-use std::io::Read;
-use std::path::Path;
-
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use lowband_catalog::manifest::{Caption, Variant};
@@ -85,7 +82,7 @@ async fn upload(
         Payload::File(path) => {
             let hashed = path.clone();
             let (hash, len) = blocking(&src.file, move || {
-                hash_file(&hashed).map_err(|source| IngestError::Read {
+                ContentHash::of_file(&hashed).map_err(|source| IngestError::Read {
                     file: hashed.clone(),
                     source,
                 })
@@ -146,22 +143,5 @@ fn variant(r: Rendition, key: ObjectKey, bytes: u64, playlist: Option<ObjectKey>
         first_load_bytes: r.first_load_bytes,
         alternate: r.alternate.is_some(),
         language: r.alternate.flatten(),
-    }
-}
-
-/// A file's SHA-256 and length, read in 1 MiB pieces. The upload API hashes
-/// uploaded sources through here too.
-pub(crate) fn hash_file(path: &Path) -> std::io::Result<(ContentHash, u64)> {
-    let mut reader = std::fs::File::open(path)?;
-    let mut hasher = ContentHash::hasher();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            return Ok((hasher.finish(), total));
-        }
-        total += n as u64;
-        hasher.update(&buf[..n]);
     }
 }

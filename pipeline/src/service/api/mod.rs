@@ -15,11 +15,11 @@
 //! ```
 //!
 //! `routes` answers each of these; `upload` keeps resumable uploads in the
-//! store; `submit` turns a finished upload into a queued job; `auth` reads
-//! the tokens. Errors are made into responses in one place
+//! store; `submit` turns a finished upload into a queued job; the tokens
+//! file is the catalog's format ([`Tokens`]), shared with the edge's admin
+//! routes. Errors are made into responses in one place
 //! ([`ApiError::response`]); internal details stay in the log.
 
-mod auth;
 mod error;
 mod routes;
 mod submit;
@@ -35,8 +35,8 @@ use http_body_util::Full;
 use hyper::body::Body;
 use lowband_catalog::{Profile, Store};
 
-pub use auth::{ParseError, TokenProblem, Tokens, TokensError};
 pub use error::{ApiError, BodyError};
+pub use lowband_catalog::tokens::{Tokens, TokensError, TokensProblem};
 
 use crate::service::archive;
 use crate::service::queue::Queue;

@@ -17,7 +17,6 @@ use serde_json::json;
 use super::error::{json_response, ApiError, BodyError};
 use super::{upload, Api};
 use crate::discover::{self, ModuleSource};
-use crate::ingest::hash_file;
 use crate::service::archive::{self, ArchiveError};
 use crate::service::jobs::{self, JobPlan, PlannedAsset};
 use crate::service::queue::JobMessage;
@@ -154,7 +153,7 @@ impl Api {
         let mut assets = Vec::with_capacity(source.assets.len());
         for a in &source.assets {
             let file = a.file.clone();
-            let (hash, _) = tokio::task::spawn_blocking(move || hash_file(&file))
+            let (hash, _) = tokio::task::spawn_blocking(move || ContentHash::of_file(&file))
                 .await
                 .map_err(|source| ApiError::Task {
                     what: "hashing",
@@ -195,7 +194,7 @@ fn unpack_and_discover(
             source,
         },
     })?;
-    let (hash, _) = hash_file(archive_file)
+    let (hash, _) = ContentHash::of_file(archive_file)
         .map_err(ApiError::io(format!("hashing {}", archive_file.display())))?;
     let dir = module_root(root);
     let source = discover::discover(&dir, Some(module)).map_err(|source| ApiError::Module {
