@@ -1,5 +1,6 @@
 //! `lowband-pipeline`: argument parsing, progress and exit codes over the library.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -236,9 +237,11 @@ fn ingest(
     drop(progress);
     let report = report?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?;
     } else {
-        print_summary(&report, store.url());
+        let mut out = String::new();
+        print_summary(&mut out, &report, store.url());
+        stdout(&out)?;
     }
     Ok(())
 }
@@ -300,11 +303,12 @@ fn worker(store: &str, nats: &str, options: WorkerOptions) -> anyhow::Result<()>
 }
 
 fn profiles(check: Option<PathBuf>, profiles_dir: PathBuf) -> anyhow::Result<()> {
+    let mut out = String::new();
     if let Some(file) = check {
         let p = Profile::from_file(&file)?;
-        println!("{}: valid profile {:?}", file.display(), p.name);
-        print_ladder(&p);
-        return Ok(());
+        let _ = writeln!(out, "{}: valid profile {:?}", file.display(), p.name);
+        print_ladder(&mut out, &p);
+        return stdout(&out);
     }
     let mut found = vec![("default (built in)".to_owned(), Profile::builtin_default())];
     if let Ok(entries) = std::fs::read_dir(&profiles_dir) {
@@ -321,13 +325,23 @@ fn profiles(check: Option<PathBuf>, profiles_dir: PathBuf) -> anyhow::Result<()>
         }
     }
     for (source, p) in found {
-        println!("{} — {} [{}]", p.name, p.description, source);
-        print_ladder(&p);
+        let _ = writeln!(out, "{} — {} [{}]", p.name, p.description, source);
+        print_ladder(&mut out, &p);
     }
-    Ok(())
+    stdout(&out)
 }
 
-fn print_ladder(p: &Profile) {
+/// Writes a command's output; a reader that stopped early (`| head`) is
+/// no error, as for any Unix tool.
+fn stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn print_ladder(out: &mut String, p: &Profile) {
     let tiers: Vec<_> = p
         .tiers
         .iter()
@@ -336,15 +350,17 @@ fn print_ladder(p: &Profile) {
             None => t.name.clone(),
         })
         .collect();
-    println!("  tiers: {}", tiers.join(", "));
+    let _ = writeln!(out, "  tiers: {}", tiers.join(", "));
     for r in &p.video.rungs {
-        println!(
+        let _ = writeln!(
+            out,
             "  video {:>6}  {:<8} {}p ≤{} fps ≤{} kbit/s (audio {} kbit/s)",
             r.name, r.tier, r.height, r.fps, r.max_kbps, r.audio_kbps
         );
     }
     for a in &p.video.audio {
-        println!(
+        let _ = writeln!(
+            out,
             "  audio {:>6}  {:<8} {:?} {} kbit/s",
             a.name, a.tier, a.codec, a.kbps
         );
@@ -355,20 +371,27 @@ fn print_ladder(p: &Profile) {
         .iter()
         .map(|r| format!("{} {}px q{}", r.tier, r.width, r.quality))
         .collect();
-    println!("  images: {} as {:?}", widths.join(", "), p.image.formats);
+    let _ = writeln!(
+        out,
+        "  images: {} as {:?}",
+        widths.join(", "),
+        p.image.formats
+    );
 }
 
-fn print_summary(r: &IngestReport, store: &str) {
+fn print_summary(out: &mut String, r: &IngestReport, store: &str) {
     let verb = if r.published {
         "Published"
     } else {
         "Unchanged"
     };
-    println!(
+    let _ = writeln!(
+        out,
         "{verb} {} ({}) → {store} {}",
         r.module, r.title, r.manifest_key
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  {} assets ({} reused), {} variants, {} objects uploaded ({})",
         r.assets,
         r.assets_reused,
@@ -381,13 +404,15 @@ fn print_summary(r: &IngestReport, store: &str) {
         .iter()
         .map(|t| format!("{} {}", t.tier, human(t.bytes)))
         .collect();
-    println!(
+    let _ = writeln!(
+        out,
         "  bytes in {} · bytes out per tier: {}",
         human(r.bytes_in),
         tiers.join(" · ")
     );
     if r.media_seconds > 0.0 {
-        println!(
+        let _ = writeln!(
+            out,
             "  video and sound: {:.1} min rendered in {:.1} min, {:.1} s per source minute",
             r.media_seconds / 60.0,
             r.media_render_seconds / 60.0,
@@ -395,7 +420,7 @@ fn print_summary(r: &IngestReport, store: &str) {
         );
     }
     for s in &r.skipped {
-        println!("  skipped {}: {}", s.path, s.reason);
+        let _ = writeln!(out, "  skipped {}: {}", s.path, s.reason);
     }
 }
 
