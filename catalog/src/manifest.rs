@@ -117,7 +117,7 @@ pub struct Variant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// Mean SSIM (luma) of the picture against the source scaled to this
-    /// size, sampled once a second.
+    /// size, sampled every 0.7 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssim: Option<f64>,
     /// For a page: what a client fetches before any tap, in bytes — this

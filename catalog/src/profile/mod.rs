@@ -137,8 +137,9 @@ pub struct VideoRung {
     /// changes, at most `fps` per second: lectures over slides).
     #[serde(default)]
     pub mode: RungMode,
-    /// Seconds between keyframes, if not `video.keyframe_interval`. Rungs
-    /// with their own interval are left out of HLS switching.
+    /// Seconds between keyframes, if not `video.keyframe_interval`. A rung
+    /// with its own interval is not aligned with the others: give it to a
+    /// rung played on its own (a `slides` rung, which HLS never switches to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyframe_interval: Option<f64>,
     /// SSIM the rung must reach: the pipeline then encodes samples of each
