@@ -13,8 +13,10 @@
 //! `encoder`; `quality` measures their SSIM as they are encoded, `captions`
 //! turns text subtitles into WebVTT and `poster` a frame into stills.
 //!
-//! FFmpeg is reached through `crate::media`; the poster's stills are
-//! encoded by `crate::image`.
+//! Every failure is a [`VideoError`] (`error`) naming the file and, inside
+//! an output, the rendition, stream and time. FFmpeg's set-up, its errors
+//! and the graph and encoder helpers come from `crate::media`; the poster's
+//! stills are encoded by `crate::image`.
 
 mod captions;
 mod cascade;
