@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use lowband_catalog::manifest::VariantKind;
 
-use crate::video::fmp4::FragmentIndex;
+use crate::fmp4::FragmentIndex;
 
 /// Where a rendition's bytes are: small outputs in memory, encoded media in
 /// a local work file (streamed to the store, never read whole).

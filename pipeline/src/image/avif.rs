@@ -23,6 +23,9 @@ use ffmpeg::{codec, color, encoder, format::Pixel, frame, Dictionary, Packet};
 use ffmpeg_next as ffmpeg;
 use image::DynamicImage;
 
+use super::error::Failure;
+use crate::media::{self, MediaError};
+
 /// libaom speed in all-intra mode: 6 takes ~2× the CPU of 8 for ~30% fewer bytes at equal SSIM.
 const CPU_USED: &str = "6";
 
@@ -34,8 +37,8 @@ pub(crate) fn crf_for_quality(quality: u8) -> u8 {
 
 /// Encodes RGB or RGBA pixels (sRGB) as an 8-bit 4:2:0 AVIF; alpha, when
 /// present, becomes an auxiliary alpha image encoded at a higher quality.
-pub(crate) fn encode(image: &DynamicImage, quality: u8) -> Result<Bytes, String> {
-    crate::video::init();
+pub(crate) fn encode(image: &DynamicImage, quality: u8) -> Result<Bytes, Failure> {
+    media::init();
     let (w, h) = (image.width(), image.height());
     let crf = crf_for_quality(quality);
     let (color, alpha) = match image {
@@ -45,7 +48,7 @@ pub(crate) fn encode(image: &DynamicImage, quality: u8) -> Result<Bytes, String>
             let alpha = av1_intra(&alpha, Pixel::GRAY8, crf / 2)?;
             (yuv420_frame(buf.as_raw(), 4, w, h), Some(alpha))
         }
-        _ => return Err("internal: unexpected pixel layout for AVIF".into()),
+        _ => return Err(Failure::PixelLayout { format: "AVIF" }),
     };
     let color = av1_intra(&color, Pixel::YUV420P, crf)?;
     let avif = avif_serialize::Aviffy::new()
@@ -115,12 +118,9 @@ fn alpha_frame(rgba: &[u8], w: u32, h: u32) -> frame::Video {
 }
 
 /// One AV1 key frame, as the OBUs an AVIF item holds (no temporal delimiters).
-fn av1_intra(picture: &frame::Video, pixel: Pixel, crf: u8) -> Result<Vec<u8>, String> {
-    let fail = |op: &'static str| move |e: ffmpeg::Error| format!("AVIF: libaom-av1: {op}: {e}");
-    let codec = encoder::find_by_name("libaom-av1").ok_or(
-        "AVIF needs an FFmpeg built with libaom-av1 (Debian 12's libavcodec59 has it); \
-         or remove \"avif\" from the profile's image.formats",
-    )?;
+fn av1_intra(picture: &frame::Video, pixel: Pixel, crf: u8) -> Result<Vec<u8>, Failure> {
+    let fail = |op: &'static str| move |e: ffmpeg::Error| Failure::Avif(MediaError::op(op)(e));
+    let codec = encoder::find_by_name("libaom-av1").ok_or(Failure::NoAvifEncoder)?;
     let mut enc = codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()
@@ -150,34 +150,33 @@ fn av1_intra(picture: &frame::Video, pixel: Pixel, crf: u8) -> Result<Vec<u8>, S
     enc.send_eof().map_err(fail("flushing"))?;
     let mut out = Vec::new();
     let mut packet = Packet::empty();
-    while enc.receive_packet(&mut packet).is_ok() {
+    while media::receive_packet(&mut enc, &mut packet).map_err(fail("encoding"))? {
         if let Some(data) = packet.data() {
             strip_temporal_delimiters(data, &mut out)?;
         }
     }
     if out.is_empty() {
-        return Err("AVIF: libaom-av1 produced no picture".into());
+        return Err(Failure::AvifEmpty);
     }
     Ok(out)
 }
 
 /// Copies the OBUs of a packet except temporal delimiters, which an AVIF
 /// item must not contain. Every OBU from libaom carries its size field.
-fn strip_temporal_delimiters(data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+fn strip_temporal_delimiters(data: &[u8], out: &mut Vec<u8>) -> Result<(), Failure> {
     const OBU_TEMPORAL_DELIMITER: u8 = 2;
-    let bad = || "AVIF: libaom-av1 returned a malformed OBU".to_owned();
     let mut at = 0;
     while at < data.len() {
         let header = data[at];
         let obu_type = (header >> 3) & 0x0F;
         let has_extension = header & 0x04 != 0;
         if header & 0x02 == 0 {
-            return Err(bad());
+            return Err(Failure::AvifObu);
         }
         let mut pos = at + 1 + usize::from(has_extension);
         let mut size = 0usize;
         for i in 0..8 {
-            let byte = *data.get(pos).ok_or_else(bad)?;
+            let byte = *data.get(pos).ok_or(Failure::AvifObu)?;
             pos += 1;
             size |= usize::from(byte & 0x7F) << (7 * i);
             if byte & 0x80 == 0 {
@@ -187,7 +186,7 @@ fn strip_temporal_delimiters(data: &[u8], out: &mut Vec<u8>) -> Result<(), Strin
         let end = pos
             .checked_add(size)
             .filter(|&e| e <= data.len())
-            .ok_or_else(bad)?;
+            .ok_or(Failure::AvifObu)?;
         if obu_type != OBU_TEMPORAL_DELIMITER {
             out.extend_from_slice(&data[at..end]);
         }

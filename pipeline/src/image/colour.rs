@@ -14,9 +14,11 @@ use zune_core::bytestream::ZCursor;
 use zune_core::colorspace::ColorSpace as ZuneColorSpace;
 use zune_core::options::DecoderOptions;
 
+use super::error::Failure;
+
 /// Turns a decoded picture into 8-bit sRGB (RGB, or RGBA when it has alpha),
 /// applying its ICC profile when that is not sRGB already.
-pub(crate) fn to_srgb8(image: DynamicImage, icc: Option<&[u8]>) -> Result<DynamicImage, String> {
+pub(crate) fn to_srgb8(image: DynamicImage, icc: Option<&[u8]>) -> Result<DynamicImage, Failure> {
     let has_alpha = image.color().has_alpha();
     // 16-bit and float sources round to 8 bits here; grey becomes RGB.
     let mut image = if has_alpha {
@@ -27,23 +29,22 @@ pub(crate) fn to_srgb8(image: DynamicImage, icc: Option<&[u8]>) -> Result<Dynami
     let Some(profile) = icc.and_then(rgb_profile_needing_conversion) else {
         return Ok(image);
     };
-    let fail = |e: moxcms::CmsError| format!("cannot apply the embedded ICC profile: {e}");
     let srgb = ColorProfile::new_srgb();
     let options = TransformOptions::default();
     match &mut image {
         DynamicImage::ImageRgba8(buf) => {
             let t = profile
                 .create_transform_8bit(Layout::Rgba, &srgb, Layout::Rgba, options)
-                .map_err(fail)?;
+                .map_err(Failure::Icc)?;
             let src = buf.as_raw().clone();
-            t.transform(&src, buf.as_mut()).map_err(fail)?;
+            t.transform(&src, buf.as_mut()).map_err(Failure::Icc)?;
         }
         DynamicImage::ImageRgb8(buf) => {
             let t = profile
                 .create_transform_8bit(Layout::Rgb, &srgb, Layout::Rgb, options)
-                .map_err(fail)?;
+                .map_err(Failure::Icc)?;
             let src = buf.as_raw().clone();
-            t.transform(&src, buf.as_mut()).map_err(fail)?;
+            t.transform(&src, buf.as_mut()).map_err(Failure::Icc)?;
         }
         _ => {}
     }
@@ -85,18 +86,22 @@ pub(crate) fn decode_cmyk_jpeg(
     bytes: &[u8],
     (width, height): (u32, u32),
     icc: Option<&[u8]>,
-) -> Result<DynamicImage, String> {
+) -> Result<DynamicImage, Failure> {
     let options = DecoderOptions::default()
         .set_strict_mode(false)
         .set_max_width(width as usize)
         .set_max_height(height as usize)
         .jpeg_set_out_colorspace(ZuneColorSpace::CMYK);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    let mut cmyk = decoder
-        .decode()
-        .map_err(|e| format!("cannot decode the CMYK JPEG: {e}"))?;
-    if cmyk.len() != width as usize * height as usize * 4 {
-        return Err("cannot decode the CMYK JPEG: short picture".into());
+    let mut cmyk = decoder.decode().map_err(Failure::DecodeCmyk)?;
+    let samples = cmyk.len();
+    let wrong_size = || Failure::CmykSize {
+        got: samples,
+        width,
+        height,
+    };
+    if samples != width as usize * height as usize * 4 {
+        return Err(wrong_size());
     }
     if adobe_app14(bytes) {
         // Photoshop writes 255 for no ink; ICC CMYK and the formula below use 0.
@@ -108,7 +113,6 @@ pub(crate) fn decode_cmyk_jpeg(
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     match profile {
         Some(profile) => {
-            let fail = |e: moxcms::CmsError| format!("cannot apply the CMYK ICC profile: {e}");
             let t = profile
                 .create_transform_8bit(
                     Layout::Rgba,
@@ -116,8 +120,8 @@ pub(crate) fn decode_cmyk_jpeg(
                     Layout::Rgb,
                     TransformOptions::default(),
                 )
-                .map_err(fail)?;
-            t.transform(&cmyk, &mut rgb).map_err(fail)?;
+                .map_err(Failure::CmykIcc)?;
+            t.transform(&cmyk, &mut rgb).map_err(Failure::CmykIcc)?;
         }
         None => {
             for (px, ink) in rgb.chunks_exact_mut(3).zip(cmyk.chunks_exact(4)) {
@@ -130,7 +134,7 @@ pub(crate) fn decode_cmyk_jpeg(
     }
     RgbImage::from_raw(width, height, rgb)
         .map(DynamicImage::ImageRgb8)
-        .ok_or_else(|| "cannot decode the CMYK JPEG: size mismatch".into())
+        .ok_or_else(wrong_size)
 }
 
 /// Whether the JPEG has an Adobe APP14 segment (before its first scan).

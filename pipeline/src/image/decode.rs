@@ -13,6 +13,7 @@ use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageReader, RgbaImage
 use lowband_catalog::profile::ImageSettings;
 
 use super::colour;
+use super::error::Failure;
 
 /// A decoded source: upright 8-bit sRGB.
 pub(crate) enum Source {
@@ -26,98 +27,115 @@ pub(crate) struct Animation {
     pub frames: Vec<(RgbaImage, u32)>,
 }
 
-pub(crate) fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<Source, String> {
+pub(crate) fn decode(bytes: &[u8], settings: &ImageSettings) -> Result<Source, Failure> {
     if bytes.is_empty() {
-        return Err("the file is empty".into());
+        return Err(Failure::Empty);
     }
     if bytes.len() as u64 > settings.max_bytes {
-        return Err(format!(
-            "{} bytes, more than the {} allowed",
-            bytes.len(),
-            settings.max_bytes
-        ));
+        return Err(Failure::TooManyBytes {
+            bytes: bytes.len() as u64,
+            max: settings.max_bytes,
+        });
     }
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|e| format!("cannot read the image header: {e}"))
+            .map_err(Failure::Header)
     };
     let header = reader()?;
-    let format = header
-        .format()
-        .ok_or("not a readable image: the bytes are not JPEG, PNG, WebP or GIF")?;
+    let format = header.format().ok_or(Failure::UnknownFormat)?;
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err("truncated JPEG: the last scan has no end-of-image marker".into());
+        return Err(Failure::TruncatedJpeg);
     }
-    let (w, h) = header
-        .into_dimensions()
-        .map_err(|e| format!("not a readable image: {e}"))?;
+    let (w, h) = header.into_dimensions().map_err(Failure::Unreadable)?;
+    let mut limits = limits(w, h, settings)?;
+    if format == image::ImageFormat::Gif {
+        let frames = gif_frames(bytes, (w, h), settings)?;
+        if frames > 1 {
+            let pixels = frames.saturating_mul(u64::from(w) * u64::from(h));
+            limits.max_alloc = Some(pixels.saturating_mul(4).saturating_add(64 << 20));
+            return decode_animation(bytes, limits).map(Source::Animated);
+        }
+    }
+    let mut reader = reader()?;
+    reader.limits(limits);
+    decode_still(reader, bytes, format, (w, h)).map(Source::Still)
+}
+
+/// Checks the header's size against the profile; the decoder's limits for
+/// a picture of that size.
+fn limits(w: u32, h: u32, settings: &ImageSettings) -> Result<image::Limits, Failure> {
     if w == 0 || h == 0 {
-        return Err(format!(
-            "the header says {w}x{h}: a picture needs both sides"
-        ));
+        return Err(Failure::NoSize {
+            width: w,
+            height: h,
+        });
     }
     let pixels = u64::from(w) * u64::from(h);
     if pixels > settings.max_pixels {
-        return Err(format!(
-            "{w}x{h} is {pixels} pixels, more than the {} allowed",
-            settings.max_pixels
-        ));
+        return Err(Failure::TooManyPixels {
+            width: w,
+            height: h,
+            pixels,
+            max: settings.max_pixels,
+        });
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(w);
     limits.max_image_height = Some(h);
     // Room for the decoded picture at 16 bits per channel with alpha, and the decoder's own buffers.
     limits.max_alloc = Some(pixels.saturating_mul(8).saturating_add(64 << 20));
+    Ok(limits)
+}
 
-    if format == image::ImageFormat::Gif {
-        let frames = gif_frame_count(bytes)?;
-        if frames > settings.max_frames {
-            return Err(format!(
-                "the GIF has {frames} frames, more than the {} allowed",
-                settings.max_frames
-            ));
-        }
-        let total = frames.saturating_mul(pixels);
-        if total > settings.max_pixels {
-            return Err(format!(
-                "the GIF's {frames} frames of {w}x{h} are {total} pixels, more than the {} allowed",
-                settings.max_pixels
-            ));
-        }
-        if frames > 1 {
-            limits.max_alloc = Some(total.saturating_mul(4).saturating_add(64 << 20));
-            return decode_animation(bytes, limits).map(Source::Animated);
-        }
+/// A GIF's frame count, checked against the profile's frames and pixels.
+fn gif_frames(bytes: &[u8], (w, h): (u32, u32), settings: &ImageSettings) -> Result<u64, Failure> {
+    let frames = gif_frame_count(bytes)?;
+    if frames > settings.max_frames {
+        return Err(Failure::TooManyFrames {
+            frames,
+            max: settings.max_frames,
+        });
     }
+    let total = frames.saturating_mul(u64::from(w) * u64::from(h));
+    if total > settings.max_pixels {
+        return Err(Failure::AnimationTooLarge {
+            frames,
+            width: w,
+            height: h,
+            pixels: total,
+            max: settings.max_pixels,
+        });
+    }
+    Ok(frames)
+}
 
-    let mut reader = reader()?;
-    reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| format!("not a readable image: {e}"))?;
+/// Decodes a still picture, upright, in sRGB.
+fn decode_still(
+    reader: ImageReader<Cursor<&[u8]>>,
+    bytes: &[u8],
+    format: image::ImageFormat,
+    size: (u32, u32),
+) -> Result<DynamicImage, Failure> {
+    let mut decoder = reader.into_decoder().map_err(Failure::Unreadable)?;
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let icc = decoder.icc_profile().ok().flatten();
     let mut image = if format == image::ImageFormat::Jpeg && colour::jpeg_is_cmyk(bytes) {
         drop(decoder);
-        colour::decode_cmyk_jpeg(bytes, (w, h), icc.as_deref())?
+        colour::decode_cmyk_jpeg(bytes, size, icc.as_deref())?
     } else {
-        let image = DynamicImage::from_decoder(decoder)
-            .map_err(|e| format!("cannot decode the image: {e}"))?;
+        let image = DynamicImage::from_decoder(decoder).map_err(Failure::Decode)?;
         colour::to_srgb8(image, icc.as_deref())?
     };
     image.apply_orientation(orientation);
-    Ok(Source::Still(image))
+    Ok(image)
 }
 
-fn decode_animation(bytes: &[u8], limits: image::Limits) -> Result<Animation, String> {
-    let mut decoder =
-        GifDecoder::new(Cursor::new(bytes)).map_err(|e| format!("not a readable GIF: {e}"))?;
-    decoder
-        .set_limits(limits)
-        .map_err(|e| format!("not a readable GIF: {e}"))?;
+fn decode_animation(bytes: &[u8], limits: image::Limits) -> Result<Animation, Failure> {
+    let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(Failure::UnreadableGif)?;
+    decoder.set_limits(limits).map_err(Failure::UnreadableGif)?;
     let frames = decoder
         .into_frames()
         .map(|f| {
@@ -127,9 +145,9 @@ fn decode_animation(bytes: &[u8], limits: image::Limits) -> Result<Animation, St
             })
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("cannot decode the GIF: {e}"))?;
+        .map_err(Failure::DecodeGif)?;
     if frames.is_empty() {
-        return Err("cannot decode the GIF: no frame decoded".into());
+        return Err(Failure::NoGifFrameDecoded);
     }
     Ok(Animation { frames })
 }
@@ -137,9 +155,8 @@ fn decode_animation(bytes: &[u8], limits: image::Limits) -> Result<Animation, St
 /// Counts a GIF's frames from its block structure, decompressing nothing.
 /// A file cut off inside a block is an error; one that merely lacks the
 /// trailer is read as far as it goes, as browsers do.
-pub(crate) fn gif_frame_count(bytes: &[u8]) -> Result<u64, String> {
-    let truncated = || "truncated GIF: a block runs past the end of the file".to_owned();
-    let byte = |at: usize| bytes.get(at).copied().ok_or_else(truncated);
+fn gif_frame_count(bytes: &[u8]) -> Result<u64, Failure> {
+    let byte = |at: usize| bytes.get(at).copied().ok_or(Failure::TruncatedGif);
     let table = |flags: u8| {
         if flags & 0x80 != 0 {
             3 << ((flags & 0x07) + 1)
@@ -147,7 +164,7 @@ pub(crate) fn gif_frame_count(bytes: &[u8]) -> Result<u64, String> {
             0
         }
     };
-    let skip_sub_blocks = |mut at: usize| -> Result<usize, String> {
+    let skip_sub_blocks = |mut at: usize| -> Result<usize, Failure> {
         loop {
             let len = usize::from(byte(at)?);
             at += 1;
@@ -158,7 +175,7 @@ pub(crate) fn gif_frame_count(bytes: &[u8]) -> Result<u64, String> {
         }
     };
     if !(bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a")) {
-        return Err("not a GIF".into());
+        return Err(Failure::NotGif);
     }
     let mut at = 13 + table(byte(10)?);
     let mut frames = 0u64;
@@ -172,11 +189,11 @@ pub(crate) fn gif_frame_count(bytes: &[u8]) -> Result<u64, String> {
                 byte(at)?; // LZW minimum code size
                 at = skip_sub_blocks(at + 1)?;
             }
-            Some(other) => return Err(format!("corrupt GIF: unknown block 0x{other:02X}")),
+            Some(&block) => return Err(Failure::CorruptGif { block }),
         }
     }
     if frames == 0 {
-        return Err("the GIF has no frames".into());
+        return Err(Failure::NoGifFrames);
     }
     Ok(frames)
 }
@@ -215,9 +232,10 @@ mod tests {
         assert_eq!(gif_frame_count(&tiny_gif(1)).unwrap(), 1);
         assert_eq!(gif_frame_count(&tiny_gif(7)).unwrap(), 7);
         let cut = tiny_gif(3);
-        assert!(gif_frame_count(&cut[..cut.len() - 4])
-            .unwrap_err()
-            .contains("truncated"));
+        assert!(matches!(
+            gif_frame_count(&cut[..cut.len() - 4]),
+            Err(Failure::TruncatedGif)
+        ));
         assert!(gif_frame_count(b"GIF89a").is_err());
     }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use ffmpeg::{codec, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
+use super::error::VideoError;
 use super::source::SubtitleStreamInfo;
-use super::VideoError;
 
 /// Cues kept per track: a film's subtitles have a few thousand.
 const MAX_CUES: usize = 20_000;
@@ -49,13 +49,11 @@ impl SubtitleTrack {
         info: &SubtitleStreamInfo,
     ) -> Result<Self, VideoError> {
         let index = info.index;
-        let fail = |op: &str| {
-            let op = format!("{op} of subtitle stream {index}");
-            move |e: ffmpeg::Error| VideoError::ffmpeg(path, op, e)
-        };
-        let stream = ictx
-            .stream(index)
-            .ok_or_else(|| VideoError::Internal(format!("stream {index} vanished")))?;
+        let fail = |op: &str| VideoError::ffmpeg(path, format!("{op} of subtitle stream {index}"));
+        let stream = ictx.stream(index).ok_or_else(|| VideoError::NoStream {
+            file: path.to_owned(),
+            stream: index,
+        })?;
         let ctx = codec::context::Context::from_parameters(stream.parameters())
             .map_err(fail("reading the parameters"))?;
         let decoder = ctx
@@ -111,18 +109,21 @@ impl SubtitleTrack {
         }
     }
 
-    /// Writes the cues as `<workdir>/captions-<stream>.vtt`; None when the
-    /// track held no text.
-    pub fn finish(mut self, workdir: &Path) -> Result<Option<ExtractedCaptions>, VideoError> {
+    /// Writes the cues of this track of `source` as
+    /// `<workdir>/captions-<stream>.vtt`; None when the track held no text.
+    pub fn finish(
+        mut self,
+        source: &Path,
+        workdir: &Path,
+    ) -> Result<Option<ExtractedCaptions>, VideoError> {
         if self.cues.is_empty() {
             return Ok(None);
         }
         let path = workdir.join(format!("captions-{}.vtt", self.index));
-        std::fs::write(&path, webvtt(&mut self.cues)).map_err(|e| {
-            VideoError::Internal(format!(
-                "writing the captions of subtitle stream {}: {e}",
-                self.index
-            ))
+        std::fs::write(&path, webvtt(&mut self.cues)).map_err(|e| VideoError::Captions {
+            file: source.to_owned(),
+            stream: self.index,
+            source: e,
         })?;
         Ok(Some(ExtractedCaptions {
             path,

@@ -14,10 +14,11 @@ use std::path::Path;
 use ffmpeg::{filter, frame, Rational};
 use ffmpeg_next as ffmpeg;
 
-use super::output::{build_graph, feed_graph, pull, rotate_filters, video_source_args, VideoInput};
+use super::error::VideoError;
+use super::filters::{rotate_filters, video_source_args, VideoInput};
 use super::plan::{OutputPlan, VideoPlan};
 use super::source::Hdr;
-use super::VideoError;
+use crate::media::{build_graph, feed_graph, pull, MediaError};
 
 /// The shared first step: upright pictures at the largest rung's size.
 pub(super) struct Cascade {
@@ -51,9 +52,10 @@ impl Cascade {
         {
             return Ok(None);
         }
-        let graph = graph(input, width, height).map_err(|e| {
-            VideoError::ffmpeg(source, "building the shared scaling filter".into(), e)
-        })?;
+        let graph = graph(input, width, height).map_err(VideoError::ffmpeg(
+            source,
+            "building the shared scaling filter",
+        ))?;
         let output = VideoInput {
             width,
             height,
@@ -73,16 +75,16 @@ impl Cascade {
     }
 
     /// Scales one decoded picture; the result keeps its timestamp.
-    pub fn scale(&mut self, picture: &frame::Video) -> Result<frame::Video, VideoError> {
+    pub fn scale(&mut self, picture: &frame::Video) -> Result<frame::Video, MediaError> {
         feed_graph(&mut self.graph, picture)?;
         let mut scaled = frame::Video::empty();
         if pull(&mut self.graph, &mut scaled, "shared scaling")? {
             Ok(scaled)
         } else {
             // scale is one picture in, one out: nothing is ever held back.
-            Err(VideoError::Internal(
-                "the shared scaling filter held a picture back".into(),
-            ))
+            Err(MediaError::HeldBack {
+                filter: "shared scaling",
+            })
         }
     }
 }

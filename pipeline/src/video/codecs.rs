@@ -1,4 +1,9 @@
 //! RFC 6381 codec strings, read from what the encoder actually produced.
+//!
+//! HLS and `<source type>` name a rendition's codecs (`avc1.4d401e`,
+//! `av01.0.05M.08`); the profile and level come from the encoder's own
+//! parameter sets, not from the settings it was given.
+//! Pure byte parsing: `encoder` hands it the extradata.
 
 /// `avc1.PPCCLL` from H.264 extradata, either an `avcC` record or Annex B
 /// parameter sets (what libx264 emits with a global header).
@@ -100,46 +105,67 @@ fn parse_sequence_header(r: &mut Bits) -> Option<SequenceHeader> {
     let profile = r.take(3)? as u8;
     let _still_picture = r.flag()?;
     let reduced = r.flag()?;
-    let (level, tier);
-    let mut decoder_model = false;
-    if reduced {
-        level = r.take(5)? as u8;
-        tier = 0;
+    let (level, tier) = if reduced {
+        (r.take(5)? as u8, 0)
     } else {
-        let mut buffer_delay_bits = 0;
+        first_operating_point(r)?
+    };
+    skip_to_color_config(r, reduced)?;
+    let high_bitdepth = r.flag()?;
+    let depth = match (high_bitdepth, profile == 2 && high_bitdepth && r.flag()?) {
+        (false, _) => 8,
+        (true, false) => 10,
+        (true, true) => 12,
+    };
+    Some(SequenceHeader {
+        profile,
+        level,
+        tier,
+        depth,
+    })
+}
+
+/// The level and tier of the first operating point, past the timing and
+/// decoder model information.
+fn first_operating_point(r: &mut Bits) -> Option<(u8, u8)> {
+    let mut buffer_delay_bits = 0;
+    let mut decoder_model = false;
+    if r.flag()? {
+        // timing_info
+        r.take(32)?;
+        r.take(32)?;
         if r.flag()? {
-            // timing_info
-            r.take(32)?;
-            r.take(32)?;
-            if r.flag()? {
-                r.uvlc()?;
-            }
-            decoder_model = r.flag()?;
-            if decoder_model {
-                buffer_delay_bits = r.take(5)? + 1;
-                r.take(32)?;
-                r.take(10)?;
-            }
+            r.uvlc()?;
         }
-        let initial_display_delay = r.flag()?;
-        let points = r.take(5)? + 1;
-        let mut first = None;
-        for _ in 0..points {
-            r.take(12)?;
-            let idx = r.take(5)? as u8;
-            let t = if idx > 7 { r.take(1)? as u8 } else { 0 };
-            if decoder_model && r.flag()? {
-                r.take(buffer_delay_bits)?;
-                r.take(buffer_delay_bits)?;
-                r.take(1)?;
-            }
-            if initial_display_delay && r.flag()? {
-                r.take(4)?;
-            }
-            first.get_or_insert((idx, t));
+        decoder_model = r.flag()?;
+        if decoder_model {
+            buffer_delay_bits = r.take(5)? + 1;
+            r.take(32)?;
+            r.take(10)?;
         }
-        (level, tier) = first?;
     }
+    let initial_display_delay = r.flag()?;
+    let points = r.take(5)? + 1;
+    let mut first = None;
+    for _ in 0..points {
+        r.take(12)?;
+        let idx = r.take(5)? as u8;
+        let t = if idx > 7 { r.take(1)? as u8 } else { 0 };
+        if decoder_model && r.flag()? {
+            r.take(buffer_delay_bits)?;
+            r.take(buffer_delay_bits)?;
+            r.take(1)?;
+        }
+        if initial_display_delay && r.flag()? {
+            r.take(4)?;
+        }
+        first.get_or_insert((idx, t));
+    }
+    first
+}
+
+/// Skips the frame size, frame ids and coding tools, up to `color_config`.
+fn skip_to_color_config(r: &mut Bits, reduced: bool) -> Option<()> {
     let width_bits = r.take(4)? + 1;
     let height_bits = r.take(4)? + 1;
     r.take(width_bits)?;
@@ -168,18 +194,7 @@ fn parse_sequence_header(r: &mut Bits) -> Option<SequenceHeader> {
     }
     // superres, cdef, restoration
     r.take(3)?;
-    let high_bitdepth = r.flag()?;
-    let depth = match (high_bitdepth, profile == 2 && high_bitdepth && r.flag()?) {
-        (false, _) => 8,
-        (true, false) => 10,
-        (true, true) => 12,
-    };
-    Some(SequenceHeader {
-        profile,
-        level,
-        tier,
-        depth,
-    })
+    Some(())
 }
 
 /// A most-significant-bit-first reader that fails past the end.

@@ -2,7 +2,8 @@
 //!
 //! The poster is what a teacher sees before choosing to spend data; the
 //! placeholder (a few hundred bytes) can be inlined in a page and shown
-//! blurred while nothing else has arrived.
+//! blurred while nothing else has arrived. The frame is converted to RGB
+//! here; the stills are encoded by `image`'s encoders, as any picture is.
 
 use ffmpeg::software::scaling;
 use ffmpeg::{format::Pixel, frame};
@@ -11,6 +12,8 @@ use image::{imageops, DynamicImage, RgbImage};
 use lowband_catalog::manifest::VariantKind;
 use lowband_catalog::profile::ImageFormat;
 
+use super::error::PosterError;
+use super::source::VideoStreamInfo;
 use crate::image::encode;
 use crate::rendition::Rendition;
 
@@ -20,16 +23,25 @@ const POSTER_QUALITY: u8 = 60;
 const PLACEHOLDER_WIDTH: u32 = 32;
 const PLACEHOLDER_QUALITY: u8 = 30;
 
-/// Turns a decoded frame into the poster renditions. `display` is the
-/// picture's size as shown (pixel aspect applied, before rotation).
-pub fn renditions(
+/// Turns a decoded frame of the video stream `stream` into the poster
+/// renditions, upright and with the stream's pixel aspect applied.
+pub(super) fn renditions(
     frame: &frame::Video,
-    display: (u32, u32),
-    rotation: u32,
+    stream: &VideoStreamInfo,
     tier: &str,
-) -> Result<Vec<Rendition>, String> {
-    let rgb = to_rgb(frame, display)?;
-    let upright = DynamicImage::ImageRgb8(match rotation {
+) -> Result<Vec<Rendition>, PosterError> {
+    let (w, h) = (
+        stream.display_size().0.round() as u32,
+        stream.display_size().1,
+    );
+    // display_size is after rotation; the frame is not rotated yet.
+    let display = if stream.rotation % 180 == 90 {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    let rgb = to_rgb(frame, (display.0.max(2), display.1.max(2)))?;
+    let upright = DynamicImage::ImageRgb8(match stream.rotation {
         90 => imageops::rotate90(&rgb),
         180 => imageops::rotate180(&rgb),
         270 => imageops::rotate270(&rgb),
@@ -38,12 +50,13 @@ pub fn renditions(
     let mut out = Vec::with_capacity(3);
     let poster = fit_width(&upright, POSTER_WIDTH);
     for format in [ImageFormat::Jpeg, ImageFormat::Webp] {
-        let bytes = encode(&poster, format, POSTER_QUALITY)?;
+        let bytes = encode(&poster, format, POSTER_QUALITY).map_err(PosterError::Encode)?;
         let name = format!("poster-{}", format.name());
         out.push(image_rendition(&name, tier, format, bytes, &poster));
     }
     let tiny = fit_width(&upright, PLACEHOLDER_WIDTH);
-    let bytes = encode(&tiny, ImageFormat::Webp, PLACEHOLDER_QUALITY)?;
+    let bytes =
+        encode(&tiny, ImageFormat::Webp, PLACEHOLDER_QUALITY).map_err(PosterError::Encode)?;
     out.push(image_rendition(
         "placeholder",
         tier,
@@ -84,7 +97,7 @@ fn fit_width(image: &DynamicImage, width: u32) -> DynamicImage {
 }
 
 /// Converts (and applies the pixel aspect ratio of) a decoded frame to RGB.
-fn to_rgb(frame: &frame::Video, (width, height): (u32, u32)) -> Result<RgbImage, String> {
+fn to_rgb(frame: &frame::Video, (width, height): (u32, u32)) -> Result<RgbImage, PosterError> {
     let mut scaler = scaling::Context::get(
         frame.format(),
         frame.width(),
@@ -94,11 +107,9 @@ fn to_rgb(frame: &frame::Video, (width, height): (u32, u32)) -> Result<RgbImage,
         height,
         scaling::Flags::LANCZOS,
     )
-    .map_err(|e| format!("poster: cannot convert the picture: {e}"))?;
+    .map_err(PosterError::Convert)?;
     let mut rgb = frame::Video::empty();
-    scaler
-        .run(frame, &mut rgb)
-        .map_err(|e| format!("poster: cannot convert the picture: {e}"))?;
+    scaler.run(frame, &mut rgb).map_err(PosterError::Convert)?;
     let stride = rgb.stride(0);
     let row = width as usize * 3;
     let data = rgb.data(0);
@@ -107,9 +118,8 @@ fn to_rgb(frame: &frame::Video, (width, height): (u32, u32)) -> Result<RgbImage,
         let start = y * stride;
         pixels.extend_from_slice(
             data.get(start..start + row)
-                .ok_or("poster: short picture buffer")?,
+                .ok_or(PosterError::ShortBuffer)?,
         );
     }
-    RgbImage::from_raw(width, height, pixels)
-        .ok_or_else(|| "poster: picture size mismatch".to_owned())
+    RgbImage::from_raw(width, height, pixels).ok_or(PosterError::ShortBuffer)
 }

@@ -12,7 +12,7 @@ use ffmpeg::{media, Dictionary, Rational};
 use ffmpeg_next as ffmpeg;
 use lowband_catalog::profile::VideoSettings;
 
-use super::VideoError;
+use super::error::VideoError;
 
 /// Demuxers a source may be read with. Everything that can reference other
 /// files or URLs (hls, concat, playlists, image sequences, …) is absent.
@@ -197,126 +197,12 @@ fn hdr(parameters: &ffmpeg::codec::Parameters) -> Option<Hdr> {
 
 /// Opens `path` under the whitelists and checks it against the bounds.
 pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), VideoError> {
-    crate::video::init();
-    let refused = |reason: String| VideoError::Refused {
-        file: path.to_owned(),
-        reason,
-    };
-    let metadata = std::fs::metadata(path).map_err(|e| refused(e.to_string()))?;
-    if metadata.len() == 0 {
-        return Err(refused("the file is empty".into()));
-    }
-    let mut options = Dictionary::new();
-    options.set("protocol_whitelist", "file");
-    options.set("format_whitelist", &ALLOWED_DEMUXERS.join(","));
-    let ictx = ffmpeg::format::input_with_dictionary(path, options).map_err(|e| {
-        refused(format!(
-            "not a readable audio or video file ({e}); accepted containers: {ACCEPTED}; \
-             if it plays elsewhere, export it again as MP4 (H.264 and AAC)"
-        ))
-    })?;
-    let demuxer = ictx.format().name().to_owned();
-    if !demuxer
-        .split(',')
-        .any(|name| ALLOWED_DEMUXERS.contains(&name))
-    {
-        return Err(refused(format!(
-            "container {demuxer:?} is not accepted; accepted containers: {ACCEPTED}"
-        )));
-    }
-    if ictx.nb_streams() > limits.max_streams {
-        return Err(refused(format!(
-            "{} streams, more than the {} allowed; keep the picture and the sound tracks \
-             (ffmpeg -map 0:v:0 -map 0:a -c copy), or raise video.max_streams in the profile",
-            ictx.nb_streams(),
-            limits.max_streams
-        )));
-    }
-
-    let video = ictx
-        .streams()
-        .filter(|s| s.parameters().medium() == media::Type::Video)
-        .filter(|s| {
-            !s.disposition()
-                .contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC)
-        })
-        .max_by_key(|s| {
-            let p = s.parameters();
-            // SAFETY: `p` points at the stream's live codec parameters.
-            unsafe { i64::from((*p.as_ptr()).width) * i64::from((*p.as_ptr()).height) }
-        })
-        .map(|s| {
-            let p = s.parameters();
-            // SAFETY: as above; the fields are plain integers and rationals.
-            // The container's pixel aspect wins over the bitstream's, as
-            // FFmpeg's own guess has it (a 3GP's track header says square
-            // pixels where its H.263 stream says 12:11).
-            let (width, height, sar) = unsafe {
-                let raw = &*p.as_ptr();
-                let container = (*s.as_ptr()).sample_aspect_ratio;
-                let sar = if container.num > 0 && container.den > 0 {
-                    container
-                } else {
-                    raw.sample_aspect_ratio
-                };
-                (raw.width, raw.height, Rational::from(sar))
-            };
-            let rate = [s.avg_frame_rate(), s.rate()]
-                .into_iter()
-                .find(|r| r.numerator() > 0 && r.denominator() > 0)
-                .map(f64::from)
-                .filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 1000.0);
-            VideoStreamInfo {
-                index: s.index(),
-                width: u32::try_from(width).unwrap_or(0),
-                height: u32::try_from(height).unwrap_or(0),
-                sample_aspect: sar,
-                frame_rate: rate,
-                time_base: s.time_base(),
-                rotation: rotation(&s),
-                hdr: hdr(&p),
-                // SAFETY: as above.
-                bt709: unsafe { (*p.as_ptr()).color_space }
-                    == ffmpeg::ffi::AVColorSpace::AVCOL_SPC_BT709,
-            }
-        });
-    let video = match video {
-        Some(v) => {
-            let (index, width, height) = (v.index, v.width, v.height);
-            if width == 0 || height == 0 {
-                return Err(refused(format!("video stream {index} has no picture size")));
-            }
-            if width > limits.max_width || height > limits.max_height {
-                return Err(refused(format!(
-                    "video stream {index} is {width}x{height}, larger than the {}x{} allowed; \
-                     scale it down before publishing, or raise video.max_width/max_height \
-                     in the profile",
-                    limits.max_width, limits.max_height
-                )));
-            }
-            Some(v)
-        }
-        None => None,
-    };
-    // The default track carries the rungs' sound; without one, the first.
-    let mut tracks: Vec<_> = ictx
-        .streams()
-        .filter(|s| s.parameters().medium() == media::Type::Audio)
-        .collect();
-    if let Some(default) = tracks.iter().position(|s| {
-        s.disposition()
-            .contains(ffmpeg::format::stream::Disposition::DEFAULT)
-    }) {
-        let track = tracks.remove(default);
-        tracks.insert(0, track);
-    }
-    let mut tracks = tracks.into_iter().map(|s| AudioStreamInfo {
-        index: s.index(),
-        time_base: s.time_base(),
-        language: language(&s),
-    });
-    let audio = tracks.next();
-    let extra_audio: Vec<_> = tracks.collect();
+    let refused = |reason: String| VideoError::refused(path, reason);
+    let ictx = open_input(path, limits)?;
+    let video = video_stream(&ictx)
+        .map(|v| check_picture(path, v, limits))
+        .transpose()?;
+    let (audio, extra_audio) = audio_tracks(&ictx);
     if video.is_none() && audio.is_none() {
         return Err(refused(
             "no audio or video stream FFmpeg can read: the file is damaged, cut short or \
@@ -345,12 +231,6 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
             Some(min.map_or(t, |m| m.min(t)))
         })
         .unwrap_or(0.0);
-    // SAFETY: the input format of an open context is a live static struct.
-    let discontinuous = unsafe {
-        let format = (*ictx.as_ptr()).iformat;
-        !format.is_null() && (*format).flags & ffmpeg::ffi::AVFMT_TS_DISCONT != 0
-    };
-
     let duration = (ictx.duration() > 0)
         .then(|| ictx.duration() as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE));
     if let Some(d) = duration.filter(|d| *d > limits.max_duration) {
@@ -360,6 +240,7 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
             limits.max_duration
         )));
     }
+    let discontinuous = has_discontinuous_clocks(&ictx);
     Ok((
         ictx,
         SourceInfo {
@@ -372,4 +253,151 @@ pub fn open(path: &Path, limits: &VideoSettings) -> Result<(Input, SourceInfo), 
             discontinuous,
         },
     ))
+}
+
+/// Opens the container with the `file` protocol and the allowed demuxers
+/// only, and checks its stream count.
+fn open_input(path: &Path, limits: &VideoSettings) -> Result<Input, VideoError> {
+    crate::media::init();
+    let refused = |reason: String| VideoError::refused(path, reason);
+    let metadata = std::fs::metadata(path).map_err(|source| VideoError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    if metadata.len() == 0 {
+        return Err(refused("the file is empty".into()));
+    }
+    let mut options = Dictionary::new();
+    options.set("protocol_whitelist", "file");
+    options.set("format_whitelist", &ALLOWED_DEMUXERS.join(","));
+    let ictx =
+        ffmpeg::format::input_with_dictionary(path, options).map_err(|e| VideoError::Refused {
+            file: path.to_owned(),
+            reason: format!(
+                "not a readable audio or video file ({e}); accepted containers: {ACCEPTED}; \
+                 if it plays elsewhere, export it again as MP4 (H.264 and AAC)"
+            ),
+            source: Some(e),
+        })?;
+    let demuxer = ictx.format().name().to_owned();
+    if !demuxer
+        .split(',')
+        .any(|name| ALLOWED_DEMUXERS.contains(&name))
+    {
+        return Err(refused(format!(
+            "container {demuxer:?} is not accepted; accepted containers: {ACCEPTED}"
+        )));
+    }
+    if ictx.nb_streams() > limits.max_streams {
+        return Err(refused(format!(
+            "{} streams, more than the {} allowed; keep the picture and the sound tracks \
+             (ffmpeg -map 0:v:0 -map 0:a -c copy), or raise video.max_streams in the profile",
+            ictx.nb_streams(),
+            limits.max_streams
+        )));
+    }
+    Ok(ictx)
+}
+
+/// The picture the rungs are made from: the largest video stream that is
+/// not a cover picture.
+fn video_stream(ictx: &Input) -> Option<VideoStreamInfo> {
+    let stream = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Video)
+        .filter(|s| {
+            !s.disposition()
+                .contains(ffmpeg::format::stream::Disposition::ATTACHED_PIC)
+        })
+        .max_by_key(|s| {
+            let p = s.parameters();
+            // SAFETY: `p` points at the stream's live codec parameters.
+            unsafe { i64::from((*p.as_ptr()).width) * i64::from((*p.as_ptr()).height) }
+        })?;
+    let p = stream.parameters();
+    // SAFETY: as above; the fields are plain integers and rationals.
+    // The container's pixel aspect wins over the bitstream's, as
+    // FFmpeg's own guess has it (a 3GP's track header says square
+    // pixels where its H.263 stream says 12:11).
+    let (width, height, sar) = unsafe {
+        let raw = &*p.as_ptr();
+        let container = (*stream.as_ptr()).sample_aspect_ratio;
+        let sar = if container.num > 0 && container.den > 0 {
+            container
+        } else {
+            raw.sample_aspect_ratio
+        };
+        (raw.width, raw.height, Rational::from(sar))
+    };
+    let rate = [stream.avg_frame_rate(), stream.rate()]
+        .into_iter()
+        .find(|r| r.numerator() > 0 && r.denominator() > 0)
+        .map(f64::from)
+        .filter(|fps| fps.is_finite() && *fps > 0.0 && *fps <= 1000.0);
+    Some(VideoStreamInfo {
+        index: stream.index(),
+        width: u32::try_from(width).unwrap_or(0),
+        height: u32::try_from(height).unwrap_or(0),
+        sample_aspect: sar,
+        frame_rate: rate,
+        time_base: stream.time_base(),
+        rotation: rotation(&stream),
+        hdr: hdr(&p),
+        // SAFETY: as above.
+        bt709: unsafe { (*p.as_ptr()).color_space } == ffmpeg::ffi::AVColorSpace::AVCOL_SPC_BT709,
+    })
+}
+
+/// The picture, if its size is one the profile accepts.
+fn check_picture(
+    path: &Path,
+    v: VideoStreamInfo,
+    limits: &VideoSettings,
+) -> Result<VideoStreamInfo, VideoError> {
+    let refused = |reason: String| VideoError::refused(path, reason);
+    let (index, width, height) = (v.index, v.width, v.height);
+    if width == 0 || height == 0 {
+        return Err(refused(format!("video stream {index} has no picture size")));
+    }
+    if width > limits.max_width || height > limits.max_height {
+        return Err(refused(format!(
+            "video stream {index} is {width}x{height}, larger than the {}x{} allowed; \
+             scale it down before publishing, or raise video.max_width/max_height \
+             in the profile",
+            limits.max_width, limits.max_height
+        )));
+    }
+    Ok(v)
+}
+
+/// The sound the rungs carry (the default track, else the first), and
+/// every other sound track.
+fn audio_tracks(ictx: &Input) -> (Option<AudioStreamInfo>, Vec<AudioStreamInfo>) {
+    let mut tracks: Vec<_> = ictx
+        .streams()
+        .filter(|s| s.parameters().medium() == media::Type::Audio)
+        .collect();
+    if let Some(default) = tracks.iter().position(|s| {
+        s.disposition()
+            .contains(ffmpeg::format::stream::Disposition::DEFAULT)
+    }) {
+        let track = tracks.remove(default);
+        tracks.insert(0, track);
+    }
+    let mut tracks = tracks.into_iter().map(|s| AudioStreamInfo {
+        index: s.index(),
+        time_base: s.time_base(),
+        language: language(&s),
+    });
+    let audio = tracks.next();
+    (audio, tracks.collect())
+}
+
+/// Whether the container's clocks may jump (FFmpeg's `AVFMT_TS_DISCONT`).
+fn has_discontinuous_clocks(ictx: &Input) -> bool {
+    // SAFETY: the input format of an open context is a live static struct.
+    unsafe {
+        let format = (*ictx.as_ptr()).iformat;
+        !format.is_null() && (*format).flags & ffmpeg::ffi::AVFMT_TS_DISCONT != 0
+    }
 }

@@ -11,6 +11,9 @@
 //!   stream starts at 0, and, in containers whose clocks may jump
 //!   (MPEG-TS, FLV), folds a jump back into one continuous clock for all
 //!   streams at once, so picture and sound stay together across it;
+//! - [`VideoClock`] repairs pictures' timestamps on that clock (a picture
+//!   without one, or one that does not move forward), and holds the last
+//!   picture until the sound ends;
 //! - [`AudioNormalizer`] turns decoded sound into one fixed format (mono,
 //!   float, one rate) with contiguous timestamps counted in samples:
 //!   silence from 0 to where the sound starts, silence in gaps, overlaps
@@ -23,8 +26,7 @@ use std::collections::HashMap;
 use ffmpeg::{filter, frame, ChannelLayout, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
-use super::output::{build_graph, pull};
-use super::{Decoded, VideoError};
+use crate::media::{build_graph, feed_graph, pull, MediaError};
 
 /// A backward jump of a stream's clock, in seconds, taken for a reset.
 const BACKWARD_JUMP: f64 = 0.5;
@@ -37,6 +39,14 @@ pub(super) const MAX_AUDIO_RATE: u32 = 48_000;
 const HARD_COMPENSATION: f64 = 0.01;
 /// Samples per frame of generated silence.
 const SILENCE_FRAME: usize = 1024;
+
+/// A decoded frame on the shared timeline, on its way to every output.
+pub(super) enum Decoded {
+    Video(frame::Video),
+    /// Sound in the shared format (see [`SharedAudio`]), of the n-th audio
+    /// track: 0 is the one the rungs carry.
+    Audio(usize, frame::Audio),
+}
 
 /// Rewrites packet timestamps onto one clock that starts at 0.
 pub(super) struct Timeline {
@@ -90,6 +100,65 @@ impl Timeline {
         if let Some(dts) = packet.dts() {
             packet.set_dts(Some(dts + shift));
         }
+    }
+}
+
+/// Pictures' timestamps, repaired: a picture without one comes a frame
+/// after the last, and one that does not move forward is moved a tick past
+/// the last, so the rungs' frame-rate filters always see time advance.
+pub(super) struct VideoClock {
+    tb: Rational,
+    /// Ticks of one frame at the container's rate.
+    step: i64,
+    last_pts: Option<i64>,
+    /// The last picture, held to the end when the sound is longer.
+    pub last: Option<frame::Video>,
+}
+
+impl VideoClock {
+    pub fn new(tb: Rational, rate: Option<f64>) -> Self {
+        let seconds = 1.0 / rate.filter(|r| *r > 0.0).unwrap_or(25.0);
+        let step = (seconds / f64::from(tb).max(f64::MIN_POSITIVE))
+            .round()
+            .max(1.0) as i64;
+        Self {
+            tb,
+            step,
+            last_pts: None,
+            last: None,
+        }
+    }
+
+    /// Gives `frame` its repaired timestamp; returns it in seconds.
+    pub fn stamp(&mut self, frame: &mut frame::Video) -> f64 {
+        let pts = match (frame.timestamp(), self.last_pts) {
+            (Some(ts), Some(last)) if ts <= last => last + 1,
+            (Some(ts), _) => ts,
+            (None, Some(last)) => last + self.step,
+            (None, None) => 0,
+        };
+        frame.set_pts(Some(pts));
+        self.last_pts = Some(pts);
+        pts as f64 * f64::from(self.tb)
+    }
+
+    /// Seconds at which the last picture stops showing.
+    pub fn end(&self) -> f64 {
+        self.last_pts
+            .map_or(0.0, |p| (p + self.step) as f64 * f64::from(self.tb))
+    }
+
+    /// Shows `last` again a frame before `until`: the rungs' frame-rate
+    /// filters repeat it up to there.
+    pub fn hold(&mut self, last: frame::Video, until: f64, chunk: &mut Vec<Decoded>) {
+        let mut held = last.clone();
+        let at = ((until / f64::from(self.tb)).round() as i64 - self.step)
+            .max(self.last_pts.unwrap_or(0) + 1);
+        held.set_pts(Some(at));
+        // SAFETY: a plain integer field of a frame this function owns.
+        unsafe { (*held.as_mut_ptr()).pkt_duration = self.step };
+        self.last_pts = Some(at);
+        chunk.push(Decoded::Video(held));
     }
 }
 
@@ -164,7 +233,7 @@ impl AudioNormalizer {
     }
 
     /// Takes one decoded frame; shared-format frames go to `out`.
-    pub fn push(&mut self, frame: &frame::Audio, out: &mut Vec<Decoded>) -> Result<(), VideoError> {
+    pub fn push(&mut self, frame: &frame::Audio, out: &mut Vec<Decoded>) -> Result<(), MediaError> {
         if frame.samples() == 0 || frame.rate() == 0 {
             return Ok(());
         }
@@ -194,12 +263,12 @@ impl AudioNormalizer {
         let Some((_, graph)) = self.graph.as_mut() else {
             return Ok(());
         };
-        super::output::feed_graph(graph, frame)?;
+        feed_graph(graph, frame)?;
         self.drain(out)
     }
 
     /// Everything still held goes out, then silence up to `until` seconds.
-    pub fn finish(&mut self, until: f64, out: &mut Vec<Decoded>) -> Result<(), VideoError> {
+    pub fn finish(&mut self, until: f64, out: &mut Vec<Decoded>) -> Result<(), MediaError> {
         self.flush(out)?;
         let target = (until * f64::from(self.shared.rate)).round() as i64;
         while self.next_pts < target {
@@ -213,7 +282,7 @@ impl AudioNormalizer {
         Ok(())
     }
 
-    fn build(&self, key: InputKey) -> Result<filter::Graph, VideoError> {
+    fn build(&self, key: InputKey) -> Result<filter::Graph, MediaError> {
         let layout = if key.layout != 0 {
             format!(":channel_layout=0x{:x}", key.layout)
         } else {
@@ -241,20 +310,20 @@ impl AudioNormalizer {
             SharedAudio::sample().name(),
             self.shared.rate,
         );
-        build_graph("abuffer", "abuffersink", &args, &spec, |_| {}).map_err(|e| {
-            VideoError::Internal(format!(
-                "building the sound's resampler ({} Hz, {} channels): {e}",
+        build_graph("abuffer", "abuffersink", &args, &spec, |_| {}).map_err(MediaError::op(
+            format!(
+                "building the sound's resampler ({} Hz, {} channels)",
                 key.rate, key.channels
-            ))
-        })
+            ),
+        ))
     }
 
-    fn flush(&mut self, out: &mut Vec<Decoded>) -> Result<(), VideoError> {
+    fn flush(&mut self, out: &mut Vec<Decoded>) -> Result<(), MediaError> {
         if let Some((_, graph)) = self.graph.as_mut() {
             if let Some(mut src) = graph.get("in") {
                 src.source()
                     .flush()
-                    .map_err(|e| VideoError::Internal(format!("flushing the resampler: {e}")))?;
+                    .map_err(MediaError::op("flushing the resampler"))?;
             }
             self.drain(out)?;
         }
@@ -262,7 +331,7 @@ impl AudioNormalizer {
         Ok(())
     }
 
-    fn drain(&mut self, out: &mut Vec<Decoded>) -> Result<(), VideoError> {
+    fn drain(&mut self, out: &mut Vec<Decoded>) -> Result<(), MediaError> {
         let Some((_, graph)) = self.graph.as_mut() else {
             return Ok(());
         };
@@ -384,7 +453,7 @@ mod tests {
     /// overlap, a gap, and a change of rate and layout mid-stream.
     #[test]
     fn sound_comes_out_contiguous() {
-        super::super::init();
+        crate::media::init();
         let shared = SharedAudio::for_source(48_000);
         let mut n = AudioNormalizer::new(0, shared, Rational(1, 48_000));
         let mut out = Vec::new();

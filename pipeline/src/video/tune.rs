@@ -16,11 +16,14 @@ use lowband_catalog::profile::VideoSettings;
 use rayon::prelude::*;
 
 use super::cascade::Cascade;
-use super::output::{feed_graph, is_again, pull, video_encoder, video_graph, VideoInput};
+use super::decode::open_video_decoder;
+use super::encoder::{encoder_name, video_encoder};
+use super::error::VideoError;
+use super::filters::{video_graph, VideoInput};
 use super::plan::{OutputPlan, VideoPlan};
 use super::quality::QualityProbe;
-use super::source::SourceInfo;
-use super::{open_video_decoder, source, VideoError};
+use super::source::{self, SourceInfo};
+use crate::media::{self, feed_graph, pull, MediaError};
 
 /// Where the sample windows start, as fractions of the duration.
 const WINDOW_AT: [f64; 3] = [0.2, 0.5, 0.8];
@@ -107,7 +110,7 @@ fn sample(
         if start > 0.0 {
             let ts = (start * f64::from(ffmpeg::ffi::AV_TIME_BASE)) as i64;
             ictx.seek(ts, ..ts)
-                .map_err(|e| VideoError::ffmpeg(path, format!("seeking to {start:.1} s"), e))?;
+                .map_err(VideoError::ffmpeg(path, format!("seeking to {start:.1} s")))?;
             decoder.flush();
         }
         let mut graphs = plans
@@ -133,14 +136,15 @@ fn sample(
                 let scaled;
                 let picture = match cascade.as_mut() {
                     Some(c) => {
-                        scaled = c.scale(&frame)?;
+                        scaled = c.scale(&frame).map_err(|e| VideoError::media(path, e))?;
                         &scaled
                     }
                     None => &frame,
                 };
                 for (graph, kept) in graphs.iter_mut().zip(pictures.iter_mut()) {
-                    feed_graph(graph, picture)?;
-                    drain(graph, kept)?;
+                    feed_graph(graph, picture)
+                        .and_then(|()| drain(graph, kept))
+                        .map_err(|e| VideoError::media(path, e))?;
                 }
             }
         }
@@ -149,7 +153,7 @@ fn sample(
             if let Some(mut src) = graph.get("in") {
                 let _ = src.source().flush();
             }
-            drain(graph, kept)?;
+            drain(graph, kept).map_err(|e| VideoError::media(path, e))?;
         }
         for (all, window) in out.iter_mut().zip(pictures) {
             all.push(window);
@@ -161,7 +165,7 @@ fn sample(
 fn drain(
     graph: &mut ffmpeg::filter::Graph,
     kept: &mut Vec<frame::Video>,
-) -> Result<(), VideoError> {
+) -> Result<(), MediaError> {
     let mut picture = frame::Video::empty();
     while pull(graph, &mut picture, "video")? {
         // Source keyframes must not force keyframes in the samples.
@@ -258,38 +262,32 @@ fn window_ssim(
     crf: u8,
     pictures: &[frame::Video],
 ) -> Result<Option<f64>, VideoError> {
-    let mut encoder = video_encoder(path, plan, crf, true, false)?;
+    let (mut encoder, _) = video_encoder(path, plan, crf, true, false)?;
     let mut probe = QualityProbe::new((&encoder).into(), plan.width, plan.height, 0.0, None)
-        .map_err(|e| {
-            VideoError::ffmpeg(
-                path,
-                format!("opening the SSIM decoder for rung {}", plan.name),
-                e,
-            )
-        })?;
+        .map_err(VideoError::ffmpeg(
+            path,
+            format!("opening the SSIM decoder for rung {}", plan.name),
+        ))?;
+    let fail = |e| {
+        let op = format!("tuning rung {}: {}", plan.name, encoder_name(plan.codec));
+        VideoError::media(path, MediaError::ffmpeg(op, e))
+    };
     let mut packet = Packet::empty();
     let mut pump = |encoder: &mut ffmpeg::encoder::Video,
                     probe: &mut QualityProbe|
-     -> Result<(), VideoError> {
-        loop {
-            match encoder.receive_packet(&mut packet) {
-                Ok(()) => probe.packet(&packet),
-                Err(e) if is_again(&e) => return Ok(()),
-                Err(e) => return Err(VideoError::Internal(format!("libx264: {e}"))),
-            }
+     -> Result<(), ffmpeg::Error> {
+        while media::receive_packet(encoder, &mut packet)? {
+            probe.packet(&packet);
         }
+        Ok(())
     };
     for picture in pictures {
         probe.reference(picture, 0.0);
-        encoder
-            .send_frame(picture)
-            .map_err(|e| VideoError::Internal(format!("libx264: {e}")))?;
-        pump(&mut encoder, &mut probe)?;
+        encoder.send_frame(picture).map_err(fail)?;
+        pump(&mut encoder, &mut probe).map_err(fail)?;
     }
-    encoder
-        .send_eof()
-        .map_err(|e| VideoError::Internal(format!("libx264: {e}")))?;
-    pump(&mut encoder, &mut probe)?;
+    encoder.send_eof().map_err(fail)?;
+    pump(&mut encoder, &mut probe).map_err(fail)?;
     Ok(probe.finish())
 }
 

@@ -5,6 +5,8 @@
 //! playlist addresses by byte range: one set of bytes for both. This module
 //! walks the top-level boxes (seeking, never reading the media data), reads
 //! segment durations from the first `sidx`, and writes the playlist.
+//! Plain byte parsing, no FFmpeg: `video` indexes what it wrote, a
+//! `rendition` carries the index, and `ingest` writes the playlist.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -70,64 +72,47 @@ pub enum Fmp4Error {
 
 /// Indexes a fragmented MP4 of `len` bytes.
 pub fn index<R: Read + Seek>(mut r: R, len: u64) -> Result<FragmentIndex, Fmp4Error> {
-    let bad = |why: String| Fmp4Error::Malformed(why);
     let mut pos = 0u64;
     let mut init_len = None;
     let mut durations: Option<Vec<f64>> = None;
     let mut fragments = Vec::new();
     let mut open_moof: Option<u64> = None;
     while pos < len {
-        r.seek(SeekFrom::Start(pos))?;
-        let mut head = [0u8; 16];
-        r.read_exact(&mut head[..8])?;
-        let mut size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
-        let kind = [head[4], head[5], head[6], head[7]];
-        let mut header = 8;
-        if size == 1 {
-            r.read_exact(&mut head[8..16])?;
-            size = u64::from_be_bytes(head[8..16].try_into().unwrap_or_default());
-            header = 16;
-        } else if size == 0 {
-            size = len - pos;
-        }
-        if size < header || pos + size > len {
-            return Err(bad(format!(
-                "box {:?} at {pos} has size {size} in a {len}-byte file",
-                String::from_utf8_lossy(&kind)
-            )));
-        }
+        let (kind, header, size) = box_header(&mut r, pos, len)?;
         match &kind {
             b"moov" => init_len = Some(pos + size),
             b"sidx" if durations.is_none() => {
                 if size > 1 << 20 {
-                    return Err(bad(format!("sidx of {size} bytes")));
+                    return Err(Fmp4Error::Malformed(format!("sidx of {size} bytes")));
                 }
                 let mut body = vec![0u8; (size - header) as usize];
                 r.read_exact(&mut body)?;
-                durations =
-                    Some(sidx_durations(&body).ok_or_else(|| bad("unreadable sidx".into()))?);
+                durations = Some(
+                    sidx_durations(&body)
+                        .ok_or_else(|| Fmp4Error::Malformed("unreadable sidx".into()))?,
+                );
             }
             b"moof" => open_moof = Some(pos),
             b"mdat" => {
                 let start = open_moof
                     .take()
-                    .ok_or_else(|| bad(format!("mdat at {pos} without a moof")))?;
+                    .ok_or_else(|| Fmp4Error::Malformed(format!("mdat at {pos} without a moof")))?;
                 fragments.push((start, pos + size - start));
             }
             _ => {}
         }
         pos += size;
     }
-    let init_len = init_len.ok_or_else(|| bad("no moov box".into()))?;
-    let durations = durations.ok_or_else(|| bad("no sidx box".into()))?;
+    let init_len = init_len.ok_or_else(|| Fmp4Error::Malformed("no moov box".into()))?;
+    let durations = durations.ok_or_else(|| Fmp4Error::Malformed("no sidx box".into()))?;
     if durations.len() != fragments.len() || fragments.is_empty() {
-        return Err(bad(format!(
+        return Err(Fmp4Error::Malformed(format!(
             "{} fragments but the sidx lists {}",
             fragments.len(),
             durations.len()
         )));
     }
-    let mut segments: Vec<Segment> = fragments
+    let segments = fragments
         .into_iter()
         .zip(durations)
         .map(|((offset, len), duration)| Segment {
@@ -136,12 +121,48 @@ pub fn index<R: Read + Seek>(mut r: R, len: u64) -> Result<FragmentIndex, Fmp4Er
             duration,
         })
         .collect();
-    // A last fragment of a few milliseconds (the sound's final frame past
-    // the picture's last keyframe interval) would be a segment whose bytes
-    // over its duration read as hundreds of kbit/s: the rendition's HLS
-    // BANDWIDTH, which tells a 2G player it cannot carry a 32 kbit/s audio
-    // track. It is played as part of the segment before it instead; their
-    // bytes are contiguous, and a segment may hold several fragments.
+    Ok(FragmentIndex {
+        init_len,
+        segments: join_tail(segments),
+    })
+}
+
+/// Reads the header of the box at `pos`: its type, header length and
+/// whole size (checked to fit in the `len`-byte file).
+fn box_header<R: Read + Seek>(
+    r: &mut R,
+    pos: u64,
+    len: u64,
+) -> Result<([u8; 4], u64, u64), Fmp4Error> {
+    r.seek(SeekFrom::Start(pos))?;
+    let mut head = [0u8; 16];
+    r.read_exact(&mut head[..8])?;
+    let mut size = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+    let kind = [head[4], head[5], head[6], head[7]];
+    let mut header = 8;
+    if size == 1 {
+        r.read_exact(&mut head[8..16])?;
+        size = u64::from_be_bytes(head[8..16].try_into().unwrap_or_default());
+        header = 16;
+    } else if size == 0 {
+        size = len - pos;
+    }
+    if size < header || pos + size > len {
+        return Err(Fmp4Error::Malformed(format!(
+            "box {:?} at {pos} has size {size} in a {len}-byte file",
+            String::from_utf8_lossy(&kind)
+        )));
+    }
+    Ok((kind, header, size))
+}
+
+/// A last fragment of a few milliseconds (the sound's final frame past
+/// the picture's last keyframe interval) would be a segment whose bytes
+/// over its duration read as hundreds of kbit/s: the rendition's HLS
+/// BANDWIDTH, which tells a 2G player it cannot carry a 32 kbit/s audio
+/// track. It is played as part of the segment before it instead; their
+/// bytes are contiguous, and a segment may hold several fragments.
+fn join_tail(mut segments: Vec<Segment>) -> Vec<Segment> {
     if let [.., before, last] = segments.as_mut_slice() {
         if last.duration < MIN_SEGMENT_SECONDS {
             before.len += last.len;
@@ -149,7 +170,7 @@ pub fn index<R: Read + Seek>(mut r: R, len: u64) -> Result<FragmentIndex, Fmp4Er
             segments.pop();
         }
     }
-    Ok(FragmentIndex { init_len, segments })
+    segments
 }
 
 /// Shortest last segment kept apart from the one before it.
