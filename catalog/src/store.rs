@@ -34,7 +34,9 @@ pub enum StoreError {
     Url {
         url: String,
         reason: String,
-        source: Option<object_store::Error>,
+        // Boxed: object_store's error would make every StoreError (and
+        // every error holding one) twice the size, for a start-up failure.
+        source: Option<Box<object_store::Error>>,
     },
     #[error("store {store}: {key}: {source}")]
     Io {
@@ -88,7 +90,7 @@ fn open_remote(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let fail = |reason: &str, source: Option<object_store::Error>| StoreError::Url {
         url: url.to_owned(),
         reason: reason.to_owned(),
-        source,
+        source: source.map(Box::new),
     };
     const KNOWN: &str = "use file://<dir>, s3://<bucket>[/<prefix>] or memory://";
     let parsed = url::Url::parse(url).map_err(|e| fail(&format!("{e}: {KNOWN}"), None))?;
@@ -151,7 +153,7 @@ impl Store {
             let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Url {
                 url: url.to_owned(),
                 reason: "cannot open the directory".into(),
-                source: Some(e),
+                source: Some(Box::new(e)),
             })?;
             Arc::new(fs.with_fsync(true))
         } else {

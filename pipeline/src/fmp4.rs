@@ -202,9 +202,9 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
-    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    fn mp4_box(kind: [u8; 4], body: &[u8]) -> Vec<u8> {
         let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
+        out.extend_from_slice(&kind);
         out.extend_from_slice(body);
         out
     }
@@ -221,17 +221,17 @@ mod tests {
             body.extend_from_slice(&d.to_be_bytes());
             body.extend_from_slice(&[0x90, 0, 0, 0]);
         }
-        mp4_box(b"sidx", &body)
+        mp4_box(*b"sidx", &body)
     }
 
     fn sample() -> Vec<u8> {
-        let mut f = mp4_box(b"ftyp", b"isom\0\0\0\0");
-        f.extend(mp4_box(b"moov", &[0; 16]));
+        let mut f = mp4_box(*b"ftyp", b"isom\0\0\0\0");
+        f.extend(mp4_box(*b"moov", &[0; 16]));
         f.extend(sidx(1000, &[4000, 2500]));
-        f.extend(mp4_box(b"moof", &[0; 8]));
-        f.extend(mp4_box(b"mdat", &[7; 92]));
-        f.extend(mp4_box(b"moof", &[0; 8]));
-        f.extend(mp4_box(b"mdat", &[7; 42]));
+        f.extend(mp4_box(*b"moof", &[0; 8]));
+        f.extend(mp4_box(*b"mdat", &[7; 92]));
+        f.extend(mp4_box(*b"moof", &[0; 8]));
+        f.extend(mp4_box(*b"mdat", &[7; 42]));
         f
     }
 
@@ -273,12 +273,12 @@ mod tests {
     /// so the peak bitrate is that of real segments.
     #[test]
     fn a_tail_fragment_joins_the_last_segment() {
-        let mut f = mp4_box(b"ftyp", b"isom\0\0\0\0");
-        f.extend(mp4_box(b"moov", &[0; 16]));
+        let mut f = mp4_box(*b"ftyp", b"isom\0\0\0\0");
+        f.extend(mp4_box(*b"moov", &[0; 16]));
         f.extend(sidx(1000, &[4000, 4000, 2]));
         for body in [16_000, 16_000, 100] {
-            f.extend(mp4_box(b"moof", &[0; 8]));
-            f.extend(mp4_box(b"mdat", &vec![7; body]));
+            f.extend(mp4_box(*b"moof", &[0; 8]));
+            f.extend(mp4_box(*b"mdat", &vec![7; body]));
         }
         let idx = index(Cursor::new(&f), f.len() as u64).unwrap();
         assert_eq!(idx.segments.len(), 2);
@@ -297,13 +297,13 @@ mod tests {
         let good = sample();
         let mut truncated = good.clone();
         truncated.truncate(good.len() - 10);
-        let mut no_moof = mp4_box(b"moov", &[0; 8]);
+        let mut no_moof = mp4_box(*b"moov", &[0; 8]);
         no_moof.extend(sidx(1000, &[1000]));
-        no_moof.extend(mp4_box(b"mdat", &[0; 8]));
-        let mut mismatch = mp4_box(b"moov", &[0; 8]);
+        no_moof.extend(mp4_box(*b"mdat", &[0; 8]));
+        let mut mismatch = mp4_box(*b"moov", &[0; 8]);
         mismatch.extend(sidx(1000, &[1000, 1000]));
-        mismatch.extend(mp4_box(b"moof", &[]));
-        mismatch.extend(mp4_box(b"mdat", &[]));
+        mismatch.extend(mp4_box(*b"moof", &[]));
+        mismatch.extend(mp4_box(*b"mdat", &[]));
         let tiny_size = [0u8, 0, 0, 4, b'm', b'o', b'o', b'v'].to_vec();
         for bad in [truncated, no_moof, mismatch, tiny_size, Vec::new()] {
             let r = index(Cursor::new(&bad), bad.len() as u64);

@@ -142,7 +142,7 @@ fn main() -> ExitCode {
         Command::Profiles {
             check,
             profiles_dir,
-        } => profiles(check, profiles_dir),
+        } => profiles(check, &profiles_dir),
         Command::Serve {
             store,
             nats,
@@ -302,7 +302,7 @@ fn worker(store: &str, nats: &str, options: WorkerOptions) -> anyhow::Result<()>
     result
 }
 
-fn profiles(check: Option<PathBuf>, profiles_dir: PathBuf) -> anyhow::Result<()> {
+fn profiles(check: Option<PathBuf>, profiles_dir: &Path) -> anyhow::Result<()> {
     let mut out = String::new();
     if let Some(file) = check {
         let p = Profile::from_file(&file)?;
@@ -311,7 +311,7 @@ fn profiles(check: Option<PathBuf>, profiles_dir: PathBuf) -> anyhow::Result<()>
         return stdout(&out);
     }
     let mut found = vec![("default (built in)".to_owned(), Profile::builtin_default())];
-    if let Ok(entries) = std::fs::read_dir(&profiles_dir) {
+    if let Ok(entries) = std::fs::read_dir(profiles_dir) {
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths

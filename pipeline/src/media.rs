@@ -11,6 +11,11 @@
 //! `video` builds its filter graphs and drains its encoders with these;
 //! `image` drains libaom's AVIF encoder with them.
 
+#![allow(
+    unsafe_code,
+    reason = "FFmpeg's C API where ffmpeg-next has no safe call: writing a frame into a buffer source, and reading an encoder's extradata"
+)]
+
 use std::borrow::Cow;
 use std::sync::Once;
 
@@ -116,7 +121,7 @@ pub fn pull(
     };
     match got {
         Ok(()) => Ok(true),
-        Err(e) if is_again(&e) => Ok(false),
+        Err(e) if is_again(e) => Ok(false),
         Err(e) => Err(MediaError::ffmpeg(format!("{what} filter"), e)),
     }
 }
@@ -129,15 +134,15 @@ pub fn receive_packet(
 ) -> Result<bool, ffmpeg::Error> {
     match encoder.receive_packet(packet) {
         Ok(()) => Ok(true),
-        Err(e) if is_again(&e) => Ok(false),
+        Err(e) if is_again(e) => Ok(false),
         Err(e) => Err(e),
     }
 }
 
 /// Errors that only mean "no output available yet".
-fn is_again(e: &ffmpeg::Error) -> bool {
+fn is_again(e: ffmpeg::Error) -> bool {
     matches!(e, ffmpeg::Error::Eof)
-        || matches!(e, ffmpeg::Error::Other { errno } if *errno == ffmpeg::util::error::EAGAIN)
+        || matches!(e, ffmpeg::Error::Other { errno } if errno == ffmpeg::util::error::EAGAIN)
 }
 
 /// The codec configuration an opened encoder wrote (SPS and PPS, an AV1

@@ -142,7 +142,11 @@ async fn module_view(
 fn link_captions(assets: &mut [Asset]) {
     let vtts: Vec<String> = assets
         .iter()
-        .filter(|a| a.path.ends_with(".vtt"))
+        .filter(|a| {
+            std::path::Path::new(&a.path)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("vtt"))
+        })
         .map(|a| a.path.clone())
         .collect();
     for asset in assets

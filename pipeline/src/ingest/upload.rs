@@ -136,7 +136,10 @@ fn variant(r: Rendition, key: ObjectKey, bytes: u64, playlist: Option<ObjectKey>
         bitrate,
         duration: r.duration,
         encoding: r.encoding,
-        peak_bitrate: r.fragments.as_ref().map(|f| f.peak_bitrate()),
+        peak_bitrate: r
+            .fragments
+            .as_ref()
+            .map(crate::fmp4::FragmentIndex::peak_bitrate),
         playlist,
         mode: r.mode,
         ssim: r.ssim.map(|s| (s * 10_000.0).round() / 10_000.0),

@@ -27,15 +27,16 @@ pub fn render(
     tier: &str,
     settings: &PageSettings,
 ) -> Vec<Rendition> {
-    let identity = Rendition::bytes("identity", kind, tier, ext, mime, bytes.clone());
-    if bytes.len() < MIN_COMPRESS_BYTES {
-        return vec![identity];
-    }
-    let compressed: Vec<Rendition> = [Coding::Brotli, Coding::Zstd, Coding::Gzip]
-        .par_iter()
-        .filter_map(|&coding| kept(coding, coding.compress(&bytes, settings), bytes.len()))
-        .map(|c| c.into_rendition(kind, tier, mime))
-        .collect();
+    let compressed: Vec<Rendition> = if bytes.len() < MIN_COMPRESS_BYTES {
+        Vec::new()
+    } else {
+        [Coding::Brotli, Coding::Zstd, Coding::Gzip]
+            .par_iter()
+            .filter_map(|&coding| kept(coding, coding.compress(&bytes, settings), bytes.len()))
+            .map(|c| c.into_rendition(kind, tier, mime))
+            .collect()
+    };
+    let identity = Rendition::bytes("identity", kind, tier, ext, mime, bytes);
     std::iter::once(identity).chain(compressed).collect()
 }
 

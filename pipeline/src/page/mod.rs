@@ -261,7 +261,7 @@ mod tests {
             ],
             "no images: one form serves every tier"
         );
-        let expected: Vec<String> = texts.repeat(3).iter().map(|t| t.to_string()).collect();
+        let expected: Vec<String> = texts.repeat(3).iter().map(ToString::to_string).collect();
         for r in &out {
             let html = String::from_utf8(decoded(r)).unwrap();
             assert_eq!(paragraphs(&html), expected, "{}", r.name);

@@ -272,7 +272,7 @@ mod tests {
             .iter()
             .filter_map(|p| match p {
                 OutputPlan::Video(v) => Some((v.name.as_str(), v.width, v.height)),
-                _ => None,
+                OutputPlan::Audio { .. } => None,
             })
             .collect();
         assert_eq!(
@@ -343,7 +343,7 @@ mod tests {
             .iter()
             .filter_map(|p| match p {
                 OutputPlan::Video(v) => Some((v.width, v.height)),
-                _ => None,
+                OutputPlan::Audio { .. } => None,
             })
             .collect();
         assert_eq!(

@@ -5,6 +5,11 @@
 //! URL or a playlist. Its streams, size and duration are checked against the
 //! profile's bounds before a single frame is decoded.
 
+#![allow(
+    unsafe_code,
+    reason = "stream fields ffmpeg-next does not expose: the display matrix, colour transfer and space, sizes and aspect of the codec parameters, the input format's flags"
+)]
+
 use std::path::Path;
 
 use ffmpeg::format::context::Input;

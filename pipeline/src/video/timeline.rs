@@ -21,6 +21,11 @@
 //!   resampled into the same format. Every encoder then receives strictly
 //!   increasing, gap-free timestamps, whatever the source did.
 
+#![allow(
+    unsafe_code,
+    reason = "setting a held frame's pkt_duration, a field ffmpeg-next does not expose"
+)]
+
 use std::collections::HashMap;
 
 use ffmpeg::{filter, frame, ChannelLayout, Packet, Rational};
@@ -151,7 +156,7 @@ impl VideoClock {
     /// Shows `last` again a frame before `until`: the rungs' frame-rate
     /// filters repeat it up to there.
     pub fn hold(&mut self, last: frame::Video, until: f64, chunk: &mut Vec<Decoded>) {
-        let mut held = last.clone();
+        let mut held = last;
         let at = ((until / f64::from(self.tb)).round() as i64 - self.step)
             .max(self.last_pts.unwrap_or(0) + 1);
         held.set_pts(Some(at));
@@ -180,7 +185,7 @@ impl SharedAudio {
         ffmpeg::format::Sample::F32(ffmpeg::format::sample::Type::Planar)
     }
 
-    pub fn time_base(&self) -> Rational {
+    pub fn time_base(self) -> Rational {
         Rational(1, self.rate as i32)
     }
 }

@@ -50,7 +50,7 @@ impl Api {
             (["uploads"], &Method::POST) => self.create_upload(req.headers()).await,
             (["uploads", id], &Method::HEAD) => self.upload_offset(id).await,
             (["uploads", id], &Method::PATCH) => self.append(id, req).await,
-            (["modules", _] | ["jobs", _] | ["uploads"] | ["uploads", _], _) => {
+            (["modules" | "jobs" | "uploads", _] | ["uploads"], _) => {
                 Err(ApiError::MethodNotAllowed {
                     method: method.to_string(),
                     path: path.clone(),

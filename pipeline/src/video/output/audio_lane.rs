@@ -8,6 +8,11 @@
 //! have been seen to drop them). WebM says the same with CodecDelay, which
 //! its players honour.
 
+#![allow(
+    unsafe_code,
+    reason = "the encoder's initial_padding (AAC priming), a field ffmpeg-next does not expose"
+)]
+
 use std::path::Path;
 
 use ffmpeg::{codec, encoder, filter, format, ChannelLayout, Codec, Dictionary, Rational};

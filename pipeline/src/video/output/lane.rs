@@ -2,6 +2,11 @@
 //! output's muxer. An output has a picture lane, a sound lane, or both;
 //! both are driven the same way, frame in, packets out.
 
+#![allow(
+    unsafe_code,
+    reason = "a frame's pkt_duration, a field ffmpeg-next does not expose"
+)]
+
 use ffmpeg::{encoder, filter, format, frame, picture, Packet, Rational};
 use ffmpeg_next as ffmpeg;
 

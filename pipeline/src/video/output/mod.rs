@@ -201,7 +201,10 @@ impl Output {
                 .map_err(|e| self.failed(self.video_at(), e))?;
         }
         if let Some(lane) = self.video.as_mut() {
-            ssim = lane.probe.as_mut().and_then(|probe| probe.finish());
+            ssim = lane
+                .probe
+                .as_mut()
+                .and_then(super::quality::QualityProbe::finish);
             duration = duration.max(lane.last_time);
         }
         if let Some(lane) = self.audio.as_mut() {
