@@ -6,19 +6,23 @@
 //! (`ETag`, `Content-Location`, `Content-Type`, `Content-Encoding`, the
 //! asset's `Vary` and the module's `Last-Modified`). The request path then
 //! clones these values (a reference count each) instead of formatting and
-//! copying them, which was a tenth of the edge's CPU on a small page.
+//! copying them, which was a tenth of the edge's CPU on a small page. The
+//! same headers of objects asked for by key alone are made once per key
+//! ([`KeyedHeaders`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use http::HeaderValue;
 use lowband_catalog::manifest::{Asset, Manifest, Variant};
 use lowband_catalog::ObjectKey;
 
-use crate::conditional;
-use crate::signals;
-use crate::transform;
+use super::files::KeyMap;
+use super::mime::object_mime;
+use crate::choose::signals;
+use crate::choose::transform;
+use crate::http::conditional;
 
 /// A manifest with what its responses need, ready to clone.
 pub struct Prepared {
@@ -67,6 +71,35 @@ impl ObjectHeaders {
     pub fn etag_str(&self) -> &str {
         // Made from a quoted hex digest: always visible ASCII.
         self.etag.to_str().unwrap_or_default()
+    }
+}
+
+/// Headers of objects asked for by key at most this many at once.
+const KEYED_HEADERS: usize = 4096;
+
+/// The headers of objects asked for by key (`/o/<key>`): made once each and
+/// shared while held, since they are as immutable as the objects.
+#[derive(Default)]
+pub struct KeyedHeaders {
+    held: Mutex<KeyMap<Arc<ObjectHeaders>>>,
+}
+
+impl KeyedHeaders {
+    /// The headers `key` is sent with at `/o/`.
+    pub fn get(&self, key: &ObjectKey) -> Arc<ObjectHeaders> {
+        let make = || Arc::new(ObjectHeaders::new(key, object_mime(key.ext()), None));
+        let Ok(mut held) = self.held.lock() else {
+            return make();
+        };
+        if let Some(made) = held.get(key) {
+            return Arc::clone(made);
+        }
+        if held.len() >= KEYED_HEADERS {
+            held.clear();
+        }
+        let made = make();
+        held.insert(key.clone(), Arc::clone(&made));
+        made
     }
 }
 

@@ -18,7 +18,7 @@
 use lowband_catalog::manifest::{Asset, AssetKind, Variant, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
 
-use crate::signals::Signals;
+use super::signals::Signals;
 
 /// Content-codings in order of preference (smallest first: brotli at
 /// quality 11 beats zstd at 19 on text, which beats gzip).
@@ -522,11 +522,14 @@ mod tests {
         assert_eq!(pick(&a, 3, &Signals::default()), "3g-identity");
         // What decides the tier now decides the page too.
         assert_eq!(
-            crate::signals::vary_for(&a),
+            crate::choose::signals::vary_for(&a),
             "Accept-Encoding, Save-Data, ECT, Downlink, RTT, Cookie"
         );
         let one_form = asset(AssetKind::Page, a.variants[..2].to_vec());
-        assert_eq!(crate::signals::vary_for(&one_form), "Accept-Encoding");
+        assert_eq!(
+            crate::choose::signals::vary_for(&one_form),
+            "Accept-Encoding"
+        );
     }
 
     proptest! {
@@ -577,8 +580,8 @@ mod tests {
             hint in proptest::option::of(0u32..20_000),
         ) {
             // From the connection estimate (or a Downlink hint over it) to bytes.
-            use crate::estimate::Estimate;
-            use crate::signals::client_tier;
+            use crate::choose::estimate::Estimate;
+            use crate::choose::signals::client_tier;
             let tiers = Profile::builtin_default().tiers;
             let a_video = video();
             let bytes = |kbps: u32| {
