@@ -2,13 +2,12 @@
 //! what the current choice costs before anything plays, the quality
 //! picker (a plain GET form) and a download link per choice.
 
-use std::fmt::Write as _;
-
 use lowband_catalog::manifest::{Asset, Manifest, Variant, VariantKind};
 use lowband_catalog::urls::{asset_url as edge_url, encode_segment, megabytes as mb, module_url};
+use maud::{html, Markup};
 
 use super::captions;
-use super::layout::{clock, escape, lesson_name, FONTS, STYLE};
+use super::layout::{clock, document, lesson_name};
 use super::quality::{Choice, Offer, PICK_PARAM};
 
 /// Query parameter naming the variant to download.
@@ -29,89 +28,81 @@ pub struct Lesson<'a> {
 /// The lesson page.
 pub fn lesson_page(l: &Lesson<'_>) -> String {
     let m = l.manifest;
-    let module = m.module.id.as_str();
-    let video_url = edge_url(module, &l.asset.path);
-    let title = escape(&m.module.title);
-    let name = escape(&lesson_name(&l.asset.path));
-    let duration = l.asset.duration.map(clock).unwrap_or_default();
-    let lang = escape(m.module.language.as_deref().unwrap_or("en"));
+    let video_url = edge_url(m.module.id.as_str(), &l.asset.path);
+    let title = &m.module.title;
+    let name = lesson_name(&l.asset.path);
+    let lang = m.module.language.as_deref().unwrap_or("en");
     let playing = l
         .offers
         .iter()
         .find(|o| o.choice == l.current && l.current != Choice::Auto);
+    let body = html! {
+        nav lang="en" {
+            a href="/" { "All modules" }
+            @if m.asset("index.html").is_some() {
+                " · " a href=(module_url(&m.module.id)) { "Course page" }
+            }
+        }
+        main {
+            h1 { (title) }
+            p lang="en" {
+                "Lesson: " b lang=(lang) { (name) } " " (l.asset.duration.map(clock).unwrap_or_default())
+            }
+            (player(l, &video_url, playing))
+            // What plays, and what it costs, before anything plays.
+            p class="now" lang="en" id="now" { (now_playing(l, playing)) }
+            p class="cost" lang="en" id="costs" {
+                "Data for the whole lesson: " (costs(l))
+            }
+            (picker(l, &video_url))
+            (downloads(l, &video_url))
+        }
+    };
+    let description = format!("{name}: {title}");
+    document(lang, &description, &format!("{name} · {title}"), body).into_string()
+}
 
-    let mut h = String::with_capacity(6 * 1024);
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <link rel=\"icon\" href=\"data:,\">\
-         <meta name=\"description\" content=\"{name}: {title}\">\
-         <title>{name} · {title}</title><style>{}</style></head><body>\
-         <nav lang=\"en\"><a href=\"/\">All modules</a>",
-        STYLE.replace("FONTS", FONTS)
-    );
-    if m.asset("index.html").is_some() {
-        let _ = write!(
-            h,
-            " · <a href=\"{}\">Course page</a>",
-            escape(&module_url(&m.module.id))
-        );
-    }
-    let _ = write!(
-        h,
-        "</nav><main><h1>{title}</h1><p lang=\"en\">Lesson: <b lang=\"{lang}\">{name}</b> {duration}</p>"
-    );
-
-    // The player: nothing is fetched before a tap but the poster (and the default captions).
+/// The player: nothing is fetched before a tap but the poster (and the
+/// default captions).
+fn player(l: &Lesson<'_>, video_url: &str, playing: Option<&Offer<'_>>) -> Markup {
+    let m = l.manifest;
     let src = match playing {
         Some(o) => format!("/o/{}", o.variant.key),
         None => format!("{video_url}/play"),
     };
-    let _ = write!(
-        h,
-        "<video id=\"lesson\" controls preload=\"none\" playsinline width=\"640\" height=\"360\" src=\"{}\"",
-        escape(&src)
-    );
-    if let Some(poster) = poster(l.asset, l.accept_webp) {
-        let _ = write!(h, " poster=\"/o/{}\"", escape(&poster.key.to_string()));
-    }
-    h.push('>');
+    let poster = poster(l.asset, l.accept_webp).map(|p| format!("/o/{}", p.key));
     let default_caption = l
         .asset
         .captions
         .iter()
         .position(|c| c.language.as_deref() == m.module.language.as_deref())
         .unwrap_or(0);
-    for (i, c) in l.asset.captions.iter().enumerate() {
-        let Some(vtt) = captions::vtt_object(m, c) else {
-            continue;
-        };
+    let tracks = l.asset.captions.iter().enumerate().filter_map(|(i, c)| {
+        let vtt = captions::vtt_object(m, c)?;
         let (srclang, label) = match c.language.as_deref() {
             Some("km") => ("km", "ខ្មែរ"),
             Some(other) => (other, other),
             None => ("en", "English"),
         };
-        let _ = write!(
-            h,
-            "<track kind=\"subtitles\" src=\"/o/{}\" srclang=\"{}\" label=\"{}\"{}>",
-            escape(&vtt.to_string()),
-            escape(srclang),
-            escape(label),
-            if i == default_caption { " default" } else { "" }
-        );
+        Some((vtt, srclang, label, i == default_caption))
+    });
+    html! {
+        video id="lesson" controls preload="none" playsinline width="640" height="360" src=(src) poster=[poster] {
+            @for (vtt, srclang, label, default) in tracks {
+                track kind="subtitles" src={ "/o/" (vtt) } srclang=(srclang) label=(label) default[default];
+            }
+            span lang="en" { "This browser cannot play the video: download it below." }
+        }
     }
-    let _ = write!(
-        h,
-        "<span lang=\"en\">This browser cannot play the video: download it below.</span></video>"
-    );
+}
 
-    // What plays, and what it costs, before anything plays.
-    let now = match (playing, l.auto_now) {
+/// What plays now and what it costs for the whole lesson.
+fn now_playing(l: &Lesson<'_>, playing: Option<&Offer<'_>>) -> String {
+    match (playing, l.auto_now) {
         (Some(o), _) => format!(
             "{} ({}): {} for the whole lesson",
-            escape(&o.label(m)),
-            escape(&o.detail()),
+            o.label(l.manifest),
+            o.detail(),
             mb(o.variant.bytes)
         ),
         (None, Some((v, true))) => format!(
@@ -126,85 +117,67 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
                 mb(most)
             )
         }
-    };
-    let _ = write!(h, "<p class=\"now\" lang=\"en\" id=\"now\">{now}</p>");
+    }
+}
+
+/// What each choice costs for the whole lesson.
+fn costs(l: &Lesson<'_>) -> String {
     let costs: Vec<String> = l
         .offers
         .iter()
-        .map(|o| format!("{} {}", escape(&o.label(m)), mb(o.variant.bytes)))
+        .map(|o| format!("{} {}", o.label(l.manifest), mb(o.variant.bytes)))
         .collect();
-    let _ = write!(
-        h,
-        "<p class=\"cost\" lang=\"en\" id=\"costs\">Data for the whole lesson: {}</p>",
-        costs.join(" · ")
-    );
+    costs.join(" · ")
+}
 
-    // The picker: a GET form, remembered in a cookie.
-    let _ = write!(
-        h,
-        "<form method=\"get\" action=\"{}/watch\" lang=\"en\"><fieldset><legend>Quality</legend>",
-        escape(&video_url)
-    );
-    let radio = |h: &mut String,
-                 choice: Choice,
-                 label: &str,
-                 detail: &str,
-                 variant: Option<&Variant>| {
-        let data = variant.map_or_else(String::new, |v| {
-            format!(
-                " data-variant=\"{}\" data-bytes=\"{}\" data-src=\"/o/{}\"",
-                escape(&v.name),
-                v.bytes,
-                escape(&v.key.to_string())
-            )
-        });
-        let _ = write!(
-            h,
-            "<label{data}><input type=\"radio\" name=\"{PICK_PARAM}\" value=\"{}\"{}> {} <small>{}</small></label>",
-            escape(&choice.value(m)),
-            if choice == l.current { " checked" } else { "" },
-            escape(label),
-            detail
-        );
+/// The picker: a GET form, remembered in a cookie.
+fn picker(l: &Lesson<'_>, video_url: &str) -> Markup {
+    let m = l.manifest;
+    let radio = |choice: Choice, label: &str, detail: &str, variant: Option<&Variant>| {
+        html! {
+            label data-variant=[variant.map(|v| &v.name)] data-bytes=[variant.map(|v| v.bytes)] data-src=[variant.map(|v| format!("/o/{}", v.key))] {
+                input type="radio" name=(PICK_PARAM) value=(choice.value(m)) checked[choice == l.current];
+                " " (label) " " small { (detail) }
+            }
+        }
     };
-    radio(
-        &mut h,
-        Choice::Auto,
-        "Auto",
-        "picks by your connection",
-        None,
-    );
-    for o in l.offers {
-        let detail = format!("{} · {}", escape(&o.detail()), mb(o.variant.bytes));
-        radio(&mut h, o.choice, &o.label(m), &detail, Some(o.variant));
+    html! {
+        form method="get" action={ (video_url) "/watch" } lang="en" {
+            fieldset {
+                legend { "Quality" }
+                (radio(Choice::Auto, "Auto", "picks by your connection", None))
+                @for o in l.offers {
+                    (radio(o.choice, &o.label(m), &format!("{} · {}", o.detail(), mb(o.variant.bytes)), Some(o.variant)))
+                }
+            }
+            button { "Use this quality" }
+        }
     }
-    h.push_str("</fieldset><button>Use this quality</button></form>");
+}
 
-    // Offline: a plain link per choice; the edge answers ranges, so a cut download resumes.
-    let _ = write!(
-        h,
-        "<h2 lang=\"en\">Download to watch offline</h2><ul lang=\"en\">"
-    );
-    for o in l.offers {
-        let _ = write!(
-            h,
-            "<li><a href=\"{}/download?{VARIANT_PARAM}={}\" download>{} ({})</a> {}</li>",
-            escape(&video_url),
-            escape(&encode_segment(&o.variant.name)),
-            escape(&o.label(m)),
-            escape(&o.detail()),
-            mb(o.variant.bytes)
-        );
+/// Offline: a plain link per choice; the edge answers ranges, so a cut
+/// download resumes.
+fn downloads(l: &Lesson<'_>, video_url: &str) -> Markup {
+    html! {
+        h2 lang="en" { "Download to watch offline" }
+        ul lang="en" {
+            @for o in l.offers {
+                li {
+                    a href={ (video_url) "/download?" (VARIANT_PARAM) "=" (encode_segment(&o.variant.name)) } download {
+                        (o.label(l.manifest)) " (" (o.detail()) ")"
+                    }
+                    " " (mb(o.variant.bytes))
+                }
+            }
+        }
     }
-    h.push_str("</ul></main></body></html>");
-    h
 }
 
 fn offer_label(l: &Lesson<'_>, v: &Variant) -> String {
     l.offers
         .iter()
         .find(|o| o.variant.key == v.key)
-        .map_or_else(|| escape(&v.name), |o| escape(&o.label(l.manifest)))
+        .map_or_else(|| v.name.clone(), |o| o.label(l.manifest))
 }
 
 /// The poster: WebP where the client takes it, else JPEG.
