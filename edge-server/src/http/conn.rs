@@ -217,19 +217,7 @@ where
     let soonest = limits.idle_timeout.min(limits.header_timeout);
     let timer = tokio::time::sleep_until(accepted_at + soonest);
     tokio::pin!(timer);
-    let next_look = |closing: Option<(CloseReason, Instant)>, now: Instant| {
-        activity.deadline(closing, &limits).unwrap_or_else(|| {
-            // A request is in flight: no limit applies until it ends.
-            let grace = if closing.is_some() {
-                CLOSE_GRACE
-            } else {
-                soonest
-            };
-            // Never sooner than MIN_RECHECK: a zero timeout (possible for a
-            // library caller; the configuration refuses it) must not spin.
-            now + grace.min(soonest).max(MIN_RECHECK)
-        })
-    };
+    let next_look = |closing, now| next_look(&activity, &limits, closing, now);
     let budget_reached = activity.budget_reached.notified();
     tokio::pin!(budget_reached);
     let mut budget_seen = false;
@@ -325,6 +313,27 @@ fn service(
             };
             Ok::<_, Infallible>(Response::from_parts(parts, Metered::new(body, tracker)))
         }
+    })
+}
+
+/// When the driver should look at the connection next: when a limit is
+/// next due, or while a request is in flight (when none can be) a little later.
+fn next_look(
+    activity: &Activity,
+    limits: &Limits,
+    closing: Option<(CloseReason, Instant)>,
+    now: Instant,
+) -> Instant {
+    let soonest = limits.idle_timeout.min(limits.header_timeout);
+    activity.deadline(closing, limits).unwrap_or_else(|| {
+        let grace = if closing.is_some() {
+            CLOSE_GRACE
+        } else {
+            soonest
+        };
+        // Never sooner than MIN_RECHECK: a zero timeout (possible for a
+        // library caller; the configuration refuses it) must not spin.
+        now + grace.min(soonest).max(MIN_RECHECK)
     })
 }
 
