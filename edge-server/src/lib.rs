@@ -7,9 +7,9 @@
 //!   (negotiated assets), `object` (`/o/<key>`), `lesson` (`watch`, `play`,
 //!   `download`), `hls` (master and subtitle playlists), `catalog`, `api`
 //!   (JSON), `probes` (`/healthz`, `/readyz`, `/metrics`), `admin` (purge).
-//! - [`choose`]: pure choice: the request's signals, the connections'
-//!   estimate (and the probe that reads `TCP_INFO`), tiers from link
-//!   speeds, the variant selected, `no-transform`.
+//! - [`choose`]: pure choice: the request's signals (its hints, query and
+//!   cookies), the connections' estimate (and the probe that reads
+//!   `TCP_INFO`), tiers from link speeds, the variant selected, `no-transform`.
 //! - [`pages`]: what is written per client from a manifest: the catalog and
 //!   lesson pages (maud templates) and the HLS playlists.
 //! - [`objects`]: sending stored objects: headers prepared per manifest,
@@ -18,12 +18,14 @@
 //!   TLS, bodies, the RFC 9110 rules for ranges and validators, how
 //!   responses are made, and the one place errors become responses.
 //! - [`edge`] is the state every request shares ([`Edge`]); [`manifests`]
-//!   the manifests and index as last read; [`cache`] a cache node's disk
-//!   cache of an upstream; [`config`] the settings; [`metrics`] what is
-//!   counted.
+//!   the manifests and index as last read; [`bounded`] the maps the request
+//!   path looks up (and why they are not moka); [`cache`] a cache node's
+//!   disk cache of an upstream; [`config`] the settings; [`metrics`] what
+//!   is counted.
 //!
 //! The edge never links FFmpeg.
 
+pub mod bounded;
 pub mod cache;
 pub mod choose;
 pub mod config;

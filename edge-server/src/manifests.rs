@@ -7,12 +7,12 @@
 //! before the cache is asked again, and keeps its prepared headers while the
 //! cache still holds the same manifest.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lowband_catalog::{ModuleId, ModuleIndex, Store};
 
+use crate::bounded::Bounded;
 use crate::cache::Cache;
 use crate::http::error::EdgeError;
 use crate::metrics::{Metrics, StoreOp};
@@ -35,7 +35,7 @@ pub struct Manifests {
     metrics: Arc<Metrics>,
     /// How long a manifest read from the store is used before it is read again.
     ttl: Duration,
-    held: Mutex<HashMap<ModuleId, Held>>,
+    held: Bounded<ModuleId, Held>,
 }
 
 impl Manifests {
@@ -50,13 +50,13 @@ impl Manifests {
             cache,
             metrics,
             ttl,
-            held: Mutex::new(HashMap::new()),
+            held: Bounded::lasting(MANIFEST_CACHE_ENTRIES),
         }
     }
 
     /// The module's manifest, prepared; `None` when there is no such module.
     pub async fn prepared(&self, id: &ModuleId) -> Result<Option<Arc<Prepared>>, EdgeError> {
-        let held = self.held.lock().ok().and_then(|m| m.get(id).cloned());
+        let held = self.held.get(id);
         if let Some(cache) = &self.cache {
             if let Some((at, prepared)) = &held {
                 if at.elapsed() < CACHE_RECHECK {
@@ -92,19 +92,12 @@ impl Manifests {
     }
 
     fn remember(&self, id: &ModuleId, prepared: Option<Arc<Prepared>>) {
-        if let Ok(mut held) = self.held.lock() {
-            if held.len() >= MANIFEST_CACHE_ENTRIES {
-                held.clear();
-            }
-            held.insert(id.clone(), (Instant::now(), prepared));
-        }
+        self.held.insert(id.clone(), (Instant::now(), prepared));
     }
 
     /// Forgets the module's manifest: the next request reads it again.
     pub fn forget(&self, id: &ModuleId) {
-        if let Ok(mut held) = self.held.lock() {
-            held.remove(id);
-        }
+        self.held.remove(id);
     }
 
     /// The module index: from the store, or as the cache holds it.

@@ -197,6 +197,13 @@ impl Client {
 pub struct Estimator {
     half_life: Duration,
     capacity: usize,
+    /// A plain map, not moka: every negotiated request looks its client up
+    /// here, and a moka `get` cost about 600 instructions a request
+    /// (callgrind, `benches/cache-vs-edge.sh`; see [`crate::bounded`]).
+    /// It also forgets by what a sample is still worth, which only the
+    /// estimator knows, and takes its time as an argument so that it stays
+    /// pure: a full map drops the averages that have decayed away, then the
+    /// least recently sampled quarter ([`Estimator::make_room`]).
     clients: HashMap<IpAddr, Client>,
 }
 

@@ -8,13 +8,13 @@
 //! measured ([`super::estimate`]). Then [`client_tier`] turns them into one
 //! tier of the module's profile, with the reason.
 
-use http::header::{HeaderMap, HeaderName, ACCEPT, ACCEPT_ENCODING};
+use http::header::{HeaderMap, HeaderName, ACCEPT, ACCEPT_ENCODING, COOKIE};
 use lowband_catalog::manifest::{Asset, AssetKind, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
 
 use super::estimate::Estimate;
+use super::request::{cookies, query_values};
 use super::tier::{ect_for_http_rtt, tier_for_kbps};
-use crate::http::request::{cookies, query_values};
 
 /// Name of the cookie the quality picker sets.
 pub const TIER_COOKIE: &str = "lowband_tier";
@@ -171,8 +171,12 @@ impl Signals {
             .and_then(parse_px);
         let navigate =
             text(&hint::SEC_FETCH_MODE).is_some_and(|v| v.eq_ignore_ascii_case("navigate"));
-        let tier_query = token(query_values(query, "tier"));
-        let tier_cookie = cookie_token(headers, TIER_COOKIE);
+        // Most requests hold neither: not looked through at all then.
+        let query_token = |name| query.and_then(|q| token(query_values(Some(q), name)));
+        let has_cookies = headers.contains_key(COOKIE);
+        let cookie = |name| has_cookies.then(|| cookie_token(headers, name)).flatten();
+        let tier_query = query_token("tier");
+        let tier_cookie = cookie(TIER_COOKIE);
         let accepted = |mime: &str| {
             headers
                 .get_all(ACCEPT)
@@ -183,8 +187,8 @@ impl Signals {
         };
         let accept_webp = accepted("image/webp");
         let accept_avif = accepted("image/avif");
-        let av1 = token(query_values(query, "av1")).as_deref() == Some("1")
-            || cookie_token(headers, AV1_COOKIE).as_deref() == Some("1")
+        let av1 = query_token("av1").as_deref() == Some("1")
+            || cookie(AV1_COOKIE).as_deref() == Some("1")
             || headers
                 .get_all(ACCEPT)
                 .iter()

@@ -5,8 +5,7 @@
 //! and meters response bodies; [`range`], [`conditional`] and
 //! [`multipart`] are the pure RFC 9110 rules for byte ranges, validators
 //! and `multipart/byteranges`; [`response`] is how responses are made and
-//! cached; [`request`] reads query parameters and cookies; [`error`] is
-//! the one place where errors become responses.
+//! cached; [`error`] is the one place where errors become responses.
 
 pub mod body;
 pub mod conditional;
@@ -14,7 +13,6 @@ pub mod conn;
 pub mod error;
 pub mod multipart;
 pub mod range;
-pub mod request;
 pub mod response;
 pub mod server;
 pub mod tls;

@@ -37,6 +37,7 @@ pub const CRITICAL_CH: HeaderName = HeaderName::from_static("critical-ch");
 /// never regrows its map.
 pub const RESPONSE_HEADERS: usize = 16;
 
+#[inline]
 pub fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -98,6 +99,7 @@ pub fn small_response(
 }
 
 /// Sets `Last-Modified` to `t`, or to `formatted` when it was made beforehand.
+#[inline]
 pub fn set_last_modified(headers: &mut HeaderMap, t: SystemTime, formatted: Option<&HeaderValue>) {
     let value = match formatted {
         Some(v) => Some(v.clone()),
@@ -111,6 +113,7 @@ pub fn set_last_modified(headers: &mut HeaderMap, t: SystemTime, formatted: Opti
 /// Evaluates the request's preconditions against the validators (RFC 9110
 /// §13.2.2): `Some(304)` to send as is (with `headers`, which hold the
 /// validators), an error for 412, `None` to go on and send the representation.
+#[inline]
 pub fn preconditions(
     req_headers: &HeaderMap,
     headers: &mut HeaderMap,

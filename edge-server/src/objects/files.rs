@@ -31,8 +31,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -40,6 +40,7 @@ use http::HeaderValue;
 use lowband_catalog::ObjectKey;
 
 use super::mapped::Mapped;
+use crate::bounded::Bounded;
 use crate::http::conditional;
 use crate::http::range::ByteRange;
 
@@ -77,55 +78,9 @@ const OPEN_TTL: Duration = Duration::from_secs(10);
 /// which connections share).
 const OPEN_MAX: usize = 256;
 
-/// Values for object keys, each good for a while: an entry older than
-/// `ttl` is not returned, and a full map drops its stale entries (all of
-/// them when none is stale), so memory stays bounded by `max`.
-pub struct RecentMap<V> {
-    entries: Mutex<KeyMap<(Instant, V)>>,
-    ttl: Duration,
-    max: usize,
-}
-
-impl<V: Clone> RecentMap<V> {
-    pub fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            entries: Mutex::default(),
-            ttl,
-            max,
-        }
-    }
-
-    /// The value kept for `key`, if it is recent.
-    pub fn get(&self, key: &ObjectKey) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        let (at, value) = entries.get(key)?;
-        (at.elapsed() < self.ttl).then(|| value.clone())
-    }
-
-    pub fn insert(&self, key: ObjectKey, value: V) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= self.max {
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            if entries.len() >= self.max {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
-    }
-}
+/// Values for object keys, each good for a while (a cache node's keys its
+/// upstream lacks).
+pub type RecentMap<V> = Bounded<ObjectKey, V, foldhash::fast::RandomState>;
 
 /// Recently opened objects of one `file://` store, shared by all requests.
 pub struct OpenFiles {

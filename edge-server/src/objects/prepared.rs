@@ -11,15 +11,15 @@
 //! ([`KeyedHeaders`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use http::HeaderValue;
 use lowband_catalog::manifest::{Asset, Manifest, Variant};
 use lowband_catalog::ObjectKey;
 
-use super::files::KeyMap;
 use super::mime::object_mime;
+use crate::bounded::Bounded;
 use crate::choose::signals;
 use crate::choose::transform;
 use crate::http::conditional;
@@ -79,26 +79,26 @@ const KEYED_HEADERS: usize = 4096;
 
 /// The headers of objects asked for by key (`/o/<key>`): made once each and
 /// shared while held, since they are as immutable as the objects.
-#[derive(Default)]
 pub struct KeyedHeaders {
-    held: Mutex<KeyMap<Arc<ObjectHeaders>>>,
+    held: Bounded<ObjectKey, Arc<ObjectHeaders>, foldhash::fast::RandomState>,
+}
+
+impl Default for KeyedHeaders {
+    fn default() -> Self {
+        Self {
+            held: Bounded::lasting(KEYED_HEADERS),
+        }
+    }
 }
 
 impl KeyedHeaders {
     /// The headers `key` is sent with at `/o/`.
     pub fn get(&self, key: &ObjectKey) -> Arc<ObjectHeaders> {
-        let make = || Arc::new(ObjectHeaders::new(key, object_mime(key.ext()), None));
-        let Ok(mut held) = self.held.lock() else {
-            return make();
-        };
-        if let Some(made) = held.get(key) {
-            return Arc::clone(made);
+        if let Some(made) = self.held.get(key) {
+            return made;
         }
-        if held.len() >= KEYED_HEADERS {
-            held.clear();
-        }
-        let made = make();
-        held.insert(key.clone(), Arc::clone(&made));
+        let made = Arc::new(ObjectHeaders::new(key, object_mime(key.ext()), None));
+        self.held.insert(key.clone(), Arc::clone(&made));
         made
     }
 }

@@ -92,8 +92,11 @@ pub async fn send(
     if source.cache.is_some() {
         headers.insert(LOWBAND_CACHE, HeaderValue::from_static(found.outcome()));
     }
-    let (len, last_modified) =
-        validators(source.store, metrics, &spec, &found, &mut headers).await?;
+    let (len, changed) = match known_length(&spec, &found)? {
+        Some(known) => known,
+        None => stat(source.store, metrics, spec.key).await?,
+    };
+    let last_modified = set_changed(&spec, &found, changed, &mut headers);
     if let Some(not_modified) =
         preconditions(req_headers, &mut headers, fixed.etag_str(), last_modified)?
     {
@@ -154,20 +157,17 @@ pub async fn send(
 }
 
 /// The object's length, checked against the manifest's, and when it last
-/// changed (when known), also set as `Last-Modified` in `headers`.
-async fn validators(
-    store: &Store,
-    metrics: &Metrics,
+/// changed, when that is known without asking the store (`None`: ask it).
+fn known_length(
     spec: &ObjectSpec<'_>,
     found: &Found,
-    headers: &mut HeaderMap,
-) -> Result<(u64, Option<SystemTime>), EdgeError> {
+) -> Result<Option<(u64, Option<SystemTime>)>, EdgeError> {
     let (found_len, found_modified) = match found {
         Found::Local(object) => (Some(object.len), object.last_modified.as_ref().map(|l| l.0)),
         Found::Filling(_, len) | Found::Pass(len) => (Some(*len), None),
         Found::Store => (None, None),
     };
-    let (len, changed) = match (found_len, spec.known_len) {
+    Ok(match (found_len, spec.known_len) {
         (Some(found), Some(expected)) if found != expected => {
             return Err(EdgeError::SizeMismatch {
                 key: spec.key.to_string(),
@@ -175,30 +175,45 @@ async fn validators(
                 found,
             })
         }
-        (Some(found), _) => (found, spec.last_modified.or(found_modified)),
-        (None, Some(len)) => (len, spec.last_modified),
-        (None, None) => {
-            let path = StorePath::from(spec.key.to_string());
-            let meta = metrics
-                .time_store(StoreOp::Head, store.inner().head(&path))
-                .await
-                .map_err(|e| store_error(store, &path, e))?;
-            (meta.size, Some(meta.last_modified.into()))
-        }
+        (Some(found), _) => Some((found, spec.last_modified.or(found_modified))),
+        (None, Some(len)) => Some((len, spec.last_modified)),
+        (None, None) => None,
+    })
+}
+
+/// The object's length and modification time, from the store.
+async fn stat(
+    store: &Store,
+    metrics: &Metrics,
+    key: &ObjectKey,
+) -> Result<(u64, Option<SystemTime>), EdgeError> {
+    let path = StorePath::from(key.to_string());
+    let meta = metrics
+        .time_store(StoreOp::Head, store.inner().head(&path))
+        .await
+        .map_err(|e| store_error(store, &path, e))?;
+    Ok((meta.size, Some(meta.last_modified.into())))
+}
+
+/// Sets `Last-Modified` for a representation changed at `changed`, with
+/// the value formatted beforehand where there is one; returns the time set.
+fn set_changed(
+    spec: &ObjectSpec<'_>,
+    found: &Found,
+    changed: Option<SystemTime>,
+    headers: &mut HeaderMap,
+) -> Option<SystemTime> {
+    let t = conditional::last_modified(changed?, SystemTime::now());
+    let file_value = match found {
+        Found::Local(object) => object.last_modified.as_ref(),
+        _ => None,
     };
-    let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
-    if let Some(t) = last_modified {
-        let file_value = match found {
-            Found::Local(object) => object.last_modified.as_ref(),
-            _ => None,
-        };
-        let value = spec
-            .last_modified_value
-            .filter(|_| Some(t) == spec.last_modified)
-            .or_else(|| file_value.filter(|(at, _)| *at == t).map(|(_, v)| v));
-        set_last_modified(headers, t, value);
-    }
-    Ok((len, last_modified))
+    let value = spec
+        .last_modified_value
+        .filter(|_| Some(t) == spec.last_modified)
+        .or_else(|| file_value.filter(|(at, _)| *at == t).map(|(_, v)| v));
+    set_last_modified(headers, t, value);
+    Some(t)
 }
 
 impl Found {

@@ -8,10 +8,10 @@
 
 use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
 
+use crate::choose::request::{cookies, query_values};
 use crate::choose::select::{playable, select};
 use crate::choose::signals::{Signals, TIER_COOKIE};
 use crate::http::error::EdgeError;
-use crate::http::request::{cookies, query_values};
 
 /// Cookie that asks the lesson page for sound only (the tier cookie cannot say it).
 pub const QUALITY_COOKIE: &str = "lowband_quality";

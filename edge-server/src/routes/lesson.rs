@@ -11,12 +11,12 @@ use lowband_catalog::urls::encode_segment;
 
 use super::asset::{send_variant, variant_label, ACCEPT_CH_VALUE};
 use super::table::Action;
+use crate::choose::request::query_values;
 use crate::choose::select::select;
 use crate::choose::signals::{self, Reason};
 use crate::edge::Edge;
 use crate::http::body::{self, Body};
 use crate::http::error::EdgeError;
-use crate::http::request::query_values;
 use crate::http::response::{
     small_response, with_headers, ACCEPT_CH, LOWBAND_VARIANT, NO_STORE, PRIVATE_PAGE, REVALIDATE,
 };

@@ -17,7 +17,6 @@ pub mod table;
 use std::net::IpAddr;
 
 use http::{Method, Request, Response, StatusCode};
-use lowband_catalog::ModuleId;
 
 use crate::edge::{ClientAddr, Edge};
 use crate::http::body::{self, Body};
@@ -80,32 +79,26 @@ async fn dispatch<B>(
         Route::Index => api::module_index(edge, req.headers()).await,
         Route::ModuleApi(id) => api::module_manifest(edge, req.headers(), &id).await,
         Route::Object(key) => object::object(edge, req, &key).await,
-        Route::Asset { module, path } => in_module(edge, req, &module, &path, client).await,
         Route::Catalog => catalog::catalog(edge, req).await,
-    }
-}
-
-/// A path inside a module, as its manifest reads it.
-async fn in_module<B>(
-    edge: &Edge,
-    req: &Request<B>,
-    module: &ModuleId,
-    path: &str,
-    client: Option<IpAddr>,
-) -> Result<Response<Body>, EdgeError> {
-    let prepared = edge
-        .manifests
-        .prepared(module)
-        .await?
-        .ok_or(EdgeError::NotFound)?;
-    match table::in_module(&prepared, path)? {
-        InModule::Lesson { asset, action } => {
-            lesson::lesson(edge, req, client, &prepared, asset, action).await
+        Route::Asset { module, path } => {
+            let prepared = edge
+                .manifests
+                .prepared(&module)
+                .await?
+                .ok_or(EdgeError::NotFound)?;
+            // A path inside a module, as its manifest reads it.
+            match table::in_module(&prepared, &path)? {
+                InModule::Lesson { asset, action } => {
+                    lesson::lesson(edge, req, client, &prepared, asset, action).await
+                }
+                InModule::Captions { asset, caption } => {
+                    hls::captions(req.headers(), &prepared, asset, caption)
+                }
+                InModule::Master { asset } => hls::master(edge, req, client, &prepared, asset),
+                InModule::Asset { asset } => {
+                    asset::asset(edge, req, client, &prepared, asset).await
+                }
+            }
         }
-        InModule::Captions { asset, caption } => {
-            hls::captions(req.headers(), &prepared, asset, caption)
-        }
-        InModule::Master { asset } => hls::master(edge, req, client, &prepared, asset),
-        InModule::Asset { asset } => asset::asset(edge, req, client, &prepared, asset).await,
     }
 }

@@ -1,5 +1,5 @@
-//! What the edge reads from a request besides its hints and validators:
-//! query parameters and cookies, each parsed in one place.
+//! What the edge reads from a request's query and cookies (a chosen tier,
+//! AV1, the quality picker's answer), each parsed in one place.
 
 use std::borrow::Cow;
 
