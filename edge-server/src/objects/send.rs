@@ -129,24 +129,9 @@ pub async fn send(
     if let Some(mime) = &fixed.content_type {
         headers.insert(header::CONTENT_TYPE, mime.clone());
     }
-    let (status, range) = match range {
-        Some(r) => {
-            if let Ok(v) = HeaderValue::try_from(r.content_range(len)) {
-                headers.insert(header::CONTENT_RANGE, v);
-            }
-            (StatusCode::PARTIAL_CONTENT, r)
-        }
-        None if len == 0 => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-            return Ok(with_headers(StatusCode::OK, headers, body::empty()));
-        }
-        None => (
-            StatusCode::OK,
-            ByteRange {
-                start: 0,
-                end: len - 1,
-            },
-        ),
+    let Some((status, range)) = single_part(range, len, &mut headers) else {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+        return Ok(with_headers(StatusCode::OK, headers, body::empty()));
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(range.len()));
     if spec.head_only {
@@ -154,6 +139,31 @@ pub async fn send(
     }
     let body = found.body(source, metrics, spec.key, range, len).await?;
     Ok(with_headers(status, headers, body))
+}
+
+/// The status and the range of a one-part answer (`range`, or the whole
+/// object), with its `Content-Range` set; `None` for an empty object.
+fn single_part(
+    range: Option<ByteRange>,
+    len: u64,
+    headers: &mut HeaderMap,
+) -> Option<(StatusCode, ByteRange)> {
+    match range {
+        Some(r) => {
+            if let Ok(v) = HeaderValue::try_from(r.content_range(len)) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            Some((StatusCode::PARTIAL_CONTENT, r))
+        }
+        None if len == 0 => None,
+        None => Some((
+            StatusCode::OK,
+            ByteRange {
+                start: 0,
+                end: len - 1,
+            },
+        )),
+    }
 }
 
 /// The object's length, checked against the manifest's, and when it last
