@@ -1,36 +1,48 @@
 //! lowband's edge: hands each client the smallest variant its link can carry.
 //!
-//! `signals` parses what a request says about the client, `estimate` keeps
-//! what each client's connections measured (`TCP_INFO`), `select` picks a
-//! variant (both pure, `transform` honours `no-transform`), `paths` routes and
-//! normalises URLs, `range`, `conditional` and `multipart` handle byte
-//! ranges and validators, `object` streams stored objects, `serve` answers
-//! requests (counted in `metrics`), `lesson` makes the teacher's catalog and
-//! lesson pages, `hls` the playlists, `captions` finds a caption's WebVTT,
-//! and `server` runs them over hyper. The edge never links FFmpeg.
+//! The tree says what each part does:
+//!
+//! - [`routes`]: the route table ([`routes::table`]: every URL and the file
+//!   that answers it) and one handler file per route family: `asset`
+//!   (negotiated assets), `object` (`/o/<key>`), `lesson` (`watch`, `play`,
+//!   `download`), `hls` (master and subtitle playlists), `catalog`, `api`
+//!   (JSON), `probes` (`/healthz`, `/readyz`, `/metrics`), `admin` (purge).
+//! - [`choose`]: pure choice: the request's signals (its hints, query and
+//!   cookies), the connections' estimate (and the probe that reads
+//!   `TCP_INFO`), tiers from link speeds, the variant selected, `no-transform`.
+//! - [`pages`]: what is written per client from a manifest: the catalog and
+//!   lesson pages (maud templates) and the HLS playlists.
+//! - [`objects`]: sending stored objects: headers prepared per manifest,
+//!   files read straight from a `file://` store, validators, ranges, bodies.
+//! - [`http`]: HTTP apart from lowband: the server and its connections,
+//!   TLS, bodies, the RFC 9110 rules for ranges and validators, how
+//!   responses are made, and the one place errors become responses.
+//! - [`edge`] is the state every request shares ([`Edge`]); [`manifests`]
+//!   the manifests and index as last read; [`bounded`] the maps the request
+//!   path looks up (and why they are not moka); [`cache`] a cache node's
+//!   disk cache of an upstream; [`config`] the settings; [`metrics`] what
+//!   is counted.
+//!
+//! The edge never links FFmpeg.
 
-pub mod body;
+pub mod bounded;
 pub mod cache;
-pub mod captions;
-pub mod conditional;
+pub mod choose;
 pub mod config;
-pub mod error;
-pub mod estimate;
-pub mod files;
-pub mod hls;
-pub mod lesson;
+pub mod edge;
+pub mod http;
+pub mod manifests;
 pub mod metrics;
-pub mod multipart;
-pub mod object;
-pub mod paths;
-pub mod prepared;
-pub mod range;
-pub mod select;
-pub mod serve;
-pub mod server;
-pub mod signals;
-pub mod tls;
-pub mod transform;
+pub mod objects;
+pub mod pages;
+pub mod routes;
 
-pub use serve::{ClientAddr, Edge, EdgeConfig};
-pub use server::{serve, ServerConfig};
+pub use self::http::server::{serve, ServerConfig};
+pub use edge::{ClientAddr, Edge, EdgeConfig};
+
+// The paths these modules had before they were grouped, for the fuzz
+// targets, the integration tests and the code that still names them.
+pub use self::http::{body, conditional, error, multipart, range, server, tls};
+pub use choose::{estimate, signals};
+pub use objects::files;
+pub use routes::table as paths;

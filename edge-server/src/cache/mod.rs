@@ -538,10 +538,7 @@ impl From<MissError> for crate::error::EdgeError {
     fn from(e: MissError) -> Self {
         match e {
             MissError::NotFound => Self::NotFound,
-            e => Self::Upstream {
-                timeout: e.is_timeout(),
-                reason: e.to_string(),
-            },
+            e => Self::upstream(e.is_timeout(), e),
         }
     }
 }

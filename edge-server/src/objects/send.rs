@@ -17,15 +17,17 @@ use lowband_catalog::{ObjectKey, Store, StoreError};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
-use crate::body::{self, Body};
+use super::files::{self, LocalObject, OpenFiles};
+use super::prepared::ObjectHeaders;
+use crate::cache::fill::Fill;
 use crate::cache::{Cache, Miss};
-use crate::conditional::{self, Outcome};
-use crate::error::EdgeError;
-use crate::files::{self, LocalObject, OpenFiles};
+use crate::http::body::{self, Body};
+use crate::http::conditional;
+use crate::http::error::EdgeError;
+use crate::http::multipart::{self, Multipart};
+use crate::http::range::{self, ByteRange, Ranged};
+use crate::http::response::{preconditions, set_last_modified, with_headers};
 use crate::metrics::{Metrics, StoreOp};
-use crate::multipart::{self, Multipart};
-use crate::prepared::ObjectHeaders;
-use crate::range::{self, ByteRange, Ranged};
 
 const ACCEPT_RANGES_BYTES: HeaderValue = HeaderValue::from_static("bytes");
 /// On a cache node: whether the object came from disk (`hit`), from a fetch
@@ -46,7 +48,7 @@ pub struct Source<'a> {
 enum Found {
     Local(LocalObject),
     /// Being fetched by the cache: read as it arrives.
-    Filling(Arc<crate::cache::fill::Fill>, u64),
+    Filling(Arc<Fill>, u64),
     /// Read through from the cache's upstream.
     Pass(u64),
     /// Read from the store through object_store.
@@ -78,89 +80,45 @@ pub async fn send(
     spec: ObjectSpec<'_>,
     mut headers: HeaderMap,
 ) -> Result<Response<Body>, EdgeError> {
-    let key = spec.key;
     let fixed = spec.fixed;
-    let etag = fixed.etag_str();
-    // Only a store read through object_store needs its path (not a local file).
-    let store_path = || StorePath::from(key.to_string());
-    headers.insert(header::CACHE_CONTROL, spec.cache_control);
+    headers.insert(header::CACHE_CONTROL, spec.cache_control.clone());
     headers.insert(header::ACCEPT_RANGES, ACCEPT_RANGES_BYTES);
     headers.insert(header::ETAG, fixed.etag.clone());
     headers.insert(header::CONTENT_LOCATION, fixed.location.clone());
     if let Some(coding) = &fixed.encoding {
         headers.insert(header::CONTENT_ENCODING, coding.clone());
     }
-    let Source {
-        store,
-        files,
-        cache,
-    } = source;
-    let found = find(source, metrics, key).await?;
-    if cache.is_some() {
-        let outcome = match found {
-            Found::Local(_) | Found::Store => "hit",
-            Found::Filling(..) => "miss",
-            Found::Pass(_) => "pass",
-        };
-        headers.insert(LOWBAND_CACHE, HeaderValue::from_static(outcome));
+    let found = find(source, metrics, spec.key).await?;
+    if source.cache.is_some() {
+        headers.insert(LOWBAND_CACHE, HeaderValue::from_static(found.outcome()));
     }
-    let (found_len, found_modified) = match &found {
-        Found::Local(object) => (Some(object.len), object.last_modified.as_ref().map(|l| l.0)),
-        Found::Filling(_, len) | Found::Pass(len) => (Some(*len), None),
-        Found::Store => (None, None),
+    let (len, changed) = match known_length(&spec, &found)? {
+        Some(known) => known,
+        None => stat(source.store, metrics, spec.key).await?,
     };
-    let (len, changed) = match (found_len, spec.known_len) {
-        (Some(found), Some(expected)) if found != expected => {
-            return Err(EdgeError::SizeMismatch {
-                key: key.to_string(),
-                expected,
-                found,
-            })
-        }
-        (Some(found), _) => (found, spec.last_modified.or(found_modified)),
-        (None, Some(len)) => (len, spec.last_modified),
-        (None, None) => {
-            let path = store_path();
-            let meta = metrics
-                .time_store(StoreOp::Head, store.inner().head(&path))
-                .await
-                .map_err(|e| store_error(store, &path, e))?;
-            (meta.size, Some(meta.last_modified.into()))
-        }
-    };
-    let last_modified = changed.map(|t| conditional::last_modified(t, SystemTime::now()));
-    if let Some(t) = last_modified {
-        let file_value = match &found {
-            Found::Local(object) => object.last_modified.as_ref(),
-            _ => None,
-        };
-        let value = spec
-            .last_modified_value
-            .filter(|_| Some(t) == spec.last_modified)
-            .or_else(|| file_value.filter(|(at, _)| *at == t).map(|(_, v)| v));
-        set_last_modified(&mut headers, t, value);
-    }
-    if let Some(not_modified) = preconditions(req_headers, &mut headers, etag, last_modified)? {
+    let last_modified = set_changed(&spec, &found, changed, &mut headers);
+    if let Some(not_modified) =
+        preconditions(req_headers, &mut headers, fixed.etag_str(), last_modified)?
+    {
         return Ok(not_modified);
     }
-    let ranges = match range::evaluate(req_headers, len, etag) {
+    let range = match range::evaluate(req_headers, len, fixed.etag_str()) {
         Ranged::Unsatisfiable => return Err(EdgeError::RangeNotSatisfiable { len }),
         // Read through, parts would each be an upstream request: send it whole (RFC 9110 §14.2 allows).
         Ranged::Multipart(_) if matches!(found, Found::Pass(_)) => None,
         Ranged::Multipart(ranges) => {
             if let Found::Filling(fill, _) = &found {
                 // Parts are read from the cache directory once the object is there.
-                fill.done().await.map_err(|e| EdgeError::Upstream {
-                    timeout: e.is_timeout(),
-                    reason: e.to_string(),
-                })?;
+                fill.done()
+                    .await
+                    .map_err(|e| EdgeError::upstream(e.is_timeout(), e))?;
             }
             let framing = Multipart::new(multipart::boundary(), &ranges, spec.mime, len);
             let parts = Parts {
-                store,
+                store: source.store,
                 metrics,
-                path: store_path(),
-                key,
+                path: StorePath::from(spec.key.to_string()),
+                key: spec.key,
                 len,
             };
             return send_multipart(parts, framing, headers, spec.head_only).await;
@@ -171,60 +129,157 @@ pub async fn send(
     if let Some(mime) = &fixed.content_type {
         headers.insert(header::CONTENT_TYPE, mime.clone());
     }
-    let status = match ranges {
-        Some(r) => {
-            if let Ok(v) = HeaderValue::try_from(r.content_range(len)) {
-                headers.insert(header::CONTENT_RANGE, v);
-            }
-            StatusCode::PARTIAL_CONTENT
-        }
-        None => StatusCode::OK,
-    };
-    let range = match ranges {
-        Some(r) => r,
-        None if len == 0 => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-            return Ok(with_headers(status, headers, body::empty()));
-        }
-        None => ByteRange {
-            start: 0,
-            end: len - 1,
-        },
+    let Some((status, range)) = single_part(range, len, &mut headers) else {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+        return Ok(with_headers(StatusCode::OK, headers, body::empty()));
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(range.len()));
     if spec.head_only {
         return Ok(with_headers(status, headers, body::empty()));
     }
-    match found {
-        Found::Local(object) => {
-            let dir = files.map_or(std::path::Path::new(""), OpenFiles::dir);
-            let object_len = object.len;
-            let body = local_body(object, range, metrics)
-                .await
-                .map_err(|e| local_error(dir, key, e))?;
-            if let Some(cache) = cache {
-                cache.hit(key, object_len, range.len());
+    let body = found.body(source, metrics, spec.key, range, len).await?;
+    Ok(with_headers(status, headers, body))
+}
+
+/// The status and the range of a one-part answer (`range`, or the whole
+/// object), with its `Content-Range` set; `None` for an empty object.
+fn single_part(
+    range: Option<ByteRange>,
+    len: u64,
+    headers: &mut HeaderMap,
+) -> Option<(StatusCode, ByteRange)> {
+    match range {
+        Some(r) => {
+            if let Ok(v) = HeaderValue::try_from(r.content_range(len)) {
+                headers.insert(header::CONTENT_RANGE, v);
             }
-            return Ok(with_headers(status, headers, body));
+            Some((StatusCode::PARTIAL_CONTENT, r))
         }
-        Found::Filling(fill, _) => {
-            let cache = cache.ok_or(EdgeError::NotFound)?;
-            let chunks = cache.fill_body(key, &fill, range).await?;
-            return Ok(with_headers(status, headers, body::stream(chunks)));
-        }
-        Found::Pass(_) => {
-            let cache = cache.ok_or(EdgeError::NotFound)?;
-            let chunks = cache.pass(key, range).await?;
-            return Ok(with_headers(status, headers, body::stream(chunks)));
-        }
-        Found::Store => {}
+        None if len == 0 => None,
+        None => Some((
+            StatusCode::OK,
+            ByteRange {
+                start: 0,
+                end: len - 1,
+            },
+        )),
     }
-    let path = store_path();
-    let chunks = metrics
-        .time_store(StoreOp::Get, open_range(store.inner(), &path, range, len))
+}
+
+/// The object's length, checked against the manifest's, and when it last
+/// changed, when that is known without asking the store (`None`: ask it).
+fn known_length(
+    spec: &ObjectSpec<'_>,
+    found: &Found,
+) -> Result<Option<(u64, Option<SystemTime>)>, EdgeError> {
+    let (found_len, found_modified) = match found {
+        Found::Local(object) => (Some(object.len), object.last_modified.as_ref().map(|l| l.0)),
+        Found::Filling(_, len) | Found::Pass(len) => (Some(*len), None),
+        Found::Store => (None, None),
+    };
+    Ok(match (found_len, spec.known_len) {
+        (Some(found), Some(expected)) if found != expected => {
+            return Err(EdgeError::SizeMismatch {
+                key: spec.key.to_string(),
+                expected,
+                found,
+            })
+        }
+        (Some(found), _) => Some((found, spec.last_modified.or(found_modified))),
+        (None, Some(len)) => Some((len, spec.last_modified)),
+        (None, None) => None,
+    })
+}
+
+/// The object's length and modification time, from the store.
+async fn stat(
+    store: &Store,
+    metrics: &Metrics,
+    key: &ObjectKey,
+) -> Result<(u64, Option<SystemTime>), EdgeError> {
+    let path = StorePath::from(key.to_string());
+    let meta = metrics
+        .time_store(StoreOp::Head, store.inner().head(&path))
         .await
-        .map_err(|e| e.into_edge(store, &path, key))?;
-    Ok(with_headers(status, headers, body::stream(chunks)))
+        .map_err(|e| store_error(store, &path, e))?;
+    Ok((meta.size, Some(meta.last_modified.into())))
+}
+
+/// Sets `Last-Modified` for a representation changed at `changed`, with
+/// the value formatted beforehand where there is one; returns the time set.
+fn set_changed(
+    spec: &ObjectSpec<'_>,
+    found: &Found,
+    changed: Option<SystemTime>,
+    headers: &mut HeaderMap,
+) -> Option<SystemTime> {
+    let t = conditional::last_modified(changed?, SystemTime::now());
+    let file_value = match found {
+        Found::Local(object) => object.last_modified.as_ref(),
+        _ => None,
+    };
+    let value = spec
+        .last_modified_value
+        .filter(|_| Some(t) == spec.last_modified)
+        .or_else(|| file_value.filter(|(at, _)| *at == t).map(|(_, v)| v));
+    set_last_modified(headers, t, value);
+    Some(t)
+}
+
+impl Found {
+    /// `Lowband-Cache` on a cache node.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Found::Local(_) | Found::Store => "hit",
+            Found::Filling(..) => "miss",
+            Found::Pass(_) => "pass",
+        }
+    }
+
+    /// The body of `range` of the object (of `len` bytes), read from where it was found.
+    async fn body(
+        self,
+        source: Source<'_>,
+        metrics: &Metrics,
+        key: &ObjectKey,
+        range: ByteRange,
+        len: u64,
+    ) -> Result<Body, EdgeError> {
+        let cache = source.cache;
+        match self {
+            Found::Local(object) => {
+                let dir = source
+                    .files
+                    .map_or(std::path::Path::new(""), OpenFiles::dir);
+                let object_len = object.len;
+                let body = local_body(object, range, metrics)
+                    .await
+                    .map_err(|e| local_error(dir, key, e))?;
+                if let Some(cache) = cache {
+                    cache.hit(key, object_len, range.len());
+                }
+                Ok(body)
+            }
+            Found::Filling(fill, _) => {
+                let cache = cache.ok_or(EdgeError::NotFound)?;
+                let chunks = cache.fill_body(key, &fill, range).await?;
+                Ok(body::stream(chunks))
+            }
+            Found::Pass(_) => {
+                let cache = cache.ok_or(EdgeError::NotFound)?;
+                Ok(body::stream(cache.pass(key, range).await?))
+            }
+            Found::Store => {
+                let store = source.store;
+                let path = StorePath::from(key.to_string());
+                let chunks = metrics
+                    .time_store(StoreOp::Get, open_range(store.inner(), &path, range, len))
+                    .await
+                    .map_err(|e| e.into_edge(store, &path, key))?;
+                Ok(body::stream(chunks))
+            }
+        }
+    }
 }
 
 /// Finds `key`: on disk, through the cache, or (without `files`) in the store.
@@ -423,42 +478,4 @@ pub fn store_error(store: &Store, path: &StorePath, source: object_store::Error)
         key: path.to_string(),
         source,
     })
-}
-
-/// Sets `Last-Modified` to `t`, or to `formatted` when it was made beforehand.
-pub fn set_last_modified(headers: &mut HeaderMap, t: SystemTime, formatted: Option<&HeaderValue>) {
-    let value = match formatted {
-        Some(v) => Some(v.clone()),
-        None => HeaderValue::from_str(&httpdate::fmt_http_date(t)).ok(),
-    };
-    if let Some(v) = value {
-        headers.insert(header::LAST_MODIFIED, v);
-    }
-}
-
-/// Evaluates the request's preconditions against the validators (RFC 9110
-/// §13.2.2): `Some(304)` to send as is (with `headers`, which hold the
-/// validators), an error for 412, `None` to go on and send the representation.
-pub fn preconditions(
-    req_headers: &HeaderMap,
-    headers: &mut HeaderMap,
-    etag: &str,
-    last_modified: Option<SystemTime>,
-) -> Result<Option<Response<Body>>, EdgeError> {
-    match conditional::evaluate(req_headers, etag, last_modified) {
-        Outcome::Proceed => Ok(None),
-        Outcome::NotModified => Ok(Some(with_headers(
-            StatusCode::NOT_MODIFIED,
-            std::mem::take(headers),
-            body::empty(),
-        ))),
-        Outcome::PreconditionFailed => Err(EdgeError::PreconditionFailed),
-    }
-}
-
-pub fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
 }

@@ -18,11 +18,9 @@
 //! so a hot one costs no syscall at all; that memory is bounded by
 //! [`OPEN_MAX`] × [`SMALL`].
 //!
-//! A larger object is also mapped into memory ([`Mapping`]): a range whose
-//! pages `mincore` reports resident is sent straight from the page cache as
-//! a slice of the mapping, one copy (into the socket) instead of two (into
-//! a buffer, then into the socket) — what nginx's `sendfile` saves it on a
-//! 64 KiB range. Pages not resident are read as above, so the runtime
+//! A larger object is also mapped into memory ([`super::mapped`]): a range
+//! whose pages are resident is sent straight from the page cache as a
+//! slice of the mapping. Pages not resident are read as above, so the runtime
 //! thread never waits for the disk (bar eviction between the check and the
 //! send). Stored objects are only ever replaced by rename, never truncated
 //! in place: a mapping then keeps the bytes it was made from.
@@ -33,17 +31,18 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use http::HeaderValue;
 use lowband_catalog::ObjectKey;
 
-use crate::conditional;
-use crate::range::ByteRange;
+use super::mapped::Mapped;
+use crate::bounded::Bounded;
+use crate::http::conditional;
+use crate::http::range::ByteRange;
 
 /// A map keyed by object keys. Keys are SHA-256 digests, so a fast hash
 /// (foldhash, seeded per process) does: SipHash was ~1.5% of a hot
@@ -79,55 +78,9 @@ const OPEN_TTL: Duration = Duration::from_secs(10);
 /// which connections share).
 const OPEN_MAX: usize = 256;
 
-/// Values for object keys, each good for a while: an entry older than
-/// `ttl` is not returned, and a full map drops its stale entries (all of
-/// them when none is stale), so memory stays bounded by `max`.
-pub struct RecentMap<V> {
-    entries: Mutex<KeyMap<(Instant, V)>>,
-    ttl: Duration,
-    max: usize,
-}
-
-impl<V: Clone> RecentMap<V> {
-    pub fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            entries: Mutex::default(),
-            ttl,
-            max,
-        }
-    }
-
-    /// The value kept for `key`, if it is recent.
-    pub fn get(&self, key: &ObjectKey) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        let (at, value) = entries.get(key)?;
-        (at.elapsed() < self.ttl).then(|| value.clone())
-    }
-
-    pub fn insert(&self, key: ObjectKey, value: V) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= self.max {
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            if entries.len() >= self.max {
-                entries.clear();
-            }
-        }
-        entries.insert(key, (Instant::now(), value));
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.clear();
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
-    }
-}
+/// Values for object keys, each good for a while (a cache node's keys its
+/// upstream lacks).
+pub type RecentMap<V> = Bounded<ObjectKey, V, foldhash::fast::RandomState>;
 
 /// Recently opened objects of one `file://` store, shared by all requests.
 pub struct OpenFiles {
@@ -234,23 +187,11 @@ impl LocalObject {
         }
         let mapped = self
             .mapped
-            .get_or_init(|| {
-                let mapping = Mapping::new(&self.file, self.len).ok()?;
-                Some(Mapped {
-                    seen: Residency::new(mapping.len),
-                    bytes: Bytes::from_owner(mapping),
-                })
-            })
+            .get_or_init(|| Mapped::new(&self.file, self.len).ok())
             .as_ref()?;
         let start = usize::try_from(range.start).ok()?;
         let end = usize::try_from(range.end).ok()?.checked_add(1)?;
-        if end > mapped.bytes.len() || start >= end {
-            return None;
-        }
-        mapped
-            .seen
-            .resident(&mapped.bytes, start..end)
-            .then(|| mapped.bytes.slice(start..end))
+        mapped.resident(start, end)
     }
 
     async fn read_file(&self, range: ByteRange) -> io::Result<Bytes> {
@@ -329,139 +270,6 @@ fn read_cached(file: &File, buf: &mut Vec<u8>, offset: u64, want: usize) -> io::
     Ok(())
 }
 
-/// An object's mapping, and which parts of it were lately in the page cache.
-struct Mapped {
-    bytes: Bytes,
-    seen: Residency,
-}
-
-/// Bytes of a mapping whose residency is remembered as one.
-const SPAN: usize = 256 * 1024;
-/// How long a span seen wholly in the page cache is taken to still be.
-const SEEN_FRESH: Duration = Duration::from_secs(1);
-
-/// When each span of a mapping was last seen wholly in the page cache.
-///
-/// `mincore` on every range was ~5% of the edge's CPU on hot 64 KiB
-/// ranges, as much as reading the request. A span seen whole is taken as
-/// still there for [`SEEN_FRESH`]; a page evicted within that second costs
-/// one read from the disk on the runtime thread (what `sendfile` risks on
-/// every request), never wrong bytes.
-struct Residency {
-    born: Instant,
-    /// Per span: microseconds after `born` it was seen whole, plus one (0: never).
-    seen: Box<[AtomicU64]>,
-}
-
-impl Residency {
-    fn new(len: usize) -> Self {
-        Self {
-            born: Instant::now(),
-            seen: (0..len.div_ceil(SPAN)).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    /// Whether every page under `mapped[range]` is in the page cache, as
-    /// lately seen or as `mincore` says now.
-    fn resident(&self, mapped: &[u8], range: std::ops::Range<usize>) -> bool {
-        let now = u64::try_from(self.born.elapsed().as_micros())
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        let fresh = u64::try_from(SEEN_FRESH.as_micros()).unwrap_or(u64::MAX);
-        let spans = range.start / SPAN..=(range.end - 1) / SPAN;
-        let seen = &self.seen[spans.clone()];
-        if seen.iter().all(|at| {
-            let at = at.load(Ordering::Relaxed);
-            at != 0 && now - at.min(now) < fresh
-        }) {
-            return true;
-        }
-        // Look at the spans whole: in, they need no look for a while.
-        let whole = spans.start() * SPAN..((spans.end() + 1) * SPAN).min(mapped.len());
-        if all_resident(&mapped[whole]) {
-            seen.iter().for_each(|at| at.store(now, Ordering::Relaxed));
-            return true;
-        }
-        all_resident(&mapped[range])
-    }
-}
-
-/// A read-only shared mapping of a whole file.
-struct Mapping {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is read-only and owned: any thread may read it, and
-// it is unmapped once, by its owner's drop.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; shared references only ever read.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(file: &File, len: u64) -> io::Result<Self> {
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "cannot map this size"))?;
-        // SAFETY: a fresh read-only mapping of an open descriptor, at an
-        // address of the kernel's choosing; the result is checked.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr =
-            std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("null mapping"))?;
-        Ok(Self { ptr, len })
-    }
-}
-
-impl AsRef<[u8]> for Mapping {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `len` readable bytes are mapped at `ptr` until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the region `new` mapped, once; no slice of
-        // it outlives this (Bytes keeps the owner alive while sliced).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-/// Whether every page under `bytes` (inside a file mapping) is in the page cache.
-fn all_resident(bytes: &[u8]) -> bool {
-    // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let addr = bytes.as_ptr() as usize;
-    let start = addr - addr % page;
-    let len = addr + bytes.len() - start;
-    let mut vec = [0u8; 128];
-    let pages = len.div_ceil(page);
-    let mut heap;
-    let flags: &mut [u8] = if pages <= vec.len() {
-        &mut vec[..pages]
-    } else {
-        heap = vec![0u8; pages];
-        &mut heap
-    };
-    // SAFETY: [start, start + len) is inside one mapping (`bytes` is, and
-    // mappings are page-aligned); `flags` has a byte per page of it.
-    let rc = unsafe { libc::mincore(start as *mut libc::c_void, len, flags.as_mut_ptr()) };
-    rc == 0 && flags.iter().all(|f| f & 1 == 1)
-}
-
 fn short_file() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
@@ -473,6 +281,7 @@ fn short_file() -> io::Error {
 mod tests {
     use super::*;
     use futures::TryStreamExt;
+    use std::sync::atomic::Ordering;
 
     fn stored(dir: &Path, bytes: &[u8]) -> ObjectKey {
         let key = ObjectKey::for_bytes(bytes, "bin");
@@ -578,51 +387,6 @@ mod tests {
             .for_each(|at| at.store(0, Ordering::Relaxed));
         let again = object.read(range).await.unwrap();
         assert_eq!(&again[..], &bytes[5000..70_536]);
-    }
-
-    /// A span seen wholly cached skips `mincore` for a while; only the spans
-    /// a range touches are looked at, and a partly cached span is not taken whole.
-    #[test]
-    fn residency_is_remembered_per_span() {
-        let dir = tempfile::tempdir().unwrap();
-        let bytes: Vec<u8> = (0..(SPAN * 3 + 100)).map(|i| (i % 233) as u8).collect();
-        let key = stored(dir.path(), &bytes);
-        let object = open(dir.path(), &key).unwrap().unwrap();
-        let mapping = Mapping::new(&object.file, object.len).unwrap();
-        let mapped = mapping.as_ref();
-        let residency = Residency::new(mapped.len());
-        assert_eq!(residency.seen.len(), 4);
-        let seen = |i: usize| residency.seen[i].load(Ordering::Relaxed) != 0;
-
-        // Just written, so cached: the one span under the range is remembered.
-        assert!(residency.resident(mapped, SPAN + 10..SPAN + 70_000));
-        assert_eq!(
-            (seen(0), seen(1), seen(2), seen(3)),
-            (false, true, false, false)
-        );
-        // Across a boundary: both spans; the short last span counts whole.
-        assert!(residency.resident(mapped, SPAN * 3 - 5..SPAN * 3 + 100));
-        assert_eq!(
-            (seen(0), seen(1), seen(2), seen(3)),
-            (false, true, true, true)
-        );
-
-        // A span seen long ago is looked at again: evicted (where the
-        // filesystem honours the advice), it is no longer resident.
-        object.file.sync_all().unwrap();
-        // SAFETY: plain advice on an open descriptor.
-        unsafe { libc::posix_fadvise(object.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        let evicted = !all_resident(&mapped[SPAN..SPAN * 2]);
-        // Fresh, it is still taken as seen.
-        assert!(residency.resident(mapped, SPAN + 10..SPAN + 70_000));
-        residency.seen[1].store(1, Ordering::Relaxed);
-        let stale = std::time::Duration::from_millis(10);
-        std::thread::sleep(stale.max(SEEN_FRESH.saturating_sub(residency.born.elapsed())));
-        assert_eq!(
-            residency.resident(mapped, SPAN + 10..SPAN + 70_000),
-            !evicted
-        );
-        assert!(seen(1), "the mark stays until it is renewed");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::range::ByteRange;
+use super::range::ByteRange;
 
 /// One part: the framing bytes sent before its range of the object.
 #[derive(Debug, Clone, PartialEq, Eq)]

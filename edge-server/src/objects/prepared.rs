@@ -6,7 +6,9 @@
 //! (`ETag`, `Content-Location`, `Content-Type`, `Content-Encoding`, the
 //! asset's `Vary` and the module's `Last-Modified`). The request path then
 //! clones these values (a reference count each) instead of formatting and
-//! copying them, which was a tenth of the edge's CPU on a small page.
+//! copying them, which was a tenth of the edge's CPU on a small page. The
+//! same headers of objects asked for by key alone are made once per key
+//! ([`KeyedHeaders`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,9 +18,11 @@ use http::HeaderValue;
 use lowband_catalog::manifest::{Asset, Manifest, Variant};
 use lowband_catalog::ObjectKey;
 
-use crate::conditional;
-use crate::signals;
-use crate::transform;
+use super::mime::object_mime;
+use crate::bounded::Bounded;
+use crate::choose::signals;
+use crate::choose::transform;
+use crate::http::conditional;
 
 /// A manifest with what its responses need, ready to clone.
 pub struct Prepared {
@@ -67,6 +71,35 @@ impl ObjectHeaders {
     pub fn etag_str(&self) -> &str {
         // Made from a quoted hex digest: always visible ASCII.
         self.etag.to_str().unwrap_or_default()
+    }
+}
+
+/// Headers of objects asked for by key at most this many at once.
+const KEYED_HEADERS: usize = 4096;
+
+/// The headers of objects asked for by key (`/o/<key>`): made once each and
+/// shared while held, since they are as immutable as the objects.
+pub struct KeyedHeaders {
+    held: Bounded<ObjectKey, Arc<ObjectHeaders>, foldhash::fast::RandomState>,
+}
+
+impl Default for KeyedHeaders {
+    fn default() -> Self {
+        Self {
+            held: Bounded::lasting(KEYED_HEADERS),
+        }
+    }
+}
+
+impl KeyedHeaders {
+    /// The headers `key` is sent with at `/o/`.
+    pub fn get(&self, key: &ObjectKey) -> Arc<ObjectHeaders> {
+        if let Some(made) = self.held.get(key) {
+            return made;
+        }
+        let made = Arc::new(ObjectHeaders::new(key, object_mime(key.ext()), None));
+        self.held.insert(key.clone(), Arc::clone(&made));
+        made
     }
 }
 

@@ -18,7 +18,7 @@
 use lowband_catalog::manifest::{Asset, AssetKind, Variant, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
 
-use crate::signals::Signals;
+use super::signals::Signals;
 
 /// Content-codings in order of preference (smallest first: brotli at
 /// quality 11 beats zstd at 19 on text, which beats gzip).
@@ -31,99 +31,132 @@ pub fn select<'a>(
     client_rank: usize,
     signals: &Signals,
 ) -> Option<&'a Variant> {
-    let rank = |v: &Variant| {
-        tiers
-            .iter()
-            .position(|t| t.name == v.tier)
-            .unwrap_or(usize::MAX)
-    };
-    let candidates = |kind: VariantKind| {
-        asset
-            .variants
-            .iter()
-            .filter(move |v| v.kind == kind && !v.alternate)
-    };
-    // Within a tier, AV1 (where playable) before H.264: better per byte.
-    let best_fitting = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
-        candidates(kind)
-            .filter(|v| ok(v) && rank(v) <= client_rank)
-            .max_by_key(|v| (rank(v), is_av1(v), v.bytes))
-    };
-    let smallest = |kind: VariantKind, ok: &dyn Fn(&Variant) -> bool| {
-        candidates(kind).filter(|v| ok(v)).min_by_key(|v| v.bytes)
+    let ladder = Ladder {
+        asset,
+        tiers,
+        client_rank,
     };
     let plays = |v: &Variant| playable(v, signals);
     match asset.kind {
-        AssetKind::Video => best_fitting(VariantKind::Video, &plays)
-            .or_else(|| best_fitting(VariantKind::Audio, &plays))
-            .or_else(|| smallest(VariantKind::Video, &plays)),
-        AssetKind::Audio => best_fitting(VariantKind::Audio, &plays)
-            .or_else(|| smallest(VariantKind::Audio, &plays)),
-        AssetKind::Image => {
-            // One format per response, the smallest the client decodes:
-            // AVIF, then WebP, then the rest (JPEG), each only when the
-            // client's tier has it.
-            let has = |mime: &str| {
-                asset
-                    .variants
-                    .iter()
-                    .any(|v| v.mime == mime && rank(v) <= client_rank)
-            };
-            let wanted = if signals.accept_avif && has("image/avif") {
-                Some("image/avif")
-            } else if signals.accept_webp && has("image/webp") {
-                Some("image/webp")
-            } else {
-                None
-            };
-            let format_ok = |v: &Variant| match wanted {
-                Some(mime) => v.mime == mime,
-                None => v.mime != "image/avif" && v.mime != "image/webp",
-            };
-            let sized = signals.image_width_px().and_then(|need| {
-                let fitting = || {
-                    candidates(VariantKind::Image)
-                        .filter(|v| format_ok(v) && rank(v) <= client_rank)
-                };
-                // The narrowest width that covers the need; if none does,
-                // the widest the tier allows (never one wider than that).
-                fitting()
-                    .filter_map(|v| Some((v.width?, v)))
-                    .filter(|(w, _)| *w >= need)
-                    .min_by_key(|(w, v)| (*w, v.bytes))
-                    .or_else(|| {
-                        fitting()
-                            .filter_map(|v| Some((v.width?, v)))
-                            .max_by_key(|(w, v)| (*w, v.bytes))
-                    })
-                    .map(|(_, v)| v)
-            });
-            sized
-                .or_else(|| best_fitting(VariantKind::Image, &format_ok))
-                .or_else(|| smallest(VariantKind::Image, &format_ok))
-        }
-        AssetKind::Page | AssetKind::File => {
-            let kind = if asset.kind == AssetKind::Page {
-                VariantKind::Page
-            } else {
-                VariantKind::File
-            };
-            // A page may have one set of copies per tier: the tier first, then the coding.
-            let copies = || candidates(kind).filter(|v| v.name != ORIGINAL_VARIANT);
-            let tier = copies()
-                .map(rank)
-                .filter(|r| *r <= client_rank)
-                .max()
-                .or_else(|| copies().map(rank).min());
-            let coded = |coding: Option<&str>| {
-                copies().find(|v| Some(rank(v)) == tier && v.encoding.as_deref() == coding)
-            };
-            CODINGS
+        AssetKind::Video => ladder
+            .best_fitting(VariantKind::Video, &plays)
+            .or_else(|| ladder.best_fitting(VariantKind::Audio, &plays))
+            .or_else(|| ladder.smallest(VariantKind::Video, &plays)),
+        AssetKind::Audio => ladder
+            .best_fitting(VariantKind::Audio, &plays)
+            .or_else(|| ladder.smallest(VariantKind::Audio, &plays)),
+        AssetKind::Image => ladder.image(signals),
+        AssetKind::Page => ladder.coded(VariantKind::Page, signals),
+        AssetKind::File => ladder.coded(VariantKind::File, signals),
+    }
+}
+
+/// An asset's variants as seen by a client of tier `client_rank`.
+struct Ladder<'a, 't> {
+    asset: &'a Asset,
+    tiers: &'t [Tier],
+    client_rank: usize,
+}
+
+impl<'a> Ladder<'a, '_> {
+    /// The variant's tier, as an index into the tiers (unknown: above all).
+    fn rank(&self, v: &Variant) -> usize {
+        self.tiers
+            .iter()
+            .position(|t| t.name == v.tier)
+            .unwrap_or(usize::MAX)
+    }
+
+    fn fits(&self, v: &Variant) -> bool {
+        self.rank(v) <= self.client_rank
+    }
+
+    /// The variants of `kind` an asset's own URL may serve (not further sound tracks).
+    fn candidates(&self, kind: VariantKind) -> impl Iterator<Item = &'a Variant> {
+        self.asset
+            .variants
+            .iter()
+            .filter(move |v| v.kind == kind && !v.alternate)
+    }
+
+    /// The best variant of `kind` that fits: the highest tier, then (where
+    /// playable) AV1 before H.264, better per byte, then the largest.
+    fn best_fitting(
+        &self,
+        kind: VariantKind,
+        ok: &dyn Fn(&Variant) -> bool,
+    ) -> Option<&'a Variant> {
+        self.candidates(kind)
+            .filter(|v| ok(v) && self.fits(v))
+            .max_by_key(|v| (self.rank(v), is_av1(v), v.bytes))
+    }
+
+    fn smallest(&self, kind: VariantKind, ok: &dyn Fn(&Variant) -> bool) -> Option<&'a Variant> {
+        self.candidates(kind)
+            .filter(|v| ok(v))
+            .min_by_key(|v| v.bytes)
+    }
+
+    /// One format per response, the smallest the client decodes: AVIF,
+    /// then WebP, then the rest (JPEG), each only when the client's tier
+    /// has it; then the width the client needs, or else the tier's best.
+    fn image(&self, signals: &Signals) -> Option<&'a Variant> {
+        let has = |mime: &str| {
+            self.asset
+                .variants
                 .iter()
-                .filter(|c| signals.accepts_encoding(c))
-                .find_map(|c| coded(Some(c)))
-                .or_else(|| coded(None))
-        }
+                .any(|v| v.mime == mime && self.fits(v))
+        };
+        let wanted = if signals.accept_avif && has("image/avif") {
+            Some("image/avif")
+        } else if signals.accept_webp && has("image/webp") {
+            Some("image/webp")
+        } else {
+            None
+        };
+        let format_ok = |v: &Variant| match wanted {
+            Some(mime) => v.mime == mime,
+            None => v.mime != "image/avif" && v.mime != "image/webp",
+        };
+        signals
+            .image_width_px()
+            .and_then(|need| self.sized(need, &format_ok))
+            .or_else(|| self.best_fitting(VariantKind::Image, &format_ok))
+            .or_else(|| self.smallest(VariantKind::Image, &format_ok))
+    }
+
+    /// The narrowest fitting image whose width covers `need`; if none
+    /// does, the widest the tier allows (never one wider than that).
+    fn sized(&self, need: u32, format_ok: &dyn Fn(&Variant) -> bool) -> Option<&'a Variant> {
+        let widths = || {
+            self.candidates(VariantKind::Image)
+                .filter(|v| format_ok(v) && self.fits(v))
+                .filter_map(|v| Some((v.width?, v)))
+        };
+        widths()
+            .filter(|(w, _)| *w >= need)
+            .min_by_key(|(w, v)| (*w, v.bytes))
+            .or_else(|| widths().max_by_key(|(w, v)| (*w, v.bytes)))
+            .map(|(_, v)| v)
+    }
+
+    /// A page or file: its copies for the best tier that fits (a page may
+    /// have one set per tier), then the best content-coding the client accepts.
+    fn coded(&self, kind: VariantKind, signals: &Signals) -> Option<&'a Variant> {
+        let copies = || self.candidates(kind).filter(|v| v.name != ORIGINAL_VARIANT);
+        let tier = copies()
+            .map(|v| self.rank(v))
+            .filter(|r| *r <= self.client_rank)
+            .max()
+            .or_else(|| copies().map(|v| self.rank(v)).min());
+        let coded = |coding: Option<&str>| {
+            copies().find(|v| Some(self.rank(v)) == tier && v.encoding.as_deref() == coding)
+        };
+        CODINGS
+            .iter()
+            .filter(|c| signals.accepts_encoding(c))
+            .find_map(|c| coded(Some(c)))
+            .or_else(|| coded(None))
     }
 }
 
@@ -522,11 +555,14 @@ mod tests {
         assert_eq!(pick(&a, 3, &Signals::default()), "3g-identity");
         // What decides the tier now decides the page too.
         assert_eq!(
-            crate::signals::vary_for(&a),
+            crate::choose::signals::vary_for(&a),
             "Accept-Encoding, Save-Data, ECT, Downlink, RTT, Cookie"
         );
         let one_form = asset(AssetKind::Page, a.variants[..2].to_vec());
-        assert_eq!(crate::signals::vary_for(&one_form), "Accept-Encoding");
+        assert_eq!(
+            crate::choose::signals::vary_for(&one_form),
+            "Accept-Encoding"
+        );
     }
 
     proptest! {
@@ -577,8 +613,8 @@ mod tests {
             hint in proptest::option::of(0u32..20_000),
         ) {
             // From the connection estimate (or a Downlink hint over it) to bytes.
-            use crate::estimate::Estimate;
-            use crate::signals::client_tier;
+            use crate::choose::estimate::Estimate;
+            use crate::choose::signals::client_tier;
             let tiers = Profile::builtin_default().tiers;
             let a_video = video();
             let bytes = |kbps: u32| {

@@ -7,17 +7,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: cannot read a PEM certificate chain: {reason}")]
-    Certificate { path: PathBuf, reason: String },
+    #[error("{path}: cannot read a PEM certificate chain: {source}")]
+    Certificate { path: PathBuf, source: pem::Error },
     #[error("{path}: holds no certificate")]
     NoCertificate { path: PathBuf },
-    #[error("{path}: cannot read a PEM private key (PKCS#8, PKCS#1 or SEC1): {reason}")]
-    Key { path: PathBuf, reason: String },
+    #[error("{path}: cannot read a PEM private key (PKCS#8, PKCS#1 or SEC1): {source}")]
+    Key { path: PathBuf, source: pem::Error },
     #[error("{cert} and {key} do not make a usable TLS identity: {source}")]
     Config {
         cert: PathBuf,
@@ -30,18 +30,18 @@ pub enum TlsError {
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::Certificate {
+        .map_err(|source| TlsError::Certificate {
             path: cert.to_owned(),
-            reason: e.to_string(),
+            source,
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
             path: cert.to_owned(),
         });
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Key {
         path: key.to_owned(),
-        reason: e.to_string(),
+        source,
     })?;
     let config_error = |source| TlsError::Config {
         cert: cert.to_owned(),

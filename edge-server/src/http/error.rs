@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use lowband_catalog::StoreError;
 
-use crate::body::{self, Body};
+use super::body::{self, Body};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
@@ -25,8 +25,19 @@ pub enum EdgeError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     /// A cache node could not get what it does not hold from its upstream.
-    #[error("upstream: {reason}")]
-    Upstream { reason: String, timeout: bool },
+    #[error("upstream: {source}")]
+    Upstream {
+        timeout: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A cache node could not forget what it holds of a module.
+    #[error("cannot purge {key}: {source}")]
+    Purge {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("admin: {0}")]
     Unauthorized(&'static str),
     #[error("object {key} in the store is {found} bytes, the manifest says {expected}")]
@@ -38,6 +49,17 @@ pub enum EdgeError {
 }
 
 impl EdgeError {
+    /// What the upstream failed with, and whether it failed by not answering in time.
+    pub fn upstream(
+        timeout: bool,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Upstream {
+            timeout,
+            source: source.into(),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
@@ -56,7 +78,9 @@ impl EdgeError {
             Self::Upstream { timeout: true, .. } => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
-            Self::Upstream { .. } => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            Self::Upstream { .. } | Self::Purge { .. } => {
+                (StatusCode::BAD_GATEWAY, "upstream_unavailable")
+            }
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
         }
     }
@@ -80,7 +104,7 @@ impl EdgeError {
             Self::Upstream { timeout: true, .. } => {
                 "This cache node does not hold this yet, and the server it gets it from did not answer in time; try again shortly.".into()
             }
-            Self::Upstream { .. } => {
+            Self::Upstream { .. } | Self::Purge { .. } => {
                 "This cache node does not hold this yet, and the server it gets it from cannot be reached; try again shortly.".into()
             }
             Self::Unauthorized(why) => format!("Unauthorized: {why}."),

@@ -1,13 +1,31 @@
-//! URL paths to routes: percent-decoded, normalised and checked.
+//! The route table: every URL the edge answers, and which file answers it.
 //!
-//! Asset paths are looked up in the manifest, never on a filesystem, but a
-//! path that tries to leave its module (`..`, encoded slashes, NUL, invalid
-//! UTF-8) is refused outright with 400 so nothing downstream has to care.
+//! | path | answered in |
+//! |---|---|
+//! | `/` | [`super::catalog`]: the catalog page |
+//! | `/healthz`, `/readyz`, `/metrics` | [`super::probes`] |
+//! | `/api/v1/modules`, `/api/v1/modules/<module>` | [`super::api`]: the index and manifests as JSON |
+//! | `POST /admin/v1/purge/<module>` | [`super::admin`] |
+//! | `/o/<key>` | [`super::object`]: a stored object by key |
+//! | `/m/<module>/<video>/watch`, `/play`, `/download` | [`super::lesson`] |
+//! | `/m/<module>/<video>/master.m3u8`, `/captions/<n>.m3u8` | [`super::hls`] |
+//! | `/m/<module>/<path>`, `/m/<module>/<dir>/` | [`super::asset`]: the variant chosen for the client |
+//!
+//! [`route`] reads the URL path alone: percent-decoded, normalised and
+//! checked. Asset paths are looked up in the manifest, never on a
+//! filesystem, but a path that tries to leave its module (`..`, encoded
+//! slashes, NUL, invalid UTF-8) is refused outright with 400 so nothing
+//! downstream has to care. A path inside a module means what its manifest
+//! says ([`in_module`]): `<video>/watch` is a lesson only where `<video>`
+//! is a video with something to play, and an asset of that name otherwise.
 
 use lowband_catalog::{ModuleId, ObjectKey};
 use percent_encoding::percent_decode_str;
 
-use crate::error::EdgeError;
+use crate::http::error::EdgeError;
+use crate::metrics::RouteLabel;
+use crate::objects::prepared::Prepared;
+use crate::pages::quality::is_lesson;
 
 #[derive(Debug, PartialEq)]
 pub enum Route {
@@ -25,6 +43,108 @@ pub enum Route {
     },
     /// `POST /admin/v1/purge/<module>`: forget a module's manifest (operators, with a token).
     Purge(ModuleId),
+}
+
+impl Route {
+    /// How requests for the route are counted (an asset response may say
+    /// more precisely what it served, see [`Served`]).
+    pub fn label(&self) -> RouteLabel {
+        match self {
+            Route::Asset { .. } => RouteLabel::Asset,
+            Route::Object(_) => RouteLabel::Object,
+            Route::Index | Route::ModuleApi(_) => RouteLabel::Api,
+            Route::Catalog => RouteLabel::Catalog,
+            Route::Health => RouteLabel::Health,
+            Route::Ready => RouteLabel::Ready,
+            Route::Metrics => RouteLabel::Metrics,
+            Route::Purge(_) => RouteLabel::Admin,
+        }
+    }
+}
+
+/// What a path inside a module names, once its manifest is known; each
+/// holds the index of its asset in the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InModule {
+    /// `<video>/watch`, `<video>/play` or `<video>/download` of a video
+    /// with a lesson page.
+    Lesson { asset: usize, action: Action },
+    /// `<video>/captions/<n>.m3u8`: the subtitle playlist of its n-th caption.
+    Captions { asset: usize, caption: usize },
+    /// `<video>/master.m3u8`: the master playlist chosen for the client.
+    Master { asset: usize },
+    /// The asset at the path, or a directory's `index.html`: the variant
+    /// chosen for the client.
+    Asset { asset: usize },
+}
+
+/// What the lesson routes under a video's path ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The lesson page.
+    Watch,
+    /// The Auto player's source: a redirect to the rung chosen now.
+    Play,
+    /// One variant, as an attachment.
+    Download,
+}
+
+/// What `path` (as [`route`] made it) names in the module `prepared` is of.
+pub fn in_module(prepared: &Prepared, path: &str) -> Result<InModule, EdgeError> {
+    if let Some((video, action)) = lesson_action(path) {
+        if let Some((asset, _)) = prepared.asset(video).filter(|(_, a)| is_lesson(a)) {
+            return Ok(InModule::Lesson { asset, action });
+        }
+    }
+    if let Some((video, caption)) = caption_playlist(path) {
+        if let Some((asset, _)) = prepared.asset(video) {
+            return Ok(InModule::Captions { asset, caption });
+        }
+    }
+    if let Some((asset, _)) = path
+        .strip_suffix("/master.m3u8")
+        .and_then(|video| prepared.asset(video))
+    {
+        return Ok(InModule::Master { asset });
+    }
+    let found = match prepared.asset(path) {
+        Some(found) => Some(found),
+        // `/m/<module>/` and `/m/<module>/dir/` mean the directory's index page.
+        None if path.is_empty() || path.ends_with('/') => {
+            prepared.asset(&format!("{path}index.html"))
+        }
+        None => None,
+    };
+    let (asset, _) = found.ok_or(EdgeError::NotFound)?;
+    Ok(InModule::Asset { asset })
+}
+
+/// Splits `<video>/watch`, `<video>/play` or `<video>/download` into the
+/// video's path and the action.
+fn lesson_action(path: &str) -> Option<(&str, Action)> {
+    let (video, action) = path.rsplit_once('/')?;
+    let action = match action {
+        "watch" => Action::Watch,
+        "play" => Action::Play,
+        "download" => Action::Download,
+        _ => return None,
+    };
+    Some((video, action))
+}
+
+/// Splits `<video>/captions/<n>.m3u8` into the video's path and `n`.
+fn caption_playlist(path: &str) -> Option<(&str, usize)> {
+    let (video, rest) = path.rsplit_once("/captions/")?;
+    Some((video, rest.strip_suffix(".m3u8")?.parse().ok()?))
+}
+
+/// What an asset response served, for the metrics (a response extension).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub route: RouteLabel,
+    pub tier: String,
+    /// Source bytes less the variant's, counted when the whole variant is sent.
+    pub saved: Option<u64>,
 }
 
 /// Longest path accepted, in bytes, before decoding.
@@ -149,6 +269,27 @@ mod tests {
             Some(("m1".into(), "ក.html".into()))
         );
         assert_eq!(asset("/m/m1//x.jpg"), Some(("m1".into(), "x.jpg".into())));
+    }
+
+    #[test]
+    fn lesson_actions_split_only_on_the_last_segment() {
+        assert_eq!(
+            lesson_action("a/v.mp4/watch"),
+            Some(("a/v.mp4", Action::Watch))
+        );
+        assert_eq!(lesson_action("v.mp4/play"), Some(("v.mp4", Action::Play)));
+        assert_eq!(
+            lesson_action("v.mp4/download"),
+            Some(("v.mp4", Action::Download))
+        );
+        assert_eq!(lesson_action("v.mp4/watch/x"), None);
+        assert_eq!(lesson_action("watch"), None);
+        assert_eq!(
+            caption_playlist("a/v.mp4/captions/1.m3u8"),
+            Some(("a/v.mp4", 1))
+        );
+        assert_eq!(caption_playlist("v.mp4/captions/x.m3u8"), None);
+        assert_eq!(caption_playlist("v.mp4/captions/1.vtt"), None);
     }
 
     #[test]

@@ -5,14 +5,16 @@
 //! `Sec-CH-Viewport-Width` and their legacy names), `Accept`,
 //! `Accept-Encoding`, an explicit `?tier=` or the `lowband_tier` cookie set
 //! by the quality picker. The server adds what the connection itself
-//! measured ([`crate::estimate`]). Then [`client_tier`] turns them into one
+//! measured ([`super::estimate`]). Then [`client_tier`] turns them into one
 //! tier of the module's profile, with the reason.
 
 use http::header::{HeaderMap, HeaderName, ACCEPT, ACCEPT_ENCODING, COOKIE};
 use lowband_catalog::manifest::{Asset, AssetKind, VariantKind, ORIGINAL_VARIANT};
 use lowband_catalog::Tier;
 
-use crate::estimate::Estimate;
+use super::estimate::Estimate;
+use super::request::{cookies, query_values};
+use super::tier::{ect_for_http_rtt, tier_for_kbps};
 
 /// Name of the cookie the quality picker sets.
 pub const TIER_COOKIE: &str = "lowband_tier";
@@ -169,12 +171,12 @@ impl Signals {
             .and_then(parse_px);
         let navigate =
             text(&hint::SEC_FETCH_MODE).is_some_and(|v| v.eq_ignore_ascii_case("navigate"));
-        let tier_query = query.and_then(|q| query_param(q, "tier"));
-        let tier_cookie = headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| cookie_value(c, TIER_COOKIE));
+        // Most requests hold neither: not looked through at all then.
+        let query_token = |name| query.and_then(|q| token(query_values(Some(q), name)));
+        let has_cookies = headers.contains_key(COOKIE);
+        let cookie = |name| has_cookies.then(|| cookie_token(headers, name)).flatten();
+        let tier_query = query_token("tier");
+        let tier_cookie = cookie(TIER_COOKIE);
         let accepted = |mime: &str| {
             headers
                 .get_all(ACCEPT)
@@ -185,14 +187,8 @@ impl Signals {
         };
         let accept_webp = accepted("image/webp");
         let accept_avif = accepted("image/avif");
-        let av1 = query.and_then(|q| query_param(q, "av1")).as_deref() == Some("1")
-            || headers
-                .get_all(COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|c| cookie_value(c, AV1_COOKIE))
-                .as_deref()
-                == Some("1")
+        let av1 = query_token("av1").as_deref() == Some("1")
+            || cookie(AV1_COOKIE).as_deref() == Some("1")
             || headers
                 .get_all(ACCEPT)
                 .iter()
@@ -304,7 +300,7 @@ pub fn client_tier(signals: &Signals, tiers: &[Tier], default_tier: usize) -> (u
         Reason::Downlink,
     );
     consider(
-        signals.rtt_ms.and_then(ect_for_rtt).and_then(rank),
+        signals.rtt_ms.and_then(ect_for_http_rtt).and_then(rank),
         Reason::Rtt,
     );
     let measured = signals
@@ -319,25 +315,6 @@ pub fn client_tier(signals: &Signals, tiers: &[Tier], default_tier: usize) -> (u
         reason = Reason::SaveData;
     }
     (tier, reason)
-}
-
-/// The slowest tier whose bound covers a link of `kbps`.
-pub fn tier_for_kbps(kbps: u32, tiers: &[Tier]) -> usize {
-    tiers
-        .iter()
-        .position(|t| t.max_kbps.is_none_or(|max| kbps <= max))
-        .unwrap_or(tiers.len().saturating_sub(1))
-}
-
-/// Chromium's effective-connection-type thresholds on round-trip time.
-fn ect_for_rtt(rtt_ms: u32) -> Option<&'static str> {
-    match rtt_ms {
-        0 => None,
-        2000.. => Some("slow-2g"),
-        1400.. => Some("2g"),
-        270.. => Some("3g"),
-        _ => Some("4g"),
-    }
 }
 
 /// `Downlink` is in Mbit/s with a fractional part (`0.15`).
@@ -360,19 +337,21 @@ fn parse_dpr(v: &str) -> Option<f64> {
     (dpr.is_finite() && dpr > 0.0 && dpr <= MAX_DPR).then_some(dpr)
 }
 
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name && !v.is_empty() && v.len() <= 32).then(|| v.to_ascii_lowercase())
-    })
+/// The first of `values` that can be a tier name or a flag (1 to 32
+/// bytes), lowercased.
+fn token<'a>(mut values: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> Option<String> {
+    values
+        .find(|v| !v.is_empty() && v.len() <= 32)
+        .map(|v| v.to_ascii_lowercase())
 }
 
-fn cookie_value(header: &str, name: &str) -> Option<String> {
-    header.split(';').find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name && !v.is_empty() && v.len() <= 32)
-            .then(|| v.trim_matches('"').to_ascii_lowercase())
-    })
+/// [`token`] of the cookie `name`.
+fn cookie_token(headers: &HeaderMap, name: &str) -> Option<String> {
+    token(
+        cookies(headers)
+            .filter(|(k, _)| *k == name)
+            .map(|(_, v)| v.into()),
+    )
 }
 
 /// Splits `type;q=0.5` into the type and its quality (1 when absent, None if malformed).
