@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use lowband_catalog::Tier;
 
-use super::tier::{ect_for_transport_rtt, tier_for_kbps};
+use lowband_catalog::profile::ect_for_transport_rtt;
 
 /// Samples count half as much after this long: a phone moves between
 /// cells, a carrier's NAT puts several phones behind one address.
@@ -116,7 +116,7 @@ impl Estimate {
     /// The tier (index into `tiers`, slowest first) for this link: the
     /// slower of what its rate and its round trip allow, as for hints.
     pub fn rank(&self, tiers: &[Tier]) -> usize {
-        let by_rate = tier_for_kbps(self.kbps, tiers);
+        let by_rate = Tier::rank_for_kbps(tiers, self.kbps);
         let by_rtt = self
             .min_rtt_ms
             .and_then(ect_for_transport_rtt)

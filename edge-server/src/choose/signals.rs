@@ -14,7 +14,7 @@ use lowband_catalog::Tier;
 
 use super::estimate::Estimate;
 use super::request::{cookies, query_values};
-use super::tier::{ect_for_http_rtt, tier_for_kbps};
+use lowband_catalog::profile::ect_for_http_rtt;
 
 /// Name of the cookie the quality picker sets.
 pub const TIER_COOKIE: &str = "lowband_tier";
@@ -296,7 +296,9 @@ pub fn client_tier(signals: &Signals, tiers: &[Tier], default_tier: usize) -> (u
     };
     consider(signals.ect.as_deref().and_then(rank), Reason::Ect);
     consider(
-        signals.downlink_kbps.map(|kbps| tier_for_kbps(kbps, tiers)),
+        signals
+            .downlink_kbps
+            .map(|kbps| Tier::rank_for_kbps(tiers, kbps)),
         Reason::Downlink,
     );
     consider(
@@ -690,7 +692,7 @@ mod tests {
         fn faster_downlink_never_gets_a_slower_tier(a in 0u32..20_000, b in 0u32..20_000) {
             let t = tiers();
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            prop_assert!(tier_for_kbps(lo, &t) <= tier_for_kbps(hi, &t));
+            prop_assert!(Tier::rank_for_kbps(&t, lo) <= Tier::rank_for_kbps(&t, hi));
         }
     }
 }

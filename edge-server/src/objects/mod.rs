@@ -5,11 +5,10 @@
 //! directory) straight from disk, keeping hot descriptors, small objects and
 //! mappings of large ones ([`mapped`]); [`send`] answers with an object:
 //! validators, preconditions, ranges, and a body streamed with bounded memory
-//! from disk, the cache or the store; [`mime`] names an object's type from
-//! its key.
+//! from disk, the cache or the store. An object's type comes from its key's
+//! extension through the catalog's one MIME table.
 
 pub mod files;
 pub mod mapped;
-pub mod mime;
 pub mod prepared;
 pub mod send;

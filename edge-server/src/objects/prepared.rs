@@ -16,9 +16,8 @@ use std::time::SystemTime;
 
 use http::HeaderValue;
 use lowband_catalog::manifest::{Asset, Manifest, Variant};
-use lowband_catalog::ObjectKey;
+use lowband_catalog::{media_type, ObjectKey};
 
-use super::mime::object_mime;
 use crate::bounded::Bounded;
 use crate::choose::signals;
 use crate::choose::transform;
@@ -97,7 +96,11 @@ impl KeyedHeaders {
         if let Some(made) = self.held.get(key) {
             return made;
         }
-        let made = Arc::new(ObjectHeaders::new(key, object_mime(key.ext()), None));
+        let made = Arc::new(ObjectHeaders::new(
+            key,
+            media_type::of_stored_ext(key.ext()).mime,
+            None,
+        ));
         self.held.insert(key.clone(), Arc::clone(&made));
         made
     }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
-use lowband_catalog::{ObjectKey, Store, StoreError};
+use lowband_catalog::{media_type, ObjectKey, Store, StoreError};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
@@ -64,7 +64,6 @@ pub struct ObjectSpec<'a> {
     pub last_modified: Option<SystemTime>,
     /// `Last-Modified` already formatted for `last_modified`.
     pub last_modified_value: Option<&'a HeaderValue>,
-    pub mime: &'a str,
     /// The headers the object is always sent with (made with its manifest).
     pub fixed: &'a ObjectHeaders,
     pub cache_control: HeaderValue,
@@ -113,7 +112,14 @@ pub async fn send(
                     .await
                     .map_err(|e| EdgeError::upstream(e.is_timeout(), e))?;
             }
-            let framing = Multipart::new(multipart::boundary(), &ranges, spec.mime, len);
+            // Each part names the type the whole would have had.
+            let mime = spec
+                .fixed
+                .content_type
+                .as_ref()
+                .and_then(|v| v.to_str().ok());
+            let mime = mime.unwrap_or(media_type::UNKNOWN.mime);
+            let framing = Multipart::new(multipart::boundary(), &ranges, mime, len);
             let parts = Parts {
                 store: source.store,
                 metrics,

@@ -146,7 +146,6 @@ pub(super) async fn send_variant<B>(
         known_len: Some(variant.bytes),
         last_modified: Some(prepared.published),
         last_modified_value: prepared.published_value(),
-        mime: &variant.mime,
         fixed,
         cache_control,
         head_only: req.method() == Method::HEAD,

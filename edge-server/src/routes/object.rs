@@ -10,7 +10,6 @@ use crate::edge::Edge;
 use crate::http::body::Body;
 use crate::http::error::EdgeError;
 use crate::http::response::{IMMUTABLE, RESPONSE_HEADERS};
-use crate::objects::mime::object_mime;
 use crate::objects::send::{self, ObjectSpec};
 
 pub async fn object<B>(
@@ -23,7 +22,6 @@ pub async fn object<B>(
         known_len: None,
         last_modified: None,
         last_modified_value: None,
-        mime: object_mime(key.ext()),
         fixed: &edge.object_headers.get(key),
         cache_control: IMMUTABLE,
         head_only: req.method() == Method::HEAD,
