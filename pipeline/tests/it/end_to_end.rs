@@ -3,8 +3,6 @@
 //! 2G and a 4G client, and check with ffprobe/ffmpeg that both decode and
 //! that the 2G one is several times smaller.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -13,6 +11,8 @@ use lowband_catalog::manifest::VariantKind;
 use lowband_catalog::{ModuleId, Store};
 use lowband_edge::{Edge, EdgeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support;
 
 /// A minimal HTTP/1.1 GET over loopback; returns (head, body).
 async fn fetch(
@@ -119,7 +119,7 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
     let tmp = tempfile::tempdir().unwrap();
     let store_dir = tmp.path().join("store");
     let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
-    let report = common::ingest(&common::samples().join("teaching-questions"), &store)
+    let report = support::ingest(&support::samples().join("teaching-questions"), &store)
         .await
         .unwrap();
     assert!(report.published);
@@ -350,7 +350,7 @@ async fn a_lecture_in_two_languages_with_subtitles_reaches_hls_players() {
     );
 
     let store = Store::open(&format!("file://{}", tmp.path().join("store").display())).unwrap();
-    common::ingest(&module, &store).await.unwrap();
+    support::ingest(&module, &store).await.unwrap();
     let manifest = store
         .manifest(&ModuleId::parse("two-languages").unwrap())
         .await

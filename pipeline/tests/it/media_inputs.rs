@@ -326,7 +326,7 @@ fn av1_rungs_when_the_profile_asks() {
     assert!(starts(svt).len() >= 4, "{:?}", starts(svt));
 }
 
-#[path = "corpus/oracle.rs"]
+#[path = "../corpus/oracle.rs"]
 mod oracle;
 
 /// One line of the corpus's `cases.tsv` (see `corpus/README.md`).

@@ -1,8 +1,6 @@
 //! The sample course page after ingest: what a 2G phone loads before any tap,
 //! from the manifest and from the stored objects themselves.
 
-mod common;
-
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -13,10 +11,12 @@ use lowband_catalog::{ModuleId, Store};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
+use crate::support;
+
 /// The sample module, with the tiny fixture clip standing in for the
 /// minute-long lecture (the page is the subject here, not the video).
 fn sample_copy(root: &std::path::Path) -> std::path::PathBuf {
-    let from = common::samples().join("teaching-questions");
+    let from = support::samples().join("teaching-questions");
     let dir = root.join("teaching-questions");
     for sub in ["img", "lessons"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -31,7 +31,7 @@ fn sample_copy(root: &std::path::Path) -> std::path::PathBuf {
     ] {
         std::fs::copy(from.join(file), dir.join(file)).unwrap();
     }
-    std::fs::copy(common::fixture("tiny.mp4"), dir.join("lessons/lecture.mp4")).unwrap();
+    std::fs::copy(support::fixture("tiny.mp4"), dir.join("lessons/lecture.mp4")).unwrap();
     dir
 }
 
@@ -140,7 +140,7 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = sample_copy(tmp.path());
     let store = Store::open("memory://").unwrap();
-    common::ingest(&dir, &store).await.unwrap();
+    support::ingest(&dir, &store).await.unwrap();
     let manifest = store
         .manifest(&ModuleId::parse("teaching-questions").unwrap())
         .await

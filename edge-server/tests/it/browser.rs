@@ -22,8 +22,6 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -33,7 +31,7 @@ use lowband_catalog::manifest::Manifest;
 use lowband_catalog::{ModuleId, Profile, Store};
 use serde_json::Value;
 
-use common::{Serving, ShapedLink};
+use crate::support::{Serving, ShapedLink};
 
 const MODULE: &str = "teaching-questions";
 const LESSON: &str = "lessons/lecture.mp4";

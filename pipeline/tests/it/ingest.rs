@@ -1,20 +1,20 @@
 //! Ingest end to end on a small module: what lands in the store, that a
 //! re-run uploads nothing, and that bad input publishes nothing.
 
-mod common;
-
 use lowband_catalog::manifest::{AssetKind, VariantKind};
 use lowband_catalog::{ContentHash, ModuleId, Store};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 
+use crate::support;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = common::small_module(tmp.path());
+    let dir = support::small_module(tmp.path());
     let store = Store::open("memory://").unwrap();
 
-    let first = common::ingest(&dir, &store).await.unwrap();
+    let first = support::ingest(&dir, &store).await.unwrap();
     assert!(first.published);
     assert_eq!((first.assets, first.assets_reused), (3, 0));
     assert!(first.objects_uploaded > 0);
@@ -120,7 +120,7 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
         }
     }
 
-    let again = common::ingest(&dir, &store).await.unwrap();
+    let again = support::ingest(&dir, &store).await.unwrap();
     assert!(
         !again.published,
         "an unchanged module leaves its manifest alone"
@@ -132,9 +132,9 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_named_and_publishes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = common::small_module(tmp.path());
+    let dir = support::small_module(tmp.path());
     let store = Store::open("memory://").unwrap();
-    common::ingest(&dir, &store).await.unwrap();
+    support::ingest(&dir, &store).await.unwrap();
     let manifest_path = Path::from("modules/fixture/manifest.json");
     let before = store
         .inner()
@@ -145,7 +145,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
         .await
         .unwrap();
 
-    let jpeg = std::fs::read(common::fixture("tiny.jpg")).unwrap();
+    let jpeg = std::fs::read(support::fixture("tiny.jpg")).unwrap();
     let noise: Vec<u8> = (0..40_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
         .collect();
@@ -168,7 +168,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
     for (name, bytes, reason) in cases {
         let file = dir.join(name);
         std::fs::write(&file, &bytes).unwrap();
-        let result = common::ingest(&dir, &store).await;
+        let result = support::ingest(&dir, &store).await;
         std::fs::remove_file(&file).unwrap();
         let err = match result {
             Ok(report) => panic!("{name}: ingest succeeded: {report:?}"),
@@ -195,7 +195,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
     }
 
     let missing = tmp.path().join("no-such-module");
-    let err = common::ingest(&missing, &store)
+    let err = support::ingest(&missing, &store)
         .await
         .unwrap_err()
         .to_string();

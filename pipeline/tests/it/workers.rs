@@ -6,8 +6,6 @@
 //! it these tests are skipped, unless LOWBAND_REQUIRE_NATS is set (the test
 //! command sets it), when its absence fails them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,6 +21,8 @@ use lowband_pipeline::archive::Limits;
 use lowband_pipeline::jobs::{JobState, JobStatus};
 use lowband_pipeline::queue::{self, DeadLetter, Queue};
 use tokio::io::AsyncWriteExt;
+
+use crate::support;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -277,7 +277,7 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
     std::fs::create_dir_all(module.join("img")).unwrap();
     make_video(&module.join("lessons/one.mp4"), 24, "testsrc2");
     make_video(&module.join("lessons/two.mp4"), 20, "testsrc");
-    std::fs::copy(common::fixture("tiny.jpg"), module.join("img/cover.jpg")).unwrap();
+    std::fs::copy(support::fixture("tiny.jpg"), module.join("img/cover.jpg")).unwrap();
     std::fs::write(
         module.join("index.html"),
         "<!doctype html><title>Two</title><h1>Two lessons</h1><video src=\"lessons/one.mp4\"></video><img src=\"img/cover.jpg\">",
@@ -946,7 +946,7 @@ async fn an_upload_resumes_after_the_connection_drops() {
     tokio::spawn(lowband_pipeline::api::serve(listener, Arc::clone(&api)));
 
     let tmp = tempfile::tempdir().unwrap();
-    let module = common::small_module(tmp.path());
+    let module = support::small_module(tmp.path());
     let archive = tar_dir(&module, "fixture-module");
     let total = archive.len();
 

@@ -69,8 +69,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 async fn store_with_module() -> (Store, ObjectKey) {
     let store = Store::open("memory://").unwrap();
     let html = Bytes::from_static(PAGE.as_bytes());
-    let jpeg = Bytes::from_static(include_bytes!("data/photo-w320.jpg"));
-    let webp = Bytes::from_static(include_bytes!("data/photo-w320.webp"));
+    let jpeg = Bytes::from_static(include_bytes!("../data/photo-w320.jpg"));
+    let webp = Bytes::from_static(include_bytes!("../data/photo-w320.webp"));
 
     let put = |bytes: Bytes, ext: &'static str| {
         let store = store.clone();

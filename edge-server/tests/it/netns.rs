@@ -9,8 +9,6 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -20,7 +18,7 @@ use lowband_catalog::manifest::{
 };
 use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
 
-use common::{run, Serving, ShapedLink};
+use crate::support::{run, Serving, ShapedLink};
 
 /// The shaped link: 100 kbit/s is a 2G link by the default profile's tiers.
 const RATE: &str = "100kbit";
