@@ -11,6 +11,8 @@ pub mod manifest;
 pub mod profile;
 pub mod store;
 pub mod strict_toml;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod urls;
 
 pub use keys::{ContentHash, KeyError, ModuleId, ObjectKey};

@@ -6,47 +6,29 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lowband_catalog::manifest::ModuleInfo;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store, StoreError};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ModuleId, ObjectKey, Store, StoreError};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
 fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
-    Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse(id).unwrap(),
-            title: format!("Module {id}"),
-            language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1,
-        assets: vec![Asset {
-            path: "index.html".into(),
-            kind: AssetKind::Page,
-            source: SourceInfo {
-                bytes,
-                hash: key.hash(),
-                mime: "text/html".into(),
-            },
-            derivation: ContentHash::of(b"d"),
-            captions: Vec::new(),
-            placeholder: None,
-            duration: None,
-            variants: vec![Variant::new(
-                "identity",
-                VariantKind::Page,
-                "slow-2g",
-                key,
-                bytes,
-                "text/html",
-            )],
-        }],
-    }
+    let page = Asset::builder("index.html", AssetKind::Page)
+        .source(bytes, "text/html")
+        .source_hash(key.hash())
+        .variant(Variant::new(
+            "identity",
+            VariantKind::Page,
+            "slow-2g",
+            key,
+            bytes,
+            "text/html",
+        ));
+    Manifest::builder(id)
+        .title(format!("Module {id}"))
+        .language("km")
+        .published_at(1)
+        .asset(page)
+        .build()
 }
 
 async fn suite(store: &Store) {

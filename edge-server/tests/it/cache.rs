@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -115,10 +113,9 @@ async fn publish(store: &Store, title: &str) -> Module {
             .map(|(name, kind, tier, body, mime, coding)| {
                 let key = ObjectKey::for_bytes(body, "bin");
                 bodies.insert(key.clone(), body.clone());
-                Variant {
-                    encoding: coding.map(Into::into),
-                    ..Variant::new(name, *kind, tier, key, body.len() as u64, mime)
-                }
+                Variant::builder(name, *kind, tier, key, body.len() as u64, mime)
+                    .encoding(*coding)
+                    .build()
             })
             .collect::<Vec<_>>()
     };
@@ -167,35 +164,21 @@ async fn publish(store: &Store, title: &str) -> Module {
             None,
         ),
     ]);
-    let asset = |path: &str, kind, variants: Vec<Variant>| Asset {
-        path: path.into(),
-        kind,
-        source: SourceInfo {
-            bytes: 9_000_000,
-            hash: ContentHash::of(path.as_bytes()),
-            mime: "x".into(),
-        },
-        derivation: ContentHash::of(b"d"),
-        captions: Vec::new(),
-        placeholder: None,
-        duration: None,
-        variants,
+    let asset = |path: &str, kind, variants: Vec<Variant>| {
+        Asset::builder(path, kind)
+            .source(9_000_000, "x")
+            .variants(variants)
     };
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: title.into(),
-            language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![
-            asset("index.html", AssetKind::Page, page_variants),
-            asset("lessons/lecture.mp4", AssetKind::Video, video_variants),
-        ],
-    };
+    let manifest = Manifest::builder("m1")
+        .title(title)
+        .language("km")
+        .asset(asset("index.html", AssetKind::Page, page_variants))
+        .asset(asset(
+            "lessons/lecture.mp4",
+            AssetKind::Video,
+            video_variants,
+        ))
+        .build();
     for (key, body) in &bodies {
         let (stored, _) = store.put_object(body.clone(), "bin").await.unwrap();
         assert_eq!(&stored, key);

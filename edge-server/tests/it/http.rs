@@ -7,10 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, Store};
 use lowband_edge::estimate::TcpSample;
 use lowband_edge::{ClientAddr, Edge, EdgeConfig};
 
@@ -50,7 +48,10 @@ fn bytes_for(name: &str, len: usize) -> Bytes {
 async fn fixture() -> Fixture {
     let store = Store::open("memory://").unwrap();
     let mut bodies = std::collections::HashMap::new();
-    let mut assets = Vec::new();
+    let mut manifest = Manifest::builder("m1")
+        .title("Module <one>")
+        .language("km")
+        .published_at(PUBLISHED_AT);
     let specs: [(&str, AssetKind, &[VariantSpec]); 3] = [
         (
             "lessons/lecture.mp4",
@@ -158,42 +159,30 @@ async fn fixture() -> Fixture {
             };
             // Image variants are named for their width, as the pipeline names them.
             let width = (vkind == VariantKind::Image)
-                .then(|| name.strip_prefix('w')?.split('-').next()?.parse().ok())
+                .then(|| {
+                    name.strip_prefix('w')?
+                        .split('-')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
                 .flatten();
-            vs.push(Variant {
-                encoding: encoding.map(Into::into),
-                playlist,
-                width,
-                ..Variant::new(name, vkind, tier, key, len as u64, mime)
-            });
+            vs.push(
+                Variant::builder(name, vkind, tier, key, len as u64, mime)
+                    .encoding(encoding)
+                    .playlist(playlist)
+                    .width(width)
+                    .build(),
+            );
         }
-        assets.push(Asset {
-            path: path.into(),
-            kind,
-            source: SourceInfo {
-                bytes: 99_999,
-                hash: source_hash,
-                mime: "x".into(),
-            },
-            derivation: ContentHash::of(b"d"),
-            captions: Vec::new(),
-            placeholder: None,
-            duration: None,
-            variants: vs,
-        });
+        manifest = manifest.asset(
+            Asset::builder(path, kind)
+                .source(99_999, "x")
+                .source_hash(source_hash)
+                .variants(vs),
+        );
     }
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "Module <one>".into(),
-            language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: PUBLISHED_AT,
-        assets,
-    };
+    let manifest = manifest.build();
     store.publish(&manifest).await.unwrap();
     Fixture {
         edge: Edge::new(store, EdgeConfig::default()),

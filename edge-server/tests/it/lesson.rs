@@ -5,11 +5,8 @@
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Caption, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind,
-    MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Caption, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, Store};
 use lowband_edge::{Edge, EdgeConfig};
 
 /// A video file name an author could give: quotes, markup, Khmer, a space.
@@ -59,62 +56,40 @@ async fn edge() -> Edge {
         ),
     ] {
         let key = put(name, len, ext).await;
-        variants.push(Variant {
-            height: name.strip_suffix('p').and_then(|h| h.parse().ok()),
-            ..Variant::new(name, kind, tier, key, len as u64, mime)
-        });
+        variants.push(
+            Variant::builder(name, kind, tier, key, len as u64, mime)
+                .height(name.strip_suffix('p').and_then(|h| h.parse::<u32>().ok()))
+                .build(),
+        );
     }
     let vtt_key = put("vtt", 40, "vtt").await;
-    let source = |path: &str| SourceInfo {
-        bytes: 17_000,
-        hash: ContentHash::of(path.as_bytes()),
-        mime: "video/mp4".into(),
-    };
     let vtt_path = VIDEO.replace(".mp4", ".km.vtt");
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "ការសួរ <b>& \"questions\"".into(),
-            language: Some("km\"><x".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![
-            Asset {
-                path: VIDEO.into(),
-                kind: AssetKind::Video,
-                source: source(VIDEO),
-                derivation: ContentHash::of(b"d"),
-                duration: Some(72.0),
-                variants,
-                captions: vec![Caption {
-                    path: vtt_path.clone(),
-                    language: Some("km".into()),
-                    key: None,
-                }],
-                placeholder: None,
-            },
-            Asset {
-                path: vtt_path.clone(),
-                kind: AssetKind::File,
-                source: source(&vtt_path),
-                derivation: ContentHash::of(b"v"),
-                duration: None,
-                variants: vec![Variant::new(
-                    "identity",
-                    VariantKind::File,
-                    "slow-2g",
-                    vtt_key,
-                    40,
-                    "text/vtt",
-                )],
-                captions: Vec::new(),
-                placeholder: None,
-            },
-        ],
-    };
+    let video = Asset::builder(VIDEO, AssetKind::Video)
+        .source(17_000, "video/mp4")
+        .duration(72.0)
+        .variants(variants)
+        .caption(Caption {
+            path: vtt_path.clone(),
+            language: Some("km".into()),
+            key: None,
+        });
+    let captions = Asset::builder(&vtt_path, AssetKind::File)
+        .source(17_000, "video/mp4")
+        .derivation(ContentHash::of(b"v"))
+        .variant(Variant::new(
+            "identity",
+            VariantKind::File,
+            "slow-2g",
+            vtt_key,
+            40,
+            "text/vtt",
+        ));
+    let manifest = Manifest::builder("m1")
+        .title("ការសួរ <b>& \"questions\"")
+        .language("km\"><x")
+        .asset(video)
+        .asset(captions)
+        .build();
     store.publish(&manifest).await.unwrap();
     Edge::new(store, EdgeConfig::default())
 }

@@ -13,10 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
 
 use crate::support::{run, Serving, ShapedLink};
 
@@ -48,31 +46,11 @@ async fn store() -> (Store, ObjectKey) {
         };
         variants.push(Variant::new(name, kind, tier, key, 10, "video/mp4"));
     }
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m").unwrap(),
-            title: "m".into(),
-            language: None,
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![Asset {
-            path: "v.mp4".into(),
-            kind: AssetKind::Video,
-            source: SourceInfo {
-                bytes: 1,
-                hash: ContentHash::of(b"v"),
-                mime: "video/mp4".into(),
-            },
-            derivation: ContentHash::of(b"d"),
-            duration: None,
-            variants,
-            captions: Vec::new(),
-            placeholder: None,
-        }],
-    };
+    let video = Asset::builder("v.mp4", AssetKind::Video)
+        .source(1, "video/mp4")
+        .source_hash(ContentHash::of(b"v"))
+        .variants(variants);
+    let manifest = Manifest::builder("m").asset(video).build();
     store.publish(&manifest).await.unwrap();
     (store, big_key)
 }

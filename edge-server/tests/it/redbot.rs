@@ -17,10 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
 use lowband_edge::{Edge, EdgeConfig};
 use serde_json::Value;
 
@@ -83,96 +81,70 @@ async fn store_with_module() -> (Store, ObjectKey) {
     let jpeg_key = put(jpeg.clone(), "jpg").await;
     let webp_key = put(webp.clone(), "webp").await;
 
-    let page = Asset {
-        path: "index.html".into(),
-        kind: AssetKind::Page,
-        source: SourceInfo {
-            bytes: html.len() as u64,
-            hash: ContentHash::of(&html),
-            mime: "text/html".into(),
-        },
-        derivation: ContentHash::of(b"page"),
-        captions: Vec::new(),
-        placeholder: None,
-        duration: None,
-        variants: vec![
-            Variant::new(
-                "identity",
+    let page = Asset::builder("index.html", AssetKind::Page)
+        .source(html.len() as u64, "text/html")
+        .source_hash(ContentHash::of(&html))
+        .derivation(ContentHash::of(b"page"))
+        .variant(Variant::new(
+            "identity",
+            VariantKind::Page,
+            "slow-2g",
+            html_key,
+            html.len() as u64,
+            "text/html; charset=utf-8",
+        ))
+        .variant(
+            Variant::builder(
+                "gzip",
                 VariantKind::Page,
                 "slow-2g",
-                html_key,
-                html.len() as u64,
+                gz_key,
+                gz_len,
                 "text/html; charset=utf-8",
-            ),
-            Variant {
-                encoding: Some("gzip".into()),
-                ..Variant::new(
-                    "gzip",
-                    VariantKind::Page,
-                    "slow-2g",
-                    gz_key,
-                    gz_len,
-                    "text/html; charset=utf-8",
-                )
-            },
-        ],
-    };
-    let image = Asset {
-        path: "img/photo.jpg".into(),
-        kind: AssetKind::Image,
-        source: SourceInfo {
-            bytes: 225_910,
-            hash: ContentHash::of(b"chalkboard.jpg"),
-            mime: "image/jpeg".into(),
-        },
-        derivation: ContentHash::of(b"image"),
-        captions: Vec::new(),
-        placeholder: None,
-        duration: None,
-        variants: vec![
-            Variant {
-                width: Some(320),
-                height: Some(214),
-                ..Variant::new(
-                    "w320-webp",
-                    VariantKind::Image,
-                    "slow-2g",
-                    webp_key,
-                    webp.len() as u64,
-                    "image/webp",
-                )
-            },
-            Variant {
-                width: Some(320),
-                height: Some(214),
-                ..Variant::new(
-                    "w320-jpeg",
-                    VariantKind::Image,
-                    "slow-2g",
-                    jpeg_key.clone(),
-                    jpeg.len() as u64,
-                    "image/jpeg",
-                )
-            },
-        ],
-    };
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "Asking good questions".into(),
-            language: Some("en".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        // A day ago: Last-Modified is the publish time and must not be in the future.
-        published_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            - 86_400,
-        assets: vec![page, image],
-    };
+            )
+            .encoding("gzip"),
+        );
+    let image = Asset::builder("img/photo.jpg", AssetKind::Image)
+        .source(225_910, "image/jpeg")
+        .source_hash(ContentHash::of(b"chalkboard.jpg"))
+        .derivation(ContentHash::of(b"image"))
+        .variant(
+            Variant::builder(
+                "w320-webp",
+                VariantKind::Image,
+                "slow-2g",
+                webp_key,
+                webp.len() as u64,
+                "image/webp",
+            )
+            .width(320)
+            .height(214),
+        )
+        .variant(
+            Variant::builder(
+                "w320-jpeg",
+                VariantKind::Image,
+                "slow-2g",
+                jpeg_key.clone(),
+                jpeg.len() as u64,
+                "image/jpeg",
+            )
+            .width(320)
+            .height(214),
+        );
+    // A day ago: Last-Modified is the publish time and must not be in the future.
+    let a_day_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 86_400;
+    let manifest = Manifest::builder("m1")
+        .title("Asking good questions")
+        .language("en")
+        .published_at(a_day_ago)
+        .asset(page)
+        .asset(image)
+        .build();
     store.publish(&manifest).await.unwrap();
     (store, jpeg_key)
 }

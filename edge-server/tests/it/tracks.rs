@@ -8,11 +8,8 @@
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Caption, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind,
-    MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Caption, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
 use lowband_edge::{Edge, EdgeConfig};
 
 const VIDEO: &str = "/m/m1/lessons/intro.mkv";
@@ -75,88 +72,57 @@ async fn fixture() -> Fixture {
         let key = put(body, ext).await;
         let playlist = put(format!("#EXTM3U\n# {name}\n").into_bytes(), "m3u8").await;
         let picture = kind == VariantKind::Video;
-        variants.push(Variant {
-            height: name.strip_suffix('p').and_then(|h| h.parse().ok()),
-            codecs: Some(
-                if picture {
-                    "avc1.4d400b, mp4a.40.2"
-                } else {
-                    "mp4a.40.2"
-                }
-                .into(),
-            ),
-            peak_bitrate: Some(len as u64 * 8),
-            playlist: Some(playlist),
-            language: language.map(Into::into),
-            alternate,
-            ..Variant::new(
-                name,
-                kind,
-                tier,
-                key,
-                len as u64,
-                if picture { "video/mp4" } else { "audio/mp4" },
-            )
-        });
+        let (mime, codecs) = if picture {
+            ("video/mp4", "avc1.4d400b, mp4a.40.2")
+        } else {
+            ("audio/mp4", "mp4a.40.2")
+        };
+        variants.push(
+            Variant::builder(name, kind, tier, key, len as u64, mime)
+                .height(name.strip_suffix('p').and_then(|h| h.parse::<u32>().ok()))
+                .codecs(codecs)
+                .peak_bitrate(len as u64 * 8)
+                .playlist(playlist)
+                .language(language)
+                .alternate(alternate)
+                .build(),
+        );
     }
     let embedded = put(EMBEDDED_VTT.to_vec(), "vtt").await;
     let beside = put(b"WEBVTT\n\nkm".to_vec(), "vtt").await;
-    let source = |path: &str, mime: &str| SourceInfo {
-        bytes: 17_000,
-        hash: ContentHash::of(path.as_bytes()),
-        mime: mime.into(),
-    };
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "Tracks".into(),
+    let video = Asset::builder("lessons/intro.mkv", AssetKind::Video)
+        .source(17_000, "video/x-matroska")
+        .source_hash(ContentHash::of(b"intro.mkv"))
+        .duration(72.0)
+        .variants(variants)
+        .caption(Caption {
+            path: "lessons/intro.km.vtt".into(),
             language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![
-            Asset {
-                path: "lessons/intro.mkv".into(),
-                kind: AssetKind::Video,
-                source: source("intro.mkv", "video/x-matroska"),
-                derivation: ContentHash::of(b"d"),
-                duration: Some(72.0),
-                variants,
-                captions: vec![
-                    Caption {
-                        path: "lessons/intro.km.vtt".into(),
-                        language: Some("km".into()),
-                        key: None,
-                    },
-                    Caption {
-                        path: "lessons/intro.mkv#2".into(),
-                        language: Some("eng".into()),
-                        key: Some(embedded.clone()),
-                    },
-                ],
-                placeholder: None,
-            },
-            Asset {
-                path: "lessons/intro.km.vtt".into(),
-                kind: AssetKind::File,
-                source: source("intro.km.vtt", "text/vtt"),
-                derivation: ContentHash::of(b"v"),
-                duration: None,
-                variants: vec![Variant::new(
-                    "identity",
-                    VariantKind::File,
-                    "slow-2g",
-                    beside.clone(),
-                    10,
-                    "text/vtt",
-                )],
-                captions: Vec::new(),
-                placeholder: None,
-            },
-        ],
-    };
+            key: None,
+        })
+        .caption(Caption {
+            path: "lessons/intro.mkv#2".into(),
+            language: Some("eng".into()),
+            key: Some(embedded.clone()),
+        });
+    let captions_beside = Asset::builder("lessons/intro.km.vtt", AssetKind::File)
+        .source(17_000, "text/vtt")
+        .source_hash(ContentHash::of(b"intro.km.vtt"))
+        .derivation(ContentHash::of(b"v"))
+        .variant(Variant::new(
+            "identity",
+            VariantKind::File,
+            "slow-2g",
+            beside.clone(),
+            10,
+            "text/vtt",
+        ));
+    let manifest = Manifest::builder("m1")
+        .title("Tracks")
+        .language("km")
+        .asset(video)
+        .asset(captions_beside)
+        .build();
     store.publish(&manifest).await.unwrap();
     Fixture {
         edge: Edge::new(store, EdgeConfig::default()),
