@@ -1,10 +1,18 @@
 //! What the integration tests of lowband's crates share (feature
-//! `test-support`, enabled only by their dev-dependencies): builders for
-//! the manifest types, so that a test states only the fields it is about
-//! (`Manifest::builder("m1").asset(...)`) instead of spelling out every
-//! field of every struct.
+//! `test-support`, enabled only by their dev-dependencies).
+//!
+//! Two things: builders for the manifest types, so that a test states only
+//! the fields it is about (`Manifest::builder("m1").asset(...)`) instead of
+//! spelling out every field of every struct; and the local services the
+//! tests start (s3s-fs, nats-server) on free loopback ports, skipped when
+//! missing unless a `LOWBAND_REQUIRE_*` variable says the test must run.
 //!
 //! Everything here panics on failure: a test that cannot set up has failed.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::keys::{ContentHash, ModuleId, ObjectKey};
 use crate::manifest::{
@@ -225,4 +233,106 @@ impl From<VariantBuilder> for Variant {
     fn from(builder: VariantBuilder) -> Self {
         builder.build()
     }
+}
+
+/// How long a started service may take to accept connections.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Access key the test S3 server ([`start_s3s`]) accepts.
+pub const S3_ACCESS_KEY: &str = "lowband";
+/// Secret key the test S3 server ([`start_s3s`]) accepts.
+pub const S3_SECRET_KEY: &str = "lowband-secret";
+
+/// A TCP port nothing listens on now, on loopback, for a child process to
+/// listen on.
+#[track_caller]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// Waits until something accepts connections on loopback `port`; panics,
+/// naming `what`, after 30 s.
+#[track_caller]
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process, killed (SIGKILL) and reaped when dropped, so that a
+/// failed assertion leaves none behind.
+#[derive(Debug)]
+pub struct Process {
+    pub child: Child,
+}
+
+impl Process {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts a service a test needs, its output discarded, and waits until it
+/// listens on loopback `port`. A program that cannot be started makes the
+/// test fail when the environment variable `require` is set (the test
+/// command sets it), and otherwise gives `None` after a line saying that
+/// `skipping` (what the test is) is skipped.
+#[track_caller]
+pub fn start_service(
+    command: &mut Command,
+    port: u16,
+    require: &str,
+    skipping: &str,
+) -> Option<Process> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let spawned = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match spawned {
+        Ok(child) => child,
+        Err(e) if std::env::var_os(require).is_some() => panic!(
+            "{program} is required ({require} is set) but could not start: {e}; \
+             run scripts/install-deps.sh --test"
+        ),
+        Err(e) => {
+            eprintln!(
+                "skipping {skipping}: {program} not available ({e}); scripts/test.sh installs it"
+            );
+            return None;
+        }
+    };
+    let process = Process { child };
+    wait_listening(port, &program);
+    Some(process)
+}
+
+/// s3s-fs, an S3-compatible server, serving the directory `root` (each
+/// subdirectory a bucket) on loopback `port` with [`S3_ACCESS_KEY`] and
+/// [`S3_SECRET_KEY`]; required when `LOWBAND_REQUIRE_S3` is set (see
+/// [`start_service`]).
+#[track_caller]
+pub fn start_s3s(root: &Path, port: u16, skipping: &str) -> Option<Process> {
+    let mut command = Command::new("s3s-fs");
+    command
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
+        .arg(root);
+    start_service(&mut command, port, "LOWBAND_REQUIRE_S3", skipping)
 }

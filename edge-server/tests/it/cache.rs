@@ -6,15 +6,17 @@
 //! concurrent misses, ranges of an object still arriving, an interrupted
 //! `sync`, the admin purge, and an upstream that sends corrupt bytes.
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::testing::{
+    free_port, start_s3s, wait_listening, Process, S3_ACCESS_KEY, S3_SECRET_KEY,
+};
 use lowband_catalog::{ContentHash, ObjectKey, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -36,40 +38,6 @@ fn noise(seed: u64, len: usize) -> Bytes {
     }
     out.truncate(len);
     Bytes::from(out)
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A child process killed (SIGKILL) on drop.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// The module the tests publish: a page, a video with two rungs and an audio rendition.
@@ -281,7 +249,7 @@ impl Origin {
         let store = Store::open(&format!("file://{}/lowband", s3_root.path().display())).unwrap();
         let module = publish(&store, "Lesson one").await;
         let s3_port = free_port();
-        let s3 = start_s3s(s3_root.path(), s3_port)?;
+        let s3 = start_s3s(s3_root.path(), s3_port, "the cache topology")?;
         let port = free_port();
         let mut origin = Self {
             s3: Some(s3),
@@ -306,8 +274,8 @@ impl Origin {
                 "AWS_ENDPOINT_URL",
                 format!("http://127.0.0.1:{}", self.s3_port),
             )
-            .env("AWS_ACCESS_KEY_ID", "lowband")
-            .env("AWS_SECRET_ACCESS_KEY", "lowband-secret")
+            .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
             .env("AWS_REGION", "us-east-1")
             .env("LOWBAND_LOG", "warn")
             .stdout(Stdio::null())
@@ -331,36 +299,13 @@ impl Origin {
     }
 
     fn restart_s3(&mut self) {
-        self.s3 = start_s3s(self.s3_root.path(), self.s3_port);
+        self.s3 = start_s3s(self.s3_root.path(), self.s3_port, "the cache topology");
     }
 
     /// Object requests the origin has answered so far (any status).
     async fn object_requests(&self) -> u64 {
         let text = get_text(&format!("http://127.0.0.1:{}/metrics", self.port)).await;
         metric_sum(&text, "lowband_edge_requests_total{route=\"object\"")
-    }
-}
-
-fn start_s3s(root: &Path, port: u16) -> Option<Process> {
-    let child = Command::new("s3s-fs")
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", "lowband", "--secret-key", "lowband-secret"])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => {
-            wait_listening(port, "s3s-fs");
-            Some(Process { child })
-        }
-        Err(e) if std::env::var_os("LOWBAND_REQUIRE_S3").is_some() => {
-            panic!("s3s-fs is required (LOWBAND_REQUIRE_S3 is set) but could not start: {e}; run scripts/install-deps.sh --test")
-        }
-        Err(e) => {
-            eprintln!("skipping the cache topology: s3s-fs not available ({e}); scripts/test.sh installs it");
-            None
-        }
     }
 }
 

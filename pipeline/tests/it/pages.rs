@@ -31,7 +31,11 @@ fn sample_copy(root: &std::path::Path) -> std::path::PathBuf {
     ] {
         std::fs::copy(from.join(file), dir.join(file)).unwrap();
     }
-    std::fs::copy(support::fixture("tiny.mp4"), dir.join("lessons/lecture.mp4")).unwrap();
+    std::fs::copy(
+        support::fixture("tiny.mp4"),
+        dir.join("lessons/lecture.mp4"),
+    )
+    .unwrap();
     dir
 }
 
