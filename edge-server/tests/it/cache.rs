@@ -21,6 +21,8 @@ use lowband_catalog::{ContentHash, ObjectKey, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::support;
+
 const EDGE: &str = env!("CARGO_BIN_EXE_lowband-edge");
 const TOKEN: &str = "provincial-admin-token-0123456789";
 
@@ -924,7 +926,6 @@ async fn corrupt_upstream_bytes_are_never_kept() {
 /// from its length, a whole one that never got renamed is verified and kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_files_left_by_a_crash_are_resumed() {
-    use http_body_util::BodyExt;
     let tmp = tempfile::tempdir().unwrap();
     let store_dir = tmp.path().join("store");
     let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
@@ -951,11 +952,9 @@ async fn partial_files_left_by_a_crash_are_resumed() {
     let cache = lowband_edge::cache::Cache::open(&config, None).unwrap();
     let edge = lowband_edge::Edge::with_cache(Arc::clone(&cache), Default::default()).unwrap();
     for key in [&cut, &whole] {
-        let request = http::Request::get(format!("/o/{key}")).body(()).unwrap();
-        let response = edge.handle(request).await;
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert!(body == module.body(key), "{key}");
+        let got = support::get(&edge, &format!("/o/{key}"), &[]).await;
+        assert_eq!(got.status, 200);
+        assert!(got.body == module.body(key), "{key}");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(held(&cache_dir, &cut) && held(&cache_dir, &whole));
@@ -971,7 +970,6 @@ async fn partial_files_left_by_a_crash_are_resumed() {
 /// is refused; the node goes on serving the copy it held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served() {
-    use http_body_util::BodyExt;
     let tmp = tempfile::tempdir().unwrap();
     let store_dir = tmp.path().join("store");
     let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
@@ -985,14 +983,8 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
     };
     let cache = lowband_edge::cache::Cache::open(&config, None).unwrap();
     let edge = lowband_edge::Edge::with_cache(Arc::clone(&cache), Default::default()).unwrap();
-    let api = || async {
-        let request = http::Request::get("/api/v1/modules/m1").body(()).unwrap();
-        let response = edge.handle(request).await;
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    };
-    assert!(api().await.1.contains("Lesson one"));
+    let api = || support::get(&edge, "/api/v1/modules/m1", &[]);
+    assert!(api().await.text().contains("Lesson one"));
     let manifest = store_dir.join("modules/m1/manifest.json");
     let other = std::fs::read_to_string(&manifest)
         .unwrap()
@@ -1007,8 +999,9 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
         // Past the edge's own recheck interval (250 ms), so the cache is asked.
         tokio::time::sleep(Duration::from_millis(300)).await;
         for _ in 0..3 {
-            let (status, body) = api().await;
-            assert_eq!(status, 200);
+            let got = api().await;
+            assert_eq!(got.status, 200);
+            let body = got.text();
             assert!(body.contains("Lesson one"), "{hostile:?}: {body}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -1029,5 +1022,5 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
     tokio::time::sleep(Duration::from_millis(2100)).await;
     api().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(api().await.1.contains("Lesson two"));
+    assert!(api().await.text().contains("Lesson two"));
 }

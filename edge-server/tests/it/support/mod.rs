@@ -1,138 +1,35 @@
-//! Helpers shared by the edge's integration tests: a network namespace
-//! joined to this one by a veth pair shaped with `tc qdisc ... tbf` (netem
-//! is not available on every kernel; tbf is), and an edge served on every
-//! address so that the namespace's end of the link can reach it.
-#![allow(dead_code)]
+//! What the edge's integration tests share: requests through
+//! `Edge::handle` (`handle`), an edge on a real socket (`serving`), a
+//! shaped link to a network namespace (`netns`), storing objects, and where
+//! `scripts/install-deps.sh --test` put the tools it installs.
 
-use std::net::IpAddr;
-use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
+pub mod handle;
+#[cfg(target_os = "linux")]
+pub mod netns;
+pub mod serving;
 
-use lowband_catalog::Store;
-use lowband_edge::{Edge, EdgeConfig, ServerConfig};
+use std::path::PathBuf;
 
-/// An edge with the default settings serving `store` on every address.
-pub struct Serving {
-    pub edge: Arc<Edge>,
-    pub port: u16,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+use bytes::Bytes;
+use lowband_catalog::{ObjectKey, Store};
+
+pub use handle::{get, request, Got};
+#[cfg(target_os = "linux")]
+pub use netns::{run, ShapedLink};
+pub use serving::Serving;
+
+/// Stores `bytes` as an object with extension `ext`; its key.
+pub async fn put(store: &Store, bytes: impl Into<Bytes>, ext: &str) -> ObjectKey {
+    store.put_object(bytes.into(), ext).await.unwrap().0
 }
 
-impl Serving {
-    pub async fn start(store: Store) -> Self {
-        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(lowband_edge::serve(
-            Arc::clone(&edge),
-            listener,
-            ServerConfig::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            edge,
-            port,
-            stop,
-            server,
-        }
-    }
-
-    /// Shuts the server down gracefully (waiting at most 20 s).
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.server).await;
-    }
-}
-
-/// Runs a command, returning its stdout or a message naming it and its stderr.
-pub fn run(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A namespace and veth pair, removed when dropped (a failed assertion included).
-pub struct ShapedLink {
-    pub ns: String,
-    pub host_if: String,
-    /// The edge side's address; the namespace side is the next one.
-    pub host_ip: [u8; 4],
-}
-
-impl ShapedLink {
-    /// A link whose download (what the edge sends) runs at `rate` (`tc`'s
-    /// syntax, e.g. `100kbit`).
-    pub fn create(rate: &str) -> Result<Self, String> {
-        // Unique per process and per call, short enough for an interface name (15).
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let pid = std::process::id();
-        let tag = format!("{:x}{n}", pid % 0x10_0000);
-        let net = [10, 200 + (pid % 50) as u8, ((pid / 50) % 256) as u8];
-        let link = Self {
-            ns: format!("lowband-{tag}"),
-            host_if: format!("lbh{tag}"),
-            // One /30 per link, so links of one process can coexist.
-            host_ip: [net[0], net[1], net[2], (4 * (n % 64) + 1) as u8],
-        };
-        let peer_if = format!("lbp{tag}");
-        let host_ip = IpAddr::from(link.host_ip);
-        let peer_ip = link.peer_ip();
-        let ns = link.ns.as_str();
-        // From here on, `link` drops (and cleans up) on any failure.
-        let cmd = |line: String| run(&line.split_whitespace().collect::<Vec<_>>());
-        let host_if = &link.host_if;
-        cmd(format!("ip netns add {ns}"))?;
-        cmd(format!(
-            "ip link add {host_if} type veth peer name {peer_if}"
-        ))?;
-        cmd(format!("ip link set {peer_if} netns {ns}"))?;
-        cmd(format!("ip addr add {host_ip}/30 dev {host_if}"))?;
-        cmd(format!("ip link set {host_if} up"))?;
-        cmd(format!(
-            "ip netns exec {ns} ip addr add {peer_ip}/30 dev {peer_if}"
-        ))?;
-        cmd(format!("ip netns exec {ns} ip link set {peer_if} up"))?;
-        cmd(format!("ip netns exec {ns} ip link set lo up"))?;
-        // Shape what the edge sends (the download). The bucket holds 4 KB,
-        // so only the first few packets pass at the veth's own speed.
-        cmd(format!(
-            "tc qdisc add dev {host_if} root tbf rate {rate} burst 4kb latency 500ms"
-        ))?;
-        Ok(link)
-    }
-
-    pub fn peer_ip(&self) -> IpAddr {
-        let [a, b, c, d] = self.host_ip;
-        IpAddr::from([a, b, c, d + 1])
-    }
-
-    /// Runs `curl` inside the namespace.
-    pub fn curl(&self, args: &[&str]) -> Result<String, String> {
-        let mut all = vec!["ip", "netns", "exec", self.ns.as_str(), "curl"];
-        all.extend_from_slice(args);
-        run(&all)
-    }
-}
-
-impl Drop for ShapedLink {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes its end of the pair, and with it ours.
-        let _ = run(&["ip", "netns", "del", &self.ns]);
-        let _ = run(&["ip", "link", "del", &self.host_if]);
-    }
+/// `${LOWBAND_TOOLS:-~/.cache/lowband}`, where `scripts/install-deps.sh
+/// --test` installs REDbot and playwright-core.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("LOWBAND_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(".cache/lowband")
+        })
 }
