@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use lowband_catalog::manifest::VariantKind;
-use lowband_catalog::{ModuleId, Store};
+use lowband_catalog::Store;
 use lowband_edge::{Edge, EdgeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -124,11 +124,7 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
         .unwrap();
     assert!(report.published);
 
-    let manifest = store
-        .manifest(&ModuleId::parse("teaching-questions").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let manifest = support::published(&store, "teaching-questions").await;
     let lecture = manifest
         .asset("lessons/lecture.mp4")
         .expect("the lecture is in the manifest");
@@ -351,11 +347,7 @@ async fn a_lecture_in_two_languages_with_subtitles_reaches_hls_players() {
 
     let store = Store::open(&format!("file://{}", tmp.path().join("store").display())).unwrap();
     support::ingest(&module, &store).await.unwrap();
-    let manifest = store
-        .manifest(&ModuleId::parse("two-languages").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let manifest = support::published(&store, "two-languages").await;
     let asset = manifest.asset("lecture.mkv").expect("the lecture");
     let english = asset
         .variants

@@ -2,9 +2,7 @@
 //! re-run uploads nothing, and that bad input publishes nothing.
 
 use lowband_catalog::manifest::{AssetKind, VariantKind};
-use lowband_catalog::{ContentHash, ModuleId, Store};
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use lowband_catalog::{ContentHash, Store};
 
 use crate::support;
 
@@ -19,11 +17,7 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
     assert_eq!((first.assets, first.assets_reused), (3, 0));
     assert!(first.objects_uploaded > 0);
 
-    let manifest = store
-        .manifest(&ModuleId::parse("fixture").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let manifest = support::published(&store, "fixture").await;
     assert_eq!(manifest.module.title, "ការសួរសំណួរ");
     let video = manifest.asset("lessons/tiny.mp4").unwrap();
     let rungs: Vec<_> = video
@@ -101,14 +95,7 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
     // Every object named exists, has the recorded size and hashes to its key.
     for asset in &manifest.assets {
         for v in &asset.variants {
-            let bytes = store
-                .inner()
-                .get(&Path::from(v.key.to_string()))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let bytes = support::object(&store, &v.key.to_string()).await;
             assert_eq!(bytes.len() as u64, v.bytes, "{} {}", asset.path, v.name);
             assert_eq!(
                 ContentHash::of(&bytes),
@@ -135,15 +122,8 @@ async fn bad_input_is_named_and_publishes_nothing() {
     let dir = support::small_module(tmp.path());
     let store = Store::open("memory://").unwrap();
     support::ingest(&dir, &store).await.unwrap();
-    let manifest_path = Path::from("modules/fixture/manifest.json");
-    let before = store
-        .inner()
-        .get(&manifest_path)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let manifest_key = "modules/fixture/manifest.json";
+    let before = support::object(&store, manifest_key).await;
 
     let jpeg = std::fs::read(support::fixture("tiny.jpg")).unwrap();
     let noise: Vec<u8> = (0..40_000u32)
@@ -180,14 +160,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
         );
         assert!(err.contains(reason), "{name}: {err}");
         assert!(!err.contains('\n'), "{name}: one line: {err}");
-        let after = store
-            .inner()
-            .get(&manifest_path)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let after = support::object(&store, manifest_key).await;
         assert_eq!(
             after, before,
             "{name}: the previous manifest stays as it was"

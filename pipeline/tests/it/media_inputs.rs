@@ -11,10 +11,10 @@ use lowband_catalog::Profile;
 use lowband_pipeline::rendition::{Payload, Rendition};
 use lowband_pipeline::video::{self, VideoError};
 
+use crate::support;
+
 fn media(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/media")
-        .join(name)
+    support::fixture("media").join(name)
 }
 
 fn render(name: &str) -> Result<(Vec<Rendition>, tempfile::TempDir), VideoError> {

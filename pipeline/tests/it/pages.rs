@@ -7,9 +7,7 @@ use std::rc::Rc;
 
 use lol_html::{doc_text, element, RewriteStrSettings};
 use lowband_catalog::manifest::{Manifest, Variant, VariantKind, ORIGINAL_VARIANT};
-use lowband_catalog::{ModuleId, Store};
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use lowband_catalog::Store;
 
 use crate::support;
 
@@ -50,18 +48,6 @@ fn page_for<'a>(manifest: &'a Manifest, tier: &str) -> &'a Variant {
         .filter(|v| manifest.tier_rank(&v.tier).unwrap() <= rank)
         .max_by_key(|v| manifest.tier_rank(&v.tier))
         .unwrap()
-}
-
-async fn object(store: &Store, key: &str) -> Vec<u8> {
-    store
-        .inner()
-        .get(&Path::from(key))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 fn brotli_decode(bytes: &[u8]) -> String {
@@ -145,11 +131,7 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
     let dir = sample_copy(tmp.path());
     let store = Store::open("memory://").unwrap();
     support::ingest(&dir, &store).await.unwrap();
-    let manifest = store
-        .manifest(&ModuleId::parse("teaching-questions").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let manifest = support::published(&store, "teaching-questions").await;
 
     // From the manifest.
     let lite = page_for(&manifest, "2g");
@@ -162,7 +144,7 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
     );
 
     // From the objects: the page as sent, plus every object it makes the browser fetch.
-    let body = object(&store, &lite.key.to_string()).await;
+    let body = support::object(&store, &lite.key.to_string()).await;
     let html = brotli_decode(&body);
     let mut measured = body.len() as u64;
     for url in first_load_urls(&html) {
@@ -171,7 +153,9 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
             .unwrap_or_else(|| panic!("first load fetches {url}, outside the module"));
         let asset = manifest.asset(path).unwrap();
         let smallest = asset.variants.iter().min_by_key(|v| v.bytes).unwrap();
-        measured += object(&store, &smallest.key.to_string()).await.len() as u64;
+        measured += support::object(&store, &smallest.key.to_string())
+            .await
+            .len() as u64;
     }
     assert_eq!(
         measured, recorded,
@@ -200,7 +184,7 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
     // The faster tiers get the photos as responsive images, the lite page much less.
     let full = page_for(&manifest, "4g");
     assert_ne!(full.key, lite.key);
-    let full_html = brotli_decode(&object(&store, &full.key.to_string()).await);
+    let full_html = brotli_decode(&support::object(&store, &full.key.to_string()).await);
     // (minified: attributes may be reordered, quotes dropped where HTML allows it)
     assert!(
         full_html.contains("<picture><source srcset=\"/o/objects/"),

@@ -323,11 +323,7 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
     assert!(progress.attempt >= 2, "{progress:?}");
 
     // Every asset is in the manifest and every object it names exists.
-    let manifest = store
-        .manifest(&ModuleId::parse("two-videos").unwrap())
-        .await
-        .unwrap()
-        .expect("manifest published");
+    let manifest = support::published(&store, "two-videos").await;
     let mut paths: Vec<_> = manifest.assets.iter().map(|a| a.path.as_str()).collect();
     paths.sort_unstable();
     assert_eq!(
