@@ -16,6 +16,8 @@ pub mod media_type;
 pub mod profile;
 pub mod store;
 pub mod strict_toml;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tokens;
 pub mod urls;
 

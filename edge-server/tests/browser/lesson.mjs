@@ -1,6 +1,6 @@
 // Opens a lesson page in headless Chromium the way a teacher would, plays the
 // video and reports what happened as one JSON object on stdout; the Rust test
-// (edge-server/tests/browser.rs) makes the assertions.
+// (edge-server/tests/it/browser.rs) makes the assertions.
 //
 //   node lesson.mjs <lesson page URL> [--no-js-pick <q>] [--screenshot <png>]
 //

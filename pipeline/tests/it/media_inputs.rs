@@ -11,10 +11,10 @@ use lowband_catalog::Profile;
 use lowband_pipeline::rendition::{Payload, Rendition};
 use lowband_pipeline::video::{self, VideoError};
 
+use crate::support;
+
 fn media(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/media")
-        .join(name)
+    support::fixture("media").join(name)
 }
 
 fn render(name: &str) -> Result<(Vec<Rendition>, tempfile::TempDir), VideoError> {
@@ -326,7 +326,7 @@ fn av1_rungs_when_the_profile_asks() {
     assert!(starts(svt).len() >= 4, "{:?}", starts(svt));
 }
 
-#[path = "corpus/oracle.rs"]
+#[path = "../corpus/oracle.rs"]
 mod oracle;
 
 /// One line of the corpus's `cases.tsv` (see `corpus/README.md`).

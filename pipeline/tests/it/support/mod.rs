@@ -1,18 +1,22 @@
-//! Helpers shared by the pipeline's integration tests.
-#![allow(dead_code)]
+//! What the pipeline's integration tests share: the fixtures and the sample
+//! module on disk, a small module made from them, ingest with the default
+//! profile, and reading back what ingest stored.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lowband_catalog::{Profile, Store};
+use bytes::Bytes;
+use lowband_catalog::{Manifest, ModuleId, Profile, Store};
 use lowband_pipeline::{IngestError, IngestOptions, IngestReport, Silent};
 
+/// A file under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
+/// The repository's `samples/`, where the sample module is.
 pub fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples")
 }
@@ -37,6 +41,7 @@ pub fn small_module(root: &Path) -> PathBuf {
     dir
 }
 
+/// Ingests the module in `dir` into `store` with the built-in default profile.
 pub async fn ingest(dir: &Path, store: &Store) -> Result<IngestReport, IngestError> {
     let options = IngestOptions {
         dir: dir.to_owned(),
@@ -44,4 +49,22 @@ pub async fn ingest(dir: &Path, store: &Store) -> Result<IngestReport, IngestErr
         module_id: None,
     };
     lowband_pipeline::ingest(&options, store, Arc::new(Silent)).await
+}
+
+/// The manifest of module `id` in `store`; panics if it is not published.
+pub async fn published(store: &Store, id: &str) -> Manifest {
+    store
+        .manifest(&ModuleId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("module {id} is not published"))
+}
+
+/// The bytes stored under `key`; panics if there are none.
+pub async fn object(store: &Store, key: &str) -> Bytes {
+    store
+        .get_bytes(key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no object {key}"))
 }

@@ -3,16 +3,16 @@
 //! 2G and a 4G client, and check with ffprobe/ffmpeg that both decode and
 //! that the 2G one is several times smaller.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 use lowband_catalog::manifest::VariantKind;
-use lowband_catalog::{ModuleId, Store};
+use lowband_catalog::Store;
 use lowband_edge::{Edge, EdgeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support;
 
 /// A minimal HTTP/1.1 GET over loopback; returns (head, body).
 async fn fetch(
@@ -119,16 +119,12 @@ async fn sample_module_reaches_a_2g_client_several_times_smaller() {
     let tmp = tempfile::tempdir().unwrap();
     let store_dir = tmp.path().join("store");
     let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
-    let report = common::ingest(&common::samples().join("teaching-questions"), &store)
+    let report = support::ingest(&support::samples().join("teaching-questions"), &store)
         .await
         .unwrap();
     assert!(report.published);
 
-    let manifest = store
-        .manifest(&ModuleId::parse("teaching-questions").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let manifest = support::published(&store, "teaching-questions").await;
     let lecture = manifest
         .asset("lessons/lecture.mp4")
         .expect("the lecture is in the manifest");
@@ -350,12 +346,8 @@ async fn a_lecture_in_two_languages_with_subtitles_reaches_hls_players() {
     );
 
     let store = Store::open(&format!("file://{}", tmp.path().join("store").display())).unwrap();
-    common::ingest(&module, &store).await.unwrap();
-    let manifest = store
-        .manifest(&ModuleId::parse("two-languages").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    support::ingest(&module, &store).await.unwrap();
+    let manifest = support::published(&store, "two-languages").await;
     let asset = manifest.asset("lecture.mkv").expect("the lecture");
     let english = asset
         .variants

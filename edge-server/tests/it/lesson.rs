@@ -2,15 +2,12 @@
 //! the lesson page, the picker's cookies, the Auto redirect and the
 //! resumable download, on a memory store whose module has hostile names.
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Caption, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind,
-    MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
+use http::StatusCode;
+use lowband_catalog::manifest::{Asset, AssetKind, Caption, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, Store};
 use lowband_edge::{Edge, EdgeConfig};
+
+use crate::support::{get, put};
 
 /// A video file name an author could give: quotes, markup, Khmer, a space.
 const VIDEO: &str = "lessons/\"><img src=x onerror=alert(1)> ក 'x'.mp4";
@@ -19,14 +16,10 @@ const VIDEO_URL: &str =
 
 async fn edge() -> Edge {
     let store = Store::open("memory://").unwrap();
-    let put = |name: &str, len: usize, ext: &'static str| {
-        let store = store.clone();
-        let bytes = Bytes::from(
-            (0..len)
-                .map(|i| (i as u8).wrapping_add(name.len() as u8))
-                .collect::<Vec<_>>(),
-        );
-        async move { store.put_object(bytes, ext).await.unwrap().0 }
+    let bytes = |name: &str, len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_add(name.len() as u8))
+            .collect()
     };
     let mut variants = Vec::new();
     for (name, kind, tier, len, mime, ext) in [
@@ -58,93 +51,43 @@ async fn edge() -> Edge {
             "webp",
         ),
     ] {
-        let key = put(name, len, ext).await;
-        variants.push(Variant {
-            height: name.strip_suffix('p').and_then(|h| h.parse().ok()),
-            ..Variant::new(name, kind, tier, key, len as u64, mime)
-        });
+        let key = put(&store, bytes(name, len), ext).await;
+        variants.push(
+            Variant::builder(name, kind, tier, key, len as u64, mime)
+                .height(name.strip_suffix('p').and_then(|h| h.parse::<u32>().ok()))
+                .build(),
+        );
     }
-    let vtt_key = put("vtt", 40, "vtt").await;
-    let source = |path: &str| SourceInfo {
-        bytes: 17_000,
-        hash: ContentHash::of(path.as_bytes()),
-        mime: "video/mp4".into(),
-    };
+    let vtt_key = put(&store, bytes("vtt", 40), "vtt").await;
     let vtt_path = VIDEO.replace(".mp4", ".km.vtt");
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "ការសួរ <b>& \"questions\"".into(),
-            language: Some("km\"><x".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![
-            Asset {
-                path: VIDEO.into(),
-                kind: AssetKind::Video,
-                source: source(VIDEO),
-                derivation: ContentHash::of(b"d"),
-                duration: Some(72.0),
-                variants,
-                captions: vec![Caption {
-                    path: vtt_path.clone(),
-                    language: Some("km".into()),
-                    key: None,
-                }],
-                placeholder: None,
-            },
-            Asset {
-                path: vtt_path.clone(),
-                kind: AssetKind::File,
-                source: source(&vtt_path),
-                derivation: ContentHash::of(b"v"),
-                duration: None,
-                variants: vec![Variant::new(
-                    "identity",
-                    VariantKind::File,
-                    "slow-2g",
-                    vtt_key,
-                    40,
-                    "text/vtt",
-                )],
-                captions: Vec::new(),
-                placeholder: None,
-            },
-        ],
-    };
+    let video = Asset::builder(VIDEO, AssetKind::Video)
+        .source(17_000, "video/mp4")
+        .duration(72.0)
+        .variants(variants)
+        .caption(Caption {
+            path: vtt_path.clone(),
+            language: Some("km".into()),
+            key: None,
+        });
+    let captions = Asset::builder(&vtt_path, AssetKind::File)
+        .source(17_000, "video/mp4")
+        .derivation(ContentHash::of(b"v"))
+        .variant(Variant::new(
+            "identity",
+            VariantKind::File,
+            "slow-2g",
+            vtt_key,
+            40,
+            "text/vtt",
+        ));
+    let manifest = Manifest::builder("m1")
+        .title("ការសួរ <b>& \"questions\"")
+        .language("km\"><x")
+        .asset(video)
+        .asset(captions)
+        .build();
     store.publish(&manifest).await.unwrap();
     Edge::new(store, EdgeConfig::default())
-}
-
-struct Got {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-async fn get(edge: &Edge, uri: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = Request::get(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = edge.handle(req.body(()).unwrap()).await;
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-fn header<'a>(got: &'a Got, name: &str) -> &'a str {
-    got.headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
 }
 
 /// Nothing a manifest holds can open an element or leave an attribute.
@@ -168,11 +111,11 @@ async fn lesson_page_states_each_cost_escapes_names_and_stays_small() {
         &[("Accept", "image/webp,*/*")],
     )
     .await;
-    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
-    assert_eq!(header(&got, "content-type"), "text/html; charset=utf-8");
-    assert_eq!(header(&got, "cache-control"), "private, no-cache");
-    assert!(header(&got, "vary").contains("Cookie"));
-    let html = &got.body;
+    assert_eq!(got.status, StatusCode::OK, "{}", got.text());
+    assert_eq!(got.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(got.header("cache-control"), "private, no-cache");
+    assert!(got.header("vary").contains("Cookie"));
+    let html = &got.text();
     assert!(html.len() <= 14 * 1024, "{} bytes", html.len());
     assert_escaped(html);
     assert!(
@@ -212,20 +155,14 @@ async fn lesson_page_states_each_cost_escapes_names_and_stays_small() {
 
     let catalog = get(&edge, "/", &[]).await;
     assert_eq!(catalog.status, StatusCode::OK);
-    assert_escaped(&catalog.body);
+    let catalog = catalog.text();
+    assert_escaped(&catalog);
     assert!(
-        catalog
-            .body
-            .contains(&format!("href=\"{VIDEO_URL}/watch\"")),
-        "{}",
-        catalog.body
+        catalog.contains(&format!("href=\"{VIDEO_URL}/watch\"")),
+        "{catalog}"
     );
-    assert!(catalog.body.contains("1 lesson"), "{}", catalog.body);
-    assert!(
-        catalog.body.contains("Data saver 0.01 MB"),
-        "{}",
-        catalog.body
-    );
+    assert!(catalog.contains("1 lesson"), "{catalog}");
+    assert!(catalog.contains("Data saver 0.01 MB"), "{catalog}");
 }
 
 #[tokio::test]
@@ -233,7 +170,7 @@ async fn the_picker_sets_cookies_and_the_page_follows_them() {
     let edge = edge().await;
     let got = get(&edge, &format!("{VIDEO_URL}/watch?q=2g"), &[]).await;
     assert_eq!(got.status, StatusCode::SEE_OTHER);
-    assert_eq!(header(&got, "location"), format!("{VIDEO_URL}/watch"));
+    assert_eq!(got.header("location"), format!("{VIDEO_URL}/watch"));
     let cookies: Vec<_> = got
         .headers
         .get_all("set-cookie")
@@ -258,38 +195,31 @@ async fn the_picker_sets_cookies_and_the_page_follows_them() {
         &format!("{VIDEO_URL}/watch"),
         &[("Cookie", "lowband_tier=2g")],
     )
-    .await;
-    assert!(page.body.contains("value=\"2g\" checked"), "{}", page.body);
+    .await
+    .text();
+    assert!(page.contains("value=\"2g\" checked"), "{page}");
     assert!(
-        page.body
-            .contains("Data saver (144p): 0.01 MB for the whole lesson"),
-        "{}",
-        page.body
+        page.contains("Data saver (144p): 0.01 MB for the whole lesson"),
+        "{page}"
     );
     // The fixed choice plays its rung's immutable object, not the redirect.
-    assert!(!page.body.contains("/play\""), "{}", page.body);
+    assert!(!page.contains("/play\""), "{page}");
 
     let audio = get(
         &edge,
         &format!("{VIDEO_URL}/watch"),
         &[("Cookie", "lowband_quality=audio; lowband_tier=slow-2g")],
     )
-    .await;
-    assert!(
-        audio.body.contains("value=\"audio\" checked"),
-        "{}",
-        audio.body
-    );
-    assert!(audio.body.contains(".webm\""), "{}", audio.body);
+    .await
+    .text();
+    assert!(audio.contains("value=\"audio\" checked"), "{audio}");
+    assert!(audio.contains(".webm\""), "{audio}");
 
     let bad = get(&edge, &format!("{VIDEO_URL}/watch?q=%3Cscript%3E"), &[]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(
-        bad.body.contains("\"error\":\"bad_request\""),
-        "{}",
-        bad.body
-    );
-    assert!(!bad.body.contains("<script>"), "{}", bad.body);
+    let bad = bad.text();
+    assert!(bad.contains("\"error\":\"bad_request\""), "{bad}");
+    assert!(!bad.contains("<script>"), "{bad}");
 }
 
 #[tokio::test]
@@ -298,21 +228,15 @@ async fn auto_redirects_to_the_rung_chosen_now() {
     let slow = get(&edge, &format!("{VIDEO_URL}/play"), &[("ECT", "2g")]).await;
     assert_eq!(slow.status, StatusCode::FOUND);
     assert!(
-        header(&slow, "location").starts_with("/o/objects/"),
+        slow.header("location").starts_with("/o/objects/"),
         "{:?}",
         slow.headers
     );
-    assert_eq!(
-        header(&slow, "lowband-variant"),
-        "144p; tier=2g; reason=ect"
-    );
-    assert_eq!(header(&slow, "cache-control"), "no-store");
+    assert_eq!(slow.header("lowband-variant"), "144p; tier=2g; reason=ect");
+    assert_eq!(slow.header("cache-control"), "no-store");
     let fast = get(&edge, &format!("{VIDEO_URL}/play"), &[("ECT", "4g")]).await;
-    assert_eq!(
-        header(&fast, "lowband-variant"),
-        "480p; tier=4g; reason=ect"
-    );
-    assert_ne!(header(&fast, "location"), header(&slow, "location"));
+    assert_eq!(fast.header("lowband-variant"), "480p; tier=4g; reason=ect");
+    assert_ne!(fast.header("location"), slow.header("location"));
 }
 
 #[tokio::test]
@@ -321,14 +245,14 @@ async fn downloads_are_attachments_that_resume() {
     let url = format!("{VIDEO_URL}/download?v=144p");
     let whole = get(&edge, &url, &[]).await;
     assert_eq!(whole.status, StatusCode::OK);
-    assert_eq!(header(&whole, "content-length"), "2900");
-    let disposition = header(&whole, "content-disposition");
+    assert_eq!(whole.header("content-length"), "2900");
+    let disposition = whole.header("content-disposition");
     assert!(
         disposition
             == "attachment; filename=\"___img_src_x_onerror_alert_1______x_-144p.mp4\"; filename*=UTF-8''%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%20%E1%9E%80%20%27x%27-144p.mp4",
         "{disposition}"
     );
-    let etag = header(&whole, "etag").to_owned();
+    let etag = whole.header("etag").to_owned();
     // A cut download asks for the rest, if the file is still the same.
     let rest = get(
         &edge,
@@ -337,12 +261,12 @@ async fn downloads_are_attachments_that_resume() {
     )
     .await;
     assert_eq!(rest.status, StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(&rest, "content-range"), "bytes 1000-2899/2900");
-    assert!(!header(&rest, "content-disposition").is_empty());
+    assert_eq!(rest.header("content-range"), "bytes 1000-2899/2900");
+    assert!(!rest.header("content-disposition").is_empty());
 
     for bad in ["", "?v=poster-jpeg", "?v=nope"] {
         let got = get(&edge, &format!("{VIDEO_URL}/download{bad}"), &[]).await;
-        assert_eq!(got.status, StatusCode::BAD_REQUEST, "{bad}: {}", got.body);
+        assert_eq!(got.status, StatusCode::BAD_REQUEST, "{bad}: {}", got.text());
     }
     // Lesson routes exist only under videos.
     let vtt = VIDEO_URL.replace(".mp4", ".km.vtt");

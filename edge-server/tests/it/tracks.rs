@@ -6,14 +6,12 @@
 //! video does.
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Caption, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind,
-    MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use http::StatusCode;
+use lowband_catalog::manifest::{Asset, AssetKind, Caption, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
 use lowband_edge::{Edge, EdgeConfig};
+
+use crate::support::{get, put};
 
 const VIDEO: &str = "/m/m1/lessons/intro.mkv";
 const EMBEDDED_VTT: &[u8] = b"WEBVTT\n\n00:00.000 --> 00:02.000\nHello from inside the video\n";
@@ -36,10 +34,6 @@ impl Fixture {
 
 async fn fixture() -> Fixture {
     let store = Store::open("memory://").unwrap();
-    let put = |body: Vec<u8>, ext: &'static str| {
-        let store = store.clone();
-        async move { store.put_object(Bytes::from(body), ext).await.unwrap().0 }
-    };
     let mut variants = Vec::new();
     // The further tracks are smaller than the main audio and one is of a
     // faster tier: ranking by size or tier alone would pick them.
@@ -72,91 +66,60 @@ async fn fixture() -> Fixture {
         } else {
             "mp4"
         };
-        let key = put(body, ext).await;
-        let playlist = put(format!("#EXTM3U\n# {name}\n").into_bytes(), "m3u8").await;
+        let key = put(&store, body, ext).await;
+        let playlist = put(&store, format!("#EXTM3U\n# {name}\n"), "m3u8").await;
         let picture = kind == VariantKind::Video;
-        variants.push(Variant {
-            height: name.strip_suffix('p').and_then(|h| h.parse().ok()),
-            codecs: Some(
-                if picture {
-                    "avc1.4d400b, mp4a.40.2"
-                } else {
-                    "mp4a.40.2"
-                }
-                .into(),
-            ),
-            peak_bitrate: Some(len as u64 * 8),
-            playlist: Some(playlist),
-            language: language.map(Into::into),
-            alternate,
-            ..Variant::new(
-                name,
-                kind,
-                tier,
-                key,
-                len as u64,
-                if picture { "video/mp4" } else { "audio/mp4" },
-            )
-        });
+        let (mime, codecs) = if picture {
+            ("video/mp4", "avc1.4d400b, mp4a.40.2")
+        } else {
+            ("audio/mp4", "mp4a.40.2")
+        };
+        variants.push(
+            Variant::builder(name, kind, tier, key, len as u64, mime)
+                .height(name.strip_suffix('p').and_then(|h| h.parse::<u32>().ok()))
+                .codecs(codecs)
+                .peak_bitrate(len as u64 * 8)
+                .playlist(playlist)
+                .language(language)
+                .alternate(alternate)
+                .build(),
+        );
     }
-    let embedded = put(EMBEDDED_VTT.to_vec(), "vtt").await;
-    let beside = put(b"WEBVTT\n\nkm".to_vec(), "vtt").await;
-    let source = |path: &str, mime: &str| SourceInfo {
-        bytes: 17_000,
-        hash: ContentHash::of(path.as_bytes()),
-        mime: mime.into(),
-    };
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "Tracks".into(),
+    let embedded = put(&store, EMBEDDED_VTT, "vtt").await;
+    let beside = put(&store, Bytes::from_static(b"WEBVTT\n\nkm"), "vtt").await;
+    let video = Asset::builder("lessons/intro.mkv", AssetKind::Video)
+        .source(17_000, "video/x-matroska")
+        .source_hash(ContentHash::of(b"intro.mkv"))
+        .duration(72.0)
+        .variants(variants)
+        .caption(Caption {
+            path: "lessons/intro.km.vtt".into(),
             language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![
-            Asset {
-                path: "lessons/intro.mkv".into(),
-                kind: AssetKind::Video,
-                source: source("intro.mkv", "video/x-matroska"),
-                derivation: ContentHash::of(b"d"),
-                duration: Some(72.0),
-                variants,
-                captions: vec![
-                    Caption {
-                        path: "lessons/intro.km.vtt".into(),
-                        language: Some("km".into()),
-                        key: None,
-                    },
-                    Caption {
-                        path: "lessons/intro.mkv#2".into(),
-                        language: Some("eng".into()),
-                        key: Some(embedded.clone()),
-                    },
-                ],
-                placeholder: None,
-            },
-            Asset {
-                path: "lessons/intro.km.vtt".into(),
-                kind: AssetKind::File,
-                source: source("intro.km.vtt", "text/vtt"),
-                derivation: ContentHash::of(b"v"),
-                duration: None,
-                variants: vec![Variant::new(
-                    "identity",
-                    VariantKind::File,
-                    "slow-2g",
-                    beside.clone(),
-                    10,
-                    "text/vtt",
-                )],
-                captions: Vec::new(),
-                placeholder: None,
-            },
-        ],
-    };
+            key: None,
+        })
+        .caption(Caption {
+            path: "lessons/intro.mkv#2".into(),
+            language: Some("eng".into()),
+            key: Some(embedded.clone()),
+        });
+    let captions_beside = Asset::builder("lessons/intro.km.vtt", AssetKind::File)
+        .source(17_000, "text/vtt")
+        .source_hash(ContentHash::of(b"intro.km.vtt"))
+        .derivation(ContentHash::of(b"v"))
+        .variant(Variant::new(
+            "identity",
+            VariantKind::File,
+            "slow-2g",
+            beside.clone(),
+            10,
+            "text/vtt",
+        ));
+    let manifest = Manifest::builder("m1")
+        .title("Tracks")
+        .language("km")
+        .asset(video)
+        .asset(captions_beside)
+        .build();
     store.publish(&manifest).await.unwrap();
     Fixture {
         edge: Edge::new(store, EdgeConfig::default()),
@@ -166,42 +129,12 @@ async fn fixture() -> Fixture {
     }
 }
 
-struct Got {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-}
-
-async fn get(f: &Fixture, uri: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = Request::get(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = f.edge.handle(req.body(()).unwrap()).await;
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
 #[tokio::test]
 async fn further_sound_tracks_are_never_the_chosen_variant() {
     let f = fixture().await;
     let main = f.variant("audio-aac");
     for signal in [("ECT", "slow-2g"), ("Save-Data", "on"), ("RTT", "3000")] {
-        let got = get(&f, VIDEO, &[signal]).await;
+        let got = get(&f.edge, VIDEO, &[signal]).await;
         let label = got.header("lowband-variant");
         let expected = if signal.0 == "Save-Data" {
             "144p;"
@@ -211,56 +144,50 @@ async fn further_sound_tracks_are_never_the_chosen_variant() {
         assert!(label.starts_with(expected), "{signal:?}: {label}");
     }
     for (tier, expected) in [("slow-2g", "audio-aac"), ("2g", "144p"), ("4g", "360p")] {
-        let got = get(&f, &format!("{VIDEO}?tier={tier}"), &[]).await;
+        let got = get(&f.edge, &format!("{VIDEO}?tier={tier}"), &[]).await;
         let label = got.header("lowband-variant");
         assert!(
             label.starts_with(&format!("{expected};")),
             "{tier}: {label}"
         );
     }
-    let slowest = get(&f, &format!("{VIDEO}?tier=slow-2g"), &[]).await;
+    let slowest = get(&f.edge, &format!("{VIDEO}?tier=slow-2g"), &[]).await;
     assert_eq!(slowest.status, StatusCode::OK);
     assert!(slowest.header("lowband-variant").starts_with("audio-aac;"));
     assert_eq!(slowest.header("content-length"), main.bytes.to_string());
 
-    let play = get(&f, &format!("{VIDEO}/play"), &[("ECT", "slow-2g")]).await;
+    let play = get(&f.edge, &format!("{VIDEO}/play"), &[("ECT", "slow-2g")]).await;
     assert_eq!(play.status, StatusCode::FOUND);
     assert_eq!(play.header("location"), format!("/o/{}", main.key));
 
     // The teacher's choices and their costs: the main sound only.
-    let page = get(&f, &format!("{VIDEO}/watch"), &[]).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(
-        page.body.contains("data-variant=\"audio-aac\""),
-        "{}",
-        page.body
-    );
+    let got = get(&f.edge, &format!("{VIDEO}/watch"), &[]).await;
+    let page = got.text();
+    assert_eq!(got.status, StatusCode::OK, "{page}");
+    assert!(page.contains("data-variant=\"audio-aac\""), "{page}");
     for alternate in ["audio-eng", "audio-3"] {
-        assert!(!page.body.contains(alternate), "{alternate}: {}", page.body);
+        assert!(!page.contains(alternate), "{alternate}: {page}");
         let key = f.variant(alternate).key.to_string();
-        assert!(!page.body.contains(&key), "{alternate}: {}", page.body);
+        assert!(!page.contains(&key), "{alternate}: {page}");
     }
     let audio_cookie = [("Cookie", "lowband_quality=audio; lowband_tier=slow-2g")];
-    let audio = get(&f, &format!("{VIDEO}/watch"), &audio_cookie).await;
+    let audio = get(&f.edge, &format!("{VIDEO}/watch"), &audio_cookie)
+        .await
+        .text();
     assert!(
-        audio.body.contains(&format!("src=\"/o/{}\"", main.key)),
-        "{}",
-        audio.body
+        audio.contains(&format!("src=\"/o/{}\"", main.key)),
+        "{audio}"
     );
-    let catalog = get(&f, "/", &[]).await;
-    assert!(
-        catalog.body.contains("Audio only 0.04 MB"),
-        "{}",
-        catalog.body
-    );
+    let catalog = get(&f.edge, "/", &[]).await.text();
+    assert!(catalog.contains("Audio only 0.04 MB"), "{catalog}");
 }
 
 #[tokio::test]
 async fn the_master_playlist_offers_them_as_alternative_audio() {
     let f = fixture().await;
-    let got = get(&f, &format!("{VIDEO}/master.m3u8?tier=3g"), &[]).await;
-    assert_eq!(got.status, StatusCode::OK, "{}", got.body);
-    let m = &got.body;
+    let got = get(&f.edge, &format!("{VIDEO}/master.m3u8?tier=3g"), &[]).await;
+    let m = &got.text();
+    assert_eq!(got.status, StatusCode::OK, "{m}");
     let eng = f.variant("audio-eng").playlist.clone().unwrap();
     let untagged = f.variant("audio-3").playlist.clone().unwrap();
     let audio: Vec<&str> = m
@@ -290,17 +217,18 @@ async fn the_master_playlist_offers_them_as_alternative_audio() {
     // 144p, 360p and the main audio-only rendition.
     assert_eq!(streams, 3, "{m}");
     // The player fetches the alternate's playlist at /o/, like any rung's.
-    let playlist = get(&f, &format!("/o/{eng}"), &[]).await;
+    let playlist = get(&f.edge, &format!("/o/{eng}"), &[]).await;
     assert_eq!(playlist.status, StatusCode::OK);
     assert_eq!(
         playlist.header("content-type"),
         "application/vnd.apple.mpegurl"
     );
-    assert!(playlist.body.contains("# audio-eng"), "{}", playlist.body);
+    let text = playlist.text();
+    assert!(text.contains("# audio-eng"), "{text}");
 
     // The manifest API says what each variant is.
-    let api = get(&f, "/api/v1/modules/m1", &[]).await;
-    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let api = get(&f.edge, "/api/v1/modules/m1", &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
     let variants = json["assets"][0]["variants"].as_array().unwrap();
     let eng_json = variants.iter().find(|v| v["name"] == "audio-eng").unwrap();
     assert_eq!(eng_json["alternate"], true);
@@ -310,9 +238,10 @@ async fn the_master_playlist_offers_them_as_alternative_audio() {
 #[tokio::test]
 async fn captions_from_inside_the_video_reach_every_player() {
     let f = fixture().await;
-    let master = get(&f, &format!("{VIDEO}/master.m3u8?tier=2g"), &[]).await;
+    let master = get(&f.edge, &format!("{VIDEO}/master.m3u8?tier=2g"), &[])
+        .await
+        .text();
     let subtitles: Vec<&str> = master
-        .body
         .lines()
         .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES"))
         .collect();
@@ -322,50 +251,44 @@ async fn captions_from_inside_the_video_reach_every_player() {
             "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"km\",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE=\"km\",URI=\"/m/m1/lessons/intro.mkv/captions/0.m3u8\"",
             "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"eng\",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE=\"eng\",URI=\"/m/m1/lessons/intro.mkv/captions/1.m3u8\"",
         ],
-        "{}",
-        master.body
+        "{master}"
     );
     // Each subtitle playlist points at its WebVTT object.
     for (n, key) in [(0, &f.beside), (1, &f.embedded)] {
-        let playlist = get(&f, &format!("{VIDEO}/captions/{n}.m3u8"), &[]).await;
+        let playlist = get(&f.edge, &format!("{VIDEO}/captions/{n}.m3u8"), &[]).await;
         assert_eq!(playlist.status, StatusCode::OK, "{n}");
-        assert!(
-            playlist.body.contains(&format!("\n/o/{key}\n")),
-            "{n}: {}",
-            playlist.body
-        );
+        let text = playlist.text();
+        assert!(text.contains(&format!("\n/o/{key}\n")), "{n}: {text}");
     }
     assert_eq!(
-        get(&f, &format!("{VIDEO}/captions/2.m3u8"), &[])
+        get(&f.edge, &format!("{VIDEO}/captions/2.m3u8"), &[])
             .await
             .status,
         StatusCode::NOT_FOUND
     );
-    let vtt = get(&f, &format!("/o/{}", f.embedded), &[]).await;
+    let vtt = get(&f.edge, &format!("/o/{}", f.embedded), &[]).await;
     assert_eq!(vtt.status, StatusCode::OK);
     assert_eq!(vtt.header("content-type"), "text/vtt; charset=utf-8");
-    assert_eq!(vtt.body.as_bytes(), EMBEDDED_VTT);
+    assert_eq!(&vtt.body[..], EMBEDDED_VTT);
 
     // The lesson page's <video> gets a <track> for each, the module's language by default.
-    let page = get(&f, &format!("{VIDEO}/watch"), &[]).await;
+    let page = get(&f.edge, &format!("{VIDEO}/watch"), &[]).await.text();
     assert!(
-        page.body.contains(&format!(
+        page.contains(&format!(
             "<track kind=\"subtitles\" src=\"/o/{}\" srclang=\"km\" label=\"ខ្មែរ\" default>",
             f.beside
         )),
-        "{}",
-        page.body
+        "{page}"
     );
     assert!(
-        page.body.contains(&format!(
+        page.contains(&format!(
             "<track kind=\"subtitles\" src=\"/o/{}\" srclang=\"eng\" label=\"eng\">",
             f.embedded
         )),
-        "{}",
-        page.body
+        "{page}"
     );
-    let api = get(&f, "/api/v1/modules/m1", &[]).await;
-    let json: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    let api = get(&f.edge, "/api/v1/modules/m1", &[]).await;
+    let json: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
     assert_eq!(
         json["assets"][0]["captions"][1]["key"],
         f.embedded.to_string()

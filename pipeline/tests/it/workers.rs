@@ -6,10 +6,8 @@
 //! it these tests are skipped, unless LOWBAND_REQUIRE_NATS is set (the test
 //! command sets it), when its absence fails them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +15,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use lowband_catalog::testing::{free_port, start_service, Process};
 use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
 use lowband_pipeline::api::{Api, ApiOptions, Tokens};
 use lowband_pipeline::archive::Limits;
@@ -24,11 +23,13 @@ use lowband_pipeline::jobs::{JobState, JobStatus};
 use lowband_pipeline::queue::{self, DeadLetter, Queue};
 use tokio::io::AsyncWriteExt;
 
+use crate::support;
+
 const TOKEN: &str = "test-token-0123456789abcdef";
 
 /// A nats-server with JetStream on a free loopback port, killed on drop.
 struct NatsServer {
-    child: Child,
+    _process: Process,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -37,36 +38,16 @@ impl NatsServer {
     fn start() -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let spawned = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        command
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) if std::env::var_os("LOWBAND_REQUIRE_NATS").is_some() => {
-                panic!("nats-server is required (LOWBAND_REQUIRE_NATS is set) but could not start: {e}; run scripts/install-deps.sh --test")
-            }
-            Err(e) => {
-                eprintln!("skipping: nats-server not available ({e}); scripts/test.sh installs it");
-                return None;
-            }
-        };
-        let server = Self {
-            child,
+            .arg(dir.path());
+        let process = start_service(&mut command, port, "LOWBAND_REQUIRE_NATS", "this test")?;
+        Some(Self {
+            _process: process,
             port,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(server)
+        })
     }
 
     fn url(&self) -> String {
@@ -89,24 +70,9 @@ impl NatsServer {
     }
 }
 
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A `lowband-pipeline worker` process, killed on drop.
 struct WorkerProcess {
-    child: Child,
+    process: Process,
     log: PathBuf,
 }
 
@@ -132,22 +98,18 @@ impl WorkerProcess {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start the worker binary");
-        Self { child, log }
+        Self {
+            process: Process { child },
+            log,
+        }
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.child.id()
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -277,7 +239,7 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
     std::fs::create_dir_all(module.join("img")).unwrap();
     make_video(&module.join("lessons/one.mp4"), 24, "testsrc2");
     make_video(&module.join("lessons/two.mp4"), 20, "testsrc");
-    std::fs::copy(common::fixture("tiny.jpg"), module.join("img/cover.jpg")).unwrap();
+    std::fs::copy(support::fixture("tiny.jpg"), module.join("img/cover.jpg")).unwrap();
     std::fs::write(
         module.join("index.html"),
         "<!doctype html><title>Two</title><h1>Two lessons</h1><video src=\"lessons/one.mp4\"></video><img src=\"img/cover.jpg\">",
@@ -319,8 +281,8 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
         .position(|w| w.as_ref().is_some_and(|w| w.pid() == victim_pid))
         .expect("progress names one of our workers");
     let mut victim = workers[killed].take().unwrap();
-    victim.child.kill().unwrap(); // SIGKILL
-    victim.child.wait().unwrap();
+    victim.process.child.kill().unwrap(); // SIGKILL
+    victim.process.child.wait().unwrap();
     let survivor = workers.iter().flatten().next().unwrap();
 
     let done = wait_for(
@@ -361,11 +323,7 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
     assert!(progress.attempt >= 2, "{progress:?}");
 
     // Every asset is in the manifest and every object it names exists.
-    let manifest = store
-        .manifest(&ModuleId::parse("two-videos").unwrap())
-        .await
-        .unwrap()
-        .expect("manifest published");
+    let manifest = support::published(&store, "two-videos").await;
     let mut paths: Vec<_> = manifest.assets.iter().map(|a| a.path.as_str()).collect();
     paths.sort_unstable();
     assert_eq!(
@@ -946,7 +904,7 @@ async fn an_upload_resumes_after_the_connection_drops() {
     tokio::spawn(lowband_pipeline::api::serve(listener, Arc::clone(&api)));
 
     let tmp = tempfile::tempdir().unwrap();
-    let module = common::small_module(tmp.path());
+    let module = support::small_module(tmp.path());
     let archive = tar_dir(&module, "fixture-module");
     let total = archive.len();
 

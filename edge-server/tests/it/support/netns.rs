@@ -1,53 +1,10 @@
-//! Helpers shared by the edge's integration tests: a network namespace
-//! joined to this one by a veth pair shaped with `tc qdisc ... tbf` (netem
-//! is not available on every kernel; tbf is), and an edge served on every
-//! address so that the namespace's end of the link can reach it.
-#![allow(dead_code)]
+//! A network namespace joined to this one by a veth pair whose edge-side
+//! end is shaped with `tc qdisc ... tbf` (netem is not available on every
+//! kernel; tbf is), for a client on a real slow link. Needs root (or
+//! CAP_NET_ADMIN), `ip` and `tc`.
 
 use std::net::IpAddr;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
-
-use lowband_catalog::Store;
-use lowband_edge::{Edge, EdgeConfig, ServerConfig};
-
-/// An edge with the default settings serving `store` on every address.
-pub struct Serving {
-    pub edge: Arc<Edge>,
-    pub port: u16,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Serving {
-    pub async fn start(store: Store) -> Self {
-        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(lowband_edge::serve(
-            Arc::clone(&edge),
-            listener,
-            ServerConfig::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            edge,
-            port,
-            stop,
-            server,
-        }
-    }
-
-    /// Shuts the server down gracefully (waiting at most 20 s).
-    pub async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.server).await;
-    }
-}
 
 /// Runs a command, returning its stdout or a message naming it and its stderr.
 pub fn run(args: &[&str]) -> Result<String, String> {

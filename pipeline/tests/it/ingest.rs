@@ -1,29 +1,23 @@
 //! Ingest end to end on a small module: what lands in the store, that a
 //! re-run uploads nothing, and that bad input publishes nothing.
 
-mod common;
-
 use lowband_catalog::manifest::{AssetKind, VariantKind};
-use lowband_catalog::{ContentHash, ModuleId, Store};
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use lowband_catalog::{ContentHash, Store};
+
+use crate::support;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = common::small_module(tmp.path());
+    let dir = support::small_module(tmp.path());
     let store = Store::open("memory://").unwrap();
 
-    let first = common::ingest(&dir, &store).await.unwrap();
+    let first = support::ingest(&dir, &store).await.unwrap();
     assert!(first.published);
     assert_eq!((first.assets, first.assets_reused), (3, 0));
     assert!(first.objects_uploaded > 0);
 
-    let manifest = store
-        .manifest(&ModuleId::parse("fixture").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let manifest = support::published(&store, "fixture").await;
     assert_eq!(manifest.module.title, "ការសួរសំណួរ");
     let video = manifest.asset("lessons/tiny.mp4").unwrap();
     let rungs: Vec<_> = video
@@ -101,14 +95,7 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
     // Every object named exists, has the recorded size and hashes to its key.
     for asset in &manifest.assets {
         for v in &asset.variants {
-            let bytes = store
-                .inner()
-                .get(&Path::from(v.key.to_string()))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let bytes = support::object(&store, &v.key.to_string()).await;
             assert_eq!(bytes.len() as u64, v.bytes, "{} {}", asset.path, v.name);
             assert_eq!(
                 ContentHash::of(&bytes),
@@ -120,7 +107,7 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
         }
     }
 
-    let again = common::ingest(&dir, &store).await.unwrap();
+    let again = support::ingest(&dir, &store).await.unwrap();
     assert!(
         !again.published,
         "an unchanged module leaves its manifest alone"
@@ -132,20 +119,13 @@ async fn ingest_publishes_everything_and_a_rerun_uploads_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_named_and_publishes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = common::small_module(tmp.path());
+    let dir = support::small_module(tmp.path());
     let store = Store::open("memory://").unwrap();
-    common::ingest(&dir, &store).await.unwrap();
-    let manifest_path = Path::from("modules/fixture/manifest.json");
-    let before = store
-        .inner()
-        .get(&manifest_path)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    support::ingest(&dir, &store).await.unwrap();
+    let manifest_key = "modules/fixture/manifest.json";
+    let before = support::object(&store, manifest_key).await;
 
-    let jpeg = std::fs::read(common::fixture("tiny.jpg")).unwrap();
+    let jpeg = std::fs::read(support::fixture("tiny.jpg")).unwrap();
     let noise: Vec<u8> = (0..40_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
         .collect();
@@ -168,7 +148,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
     for (name, bytes, reason) in cases {
         let file = dir.join(name);
         std::fs::write(&file, &bytes).unwrap();
-        let result = common::ingest(&dir, &store).await;
+        let result = support::ingest(&dir, &store).await;
         std::fs::remove_file(&file).unwrap();
         let err = match result {
             Ok(report) => panic!("{name}: ingest succeeded: {report:?}"),
@@ -180,14 +160,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
         );
         assert!(err.contains(reason), "{name}: {err}");
         assert!(!err.contains('\n'), "{name}: one line: {err}");
-        let after = store
-            .inner()
-            .get(&manifest_path)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let after = support::object(&store, manifest_key).await;
         assert_eq!(
             after, before,
             "{name}: the previous manifest stays as it was"
@@ -195,7 +168,7 @@ async fn bad_input_is_named_and_publishes_nothing() {
     }
 
     let missing = tmp.path().join("no-such-module");
-    let err = common::ingest(&missing, &store)
+    let err = support::ingest(&missing, &store)
         .await
         .unwrap_err()
         .to_string();

@@ -1,22 +1,20 @@
 //! The sample course page after ingest: what a 2G phone loads before any tap,
 //! from the manifest and from the stored objects themselves.
 
-mod common;
-
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use lol_html::{doc_text, element, RewriteStrSettings};
 use lowband_catalog::manifest::{Manifest, Variant, VariantKind, ORIGINAL_VARIANT};
-use lowband_catalog::{ModuleId, Store};
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
+use lowband_catalog::Store;
+
+use crate::support;
 
 /// The sample module, with the tiny fixture clip standing in for the
 /// minute-long lecture (the page is the subject here, not the video).
 fn sample_copy(root: &std::path::Path) -> std::path::PathBuf {
-    let from = common::samples().join("teaching-questions");
+    let from = support::samples().join("teaching-questions");
     let dir = root.join("teaching-questions");
     for sub in ["img", "lessons"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -31,7 +29,11 @@ fn sample_copy(root: &std::path::Path) -> std::path::PathBuf {
     ] {
         std::fs::copy(from.join(file), dir.join(file)).unwrap();
     }
-    std::fs::copy(common::fixture("tiny.mp4"), dir.join("lessons/lecture.mp4")).unwrap();
+    std::fs::copy(
+        support::fixture("tiny.mp4"),
+        dir.join("lessons/lecture.mp4"),
+    )
+    .unwrap();
     dir
 }
 
@@ -46,18 +48,6 @@ fn page_for<'a>(manifest: &'a Manifest, tier: &str) -> &'a Variant {
         .filter(|v| manifest.tier_rank(&v.tier).unwrap() <= rank)
         .max_by_key(|v| manifest.tier_rank(&v.tier))
         .unwrap()
-}
-
-async fn object(store: &Store, key: &str) -> Vec<u8> {
-    store
-        .inner()
-        .get(&Path::from(key))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
 }
 
 fn brotli_decode(bytes: &[u8]) -> String {
@@ -140,12 +130,8 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = sample_copy(tmp.path());
     let store = Store::open("memory://").unwrap();
-    common::ingest(&dir, &store).await.unwrap();
-    let manifest = store
-        .manifest(&ModuleId::parse("teaching-questions").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    support::ingest(&dir, &store).await.unwrap();
+    let manifest = support::published(&store, "teaching-questions").await;
 
     // From the manifest.
     let lite = page_for(&manifest, "2g");
@@ -158,7 +144,7 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
     );
 
     // From the objects: the page as sent, plus every object it makes the browser fetch.
-    let body = object(&store, &lite.key.to_string()).await;
+    let body = support::object(&store, &lite.key.to_string()).await;
     let html = brotli_decode(&body);
     let mut measured = body.len() as u64;
     for url in first_load_urls(&html) {
@@ -167,7 +153,9 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
             .unwrap_or_else(|| panic!("first load fetches {url}, outside the module"));
         let asset = manifest.asset(path).unwrap();
         let smallest = asset.variants.iter().min_by_key(|v| v.bytes).unwrap();
-        measured += object(&store, &smallest.key.to_string()).await.len() as u64;
+        measured += support::object(&store, &smallest.key.to_string())
+            .await
+            .len() as u64;
     }
     assert_eq!(
         measured, recorded,
@@ -196,7 +184,7 @@ async fn sample_page_on_2g_loads_under_30_kb_and_keeps_every_word() {
     // The faster tiers get the photos as responsive images, the lite page much less.
     let full = page_for(&manifest, "4g");
     assert_ne!(full.key, lite.key);
-    let full_html = brotli_decode(&object(&store, &full.key.to_string()).await);
+    let full_html = brotli_decode(&support::object(&store, &full.key.to_string()).await);
     // (minified: attributes may be reordered, quotes dropped where HTML allows it)
     assert!(
         full_html.contains("<picture><source srcset=\"/o/objects/"),

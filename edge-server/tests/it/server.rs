@@ -2,7 +2,7 @@
 //! and greedy clients, many keep-alive connections at once, and TLS with
 //! HTTP/1.1 and HTTP/2 by ALPN.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,65 +15,33 @@ use lowband_edge::{Edge, EdgeConfig, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Running {
-    addr: SocketAddr,
-    edge: Arc<Edge>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+use crate::support::Serving;
+
+/// An edge with `config` on loopback, serving `store`.
+async fn start(store: Store, config: ServerConfig) -> Serving {
+    let edge = Edge::new(store, EdgeConfig::default());
+    Serving::start(edge, Ipv4Addr::LOCALHOST, config).await
 }
 
-impl Running {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+/// A metric of the edge once it reaches `at_least` (the server counts a
+/// closed connection just after the client sees it close), or its value
+/// after 2 s.
+async fn metric_reaches(edge: &Edge, series: &str, at_least: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let value = metric(edge, series);
+        if value >= at_least || Instant::now() > deadline {
+            return value;
         }
-        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
-            .await
-            .expect("server stops")
-            .unwrap()
-            .unwrap();
-    }
-
-    /// A metric once it reaches `at_least` (the server counts a closed
-    /// connection just after the client sees it close), or its value after 2 s.
-    async fn metric_reaches(&self, series: &str, at_least: u64) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let value = self.metric(series);
-            if value >= at_least || Instant::now() > deadline {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn metric(&self, series: &str) -> u64 {
-        let text = self.edge.metrics().render();
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0)
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
-async fn start(store: Store, config: ServerConfig) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let edge = Arc::new(Edge::new(store, EdgeConfig::default()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(lowband_edge::serve(
-        Arc::clone(&edge),
-        listener,
-        config,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Running {
-        addr,
-        edge,
-        stop: Some(stop),
-        task,
-    }
+fn metric(edge: &Edge, series: &str) -> u64 {
+    let text = edge.metrics().render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// GETs `path` on a fresh connection with a real HTTP/1.1 client.
@@ -174,12 +142,12 @@ async fn slowloris_is_dropped_while_a_good_client_is_served() {
     );
     assert!(served >= 10, "good client served {served} times");
     assert!(
-        server
-            .metric_reaches(
-                "lowband_edge_connections_closed_total{reason=\"timeout\"}",
-                1
-            )
-            .await
+        metric_reaches(
+            &server.edge,
+            "lowband_edge_connections_closed_total{reason=\"timeout\"}",
+            1
+        )
+        .await
             >= 1,
         "{}",
         server.edge.metrics().render()
@@ -204,12 +172,12 @@ async fn a_silent_connection_is_dropped_at_the_header_deadline() {
         .is_some());
     assert!(started.elapsed() >= Duration::from_millis(400));
     assert_eq!(
-        server
-            .metric_reaches(
-                "lowband_edge_connections_closed_total{reason=\"timeout\"}",
-                1
-            )
-            .await,
+        metric_reaches(
+            &server.edge,
+            "lowband_edge_connections_closed_total{reason=\"timeout\"}",
+            1
+        )
+        .await,
         1
     );
     server.stop().await;
@@ -239,12 +207,12 @@ async fn slowloris_after_a_kept_alive_response_is_dropped() {
         "{cut:?}"
     );
     assert!(
-        server
-            .metric_reaches(
-                "lowband_edge_connections_closed_total{reason=\"timeout\"}",
-                1
-            )
-            .await
+        metric_reaches(
+            &server.edge,
+            "lowband_edge_connections_closed_total{reason=\"timeout\"}",
+            1
+        )
+        .await
             >= 1
     );
     server.stop().await;
@@ -288,12 +256,12 @@ async fn a_connection_serves_at_most_its_request_budget() {
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
     assert_eq!(text.matches("connection: close").count(), 1, "{text}");
     assert_eq!(
-        server
-            .metric_reaches(
-                "lowband_edge_connections_closed_total{reason=\"max_requests\"}",
-                1
-            )
-            .await,
+        metric_reaches(
+            &server.edge,
+            "lowband_edge_connections_closed_total{reason=\"max_requests\"}",
+            1
+        )
+        .await,
         1
     );
     server.stop().await;
@@ -380,7 +348,7 @@ async fn a_thousand_keep_alive_connections_at_once() {
         (first, second, sender)
     }))
     .await;
-    let open = server.metric("lowband_edge_connections_open");
+    let open = metric(&server.edge, "lowband_edge_connections_open");
     let elapsed = started.elapsed();
     for ((a, _), (b, _), _) in &rounds {
         assert_eq!((*a, *b), (StatusCode::OK, StatusCode::OK));
@@ -472,9 +440,12 @@ async fn tls_serves_http2_and_http1_by_alpn() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&seen).contains("200 OK"));
     assert!(
-        server
-            .metric_reaches("lowband_edge_connections_closed_total{reason=\"tls\"}", 1)
-            .await
+        metric_reaches(
+            &server.edge,
+            "lowband_edge_connections_closed_total{reason=\"tls\"}",
+            1
+        )
+        .await
             >= 1
     );
     server.stop().await;

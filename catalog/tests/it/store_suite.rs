@@ -1,52 +1,31 @@
 //! One store suite, run against every backend: memory://, file:// and a real
 //! S3-compatible server (s3s-fs) started on loopback for the test.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
-use lowband_catalog::manifest::ModuleInfo;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store, StoreError};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::testing::{self, Process};
+use lowband_catalog::{ModuleId, ObjectKey, Store, StoreError};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
 fn manifest(id: &str, key: ObjectKey, bytes: u64) -> Manifest {
-    Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse(id).unwrap(),
-            title: format!("Module {id}"),
-            language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1,
-        assets: vec![Asset {
-            path: "index.html".into(),
-            kind: AssetKind::Page,
-            source: SourceInfo {
-                bytes,
-                hash: key.hash(),
-                mime: "text/html".into(),
-            },
-            derivation: ContentHash::of(b"d"),
-            captions: Vec::new(),
-            placeholder: None,
-            duration: None,
-            variants: vec![Variant::new(
-                "identity",
-                VariantKind::Page,
-                "slow-2g",
-                key,
-                bytes,
-                "text/html",
-            )],
-        }],
-    }
+    let page = Asset::builder("index.html", AssetKind::Page)
+        .source(bytes, "text/html")
+        .source_hash(key.hash())
+        .variant(Variant::new(
+            "identity",
+            VariantKind::Page,
+            "slow-2g",
+            key,
+            bytes,
+            "text/html",
+        ));
+    Manifest::builder(id)
+        .title(format!("Module {id}"))
+        .language("km")
+        .published_at(1)
+        .asset(page)
+        .build()
 }
 
 async fn suite(store: &Store) {
@@ -168,67 +147,23 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// An s3s-fs process on a free loopback port, killed on drop.
+/// An s3s-fs process serving one bucket from a directory of its own.
 struct S3Server {
-    child: Child,
+    _process: Process,
     endpoint: String,
     _root: tempfile::TempDir,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_s3s(bucket: &str) -> Option<S3Server> {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join(bucket)).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("s3s-fs")
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--access-key",
-            "lowband",
-            "--secret-key",
-            "lowband-secret",
-        ])
-        .arg(root.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("LOWBAND_REQUIRE_S3").is_some() => {
-            panic!("s3s-fs is required (LOWBAND_REQUIRE_S3 is set) but could not start: {e}; run scripts/install-deps.sh --test")
-        }
-        Err(e) => {
-            eprintln!("skipping the S3 store suite: s3s-fs not available ({e}); scripts/test.sh installs it");
-            return None;
-        }
-    };
-    let server = S3Server {
-        child,
+    let port = testing::free_port();
+    let process = testing::start_s3s(root.path(), port, "the S3 store suite")?;
+    Some(S3Server {
+        _process: process,
         endpoint: format!("http://127.0.0.1:{port}"),
         _root: root,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "s3s-fs did not start listening on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(server)
+    })
 }
 
 #[tokio::test]
@@ -238,8 +173,8 @@ async fn s3_store() {
     };
     // This is the only test in this binary that reads AWS_* variables.
     std::env::set_var("AWS_ENDPOINT_URL", &server.endpoint);
-    std::env::set_var("AWS_ACCESS_KEY_ID", "lowband");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "lowband-secret");
+    std::env::set_var("AWS_ACCESS_KEY_ID", testing::S3_ACCESS_KEY);
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", testing::S3_SECRET_KEY);
     std::env::set_var("AWS_REGION", "us-east-1");
     let store = Store::open("s3://lowband/national/origin").unwrap();
     suite(&store).await;

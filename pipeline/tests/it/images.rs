@@ -12,6 +12,8 @@ use lowband_catalog::Profile;
 use lowband_pipeline::image::{self as lb_image, Rendered};
 use lowband_pipeline::rendition::{Payload, Rendition};
 
+use crate::support;
+
 fn settings() -> ImageSettings {
     let mut s = Profile::builtin_default().image;
     s.formats = vec![
@@ -344,11 +346,8 @@ fn an_animated_gif_becomes_an_animated_webp_with_a_jpeg_poster() {
 
 #[test]
 fn every_image_gets_a_placeholder_under_1_kb() {
-    let photo = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../samples/teaching-questions/img/classroom.jpg"),
-    )
-    .unwrap();
+    let photo =
+        std::fs::read(support::samples().join("teaching-questions/img/classroom.jpg")).unwrap();
     let mut s = settings();
     s.formats = vec![lowband_catalog::profile::ImageFormat::Jpeg];
     let out = lb_image::render(Path::new("classroom.jpg"), &photo, &s).unwrap();

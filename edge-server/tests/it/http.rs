@@ -2,17 +2,17 @@
 //! (and once over a real loopback socket), on a memory store holding a
 //! hand-made module.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, Store};
 use lowband_edge::estimate::TcpSample;
-use lowband_edge::{ClientAddr, Edge, EdgeConfig};
+use lowband_edge::{ClientAddr, Edge, EdgeConfig, ServerConfig};
+
+use crate::support::{get, request, Got, Serving};
 
 /// name, kind, tier, bytes, mime, content-coding
 type VariantSpec = (
@@ -50,7 +50,10 @@ fn bytes_for(name: &str, len: usize) -> Bytes {
 async fn fixture() -> Fixture {
     let store = Store::open("memory://").unwrap();
     let mut bodies = std::collections::HashMap::new();
-    let mut assets = Vec::new();
+    let mut manifest = Manifest::builder("m1")
+        .title("Module <one>")
+        .language("km")
+        .published_at(PUBLISHED_AT);
     let specs: [(&str, AssetKind, &[VariantSpec]); 3] = [
         (
             "lessons/lecture.mp4",
@@ -158,87 +161,34 @@ async fn fixture() -> Fixture {
             };
             // Image variants are named for their width, as the pipeline names them.
             let width = (vkind == VariantKind::Image)
-                .then(|| name.strip_prefix('w')?.split('-').next()?.parse().ok())
+                .then(|| {
+                    name.strip_prefix('w')?
+                        .split('-')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
                 .flatten();
-            vs.push(Variant {
-                encoding: encoding.map(Into::into),
-                playlist,
-                width,
-                ..Variant::new(name, vkind, tier, key, len as u64, mime)
-            });
+            vs.push(
+                Variant::builder(name, vkind, tier, key, len as u64, mime)
+                    .encoding(encoding)
+                    .playlist(playlist)
+                    .width(width)
+                    .build(),
+            );
         }
-        assets.push(Asset {
-            path: path.into(),
-            kind,
-            source: SourceInfo {
-                bytes: 99_999,
-                hash: source_hash,
-                mime: "x".into(),
-            },
-            derivation: ContentHash::of(b"d"),
-            captions: Vec::new(),
-            placeholder: None,
-            duration: None,
-            variants: vs,
-        });
+        manifest = manifest.asset(
+            Asset::builder(path, kind)
+                .source(99_999, "x")
+                .source_hash(source_hash)
+                .variants(vs),
+        );
     }
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "Module <one>".into(),
-            language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: PUBLISHED_AT,
-        assets,
-    };
+    let manifest = manifest.build();
     store.publish(&manifest).await.unwrap();
     Fixture {
         edge: Edge::new(store, EdgeConfig::default()),
         bodies,
-    }
-}
-
-struct Got {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn variant(&self) -> &str {
-        self.header("lowband-variant")
-            .split(';')
-            .next()
-            .unwrap_or("")
-    }
-}
-
-async fn get(f: &Fixture, uri: &str, headers: &[(&str, &str)]) -> Got {
-    request(f, Method::GET, uri, headers).await
-}
-
-async fn request(f: &Fixture, method: Method, uri: &str, headers: &[(&str, &str)]) -> Got {
-    let mut req = Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = f.edge.handle(req.body(()).unwrap()).await;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Got {
-        status: parts.status,
-        headers: parts.headers,
-        body,
     }
 }
 
@@ -277,14 +227,14 @@ async fn every_signal_selects_a_tier() {
         ),
     ];
     for (headers, query, want) in cases {
-        let got = get(&f, &format!("{LECTURE}{query}"), headers).await;
+        let got = get(&f.edge, &format!("{LECTURE}{query}"), headers).await;
         assert_eq!(got.status, StatusCode::OK, "{headers:?}");
         assert_eq!(got.header("lowband-variant"), *want, "{headers:?} {query}");
         let body_key = format!("lessons/lecture.mp4#{}", got.variant());
         assert_eq!(got.body, f.bodies[&body_key], "body of {want}");
     }
-    let two_g = get(&f, LECTURE, &[("ect", "2g")]).await;
-    let four_g = get(&f, LECTURE, &[("ect", "4g")]).await;
+    let two_g = get(&f.edge, LECTURE, &[("ect", "2g")]).await;
+    let four_g = get(&f.edge, LECTURE, &[("ect", "4g")]).await;
     assert!(two_g.body.len() * 5 < four_g.body.len());
 }
 
@@ -348,10 +298,15 @@ async fn image_hints_size_the_image_and_pages_ask_for_them() {
     let photo = "/m/m1/img/photo.jpg";
     let webp = ("accept", "image/webp,*/*");
     // A 4g client whose image shows 300 physical px wide gets the 320 px one.
-    let small = get(&f, photo, &[webp, ("ect", "4g"), ("sec-ch-width", "300")]).await;
+    let small = get(
+        &f.edge,
+        photo,
+        &[webp, ("ect", "4g"), ("sec-ch-width", "300")],
+    )
+    .await;
     assert_eq!(small.variant(), "w320-webp");
     let legacy = get(
-        &f,
+        &f.edge,
         photo,
         &[
             webp,
@@ -363,10 +318,15 @@ async fn image_hints_size_the_image_and_pages_ask_for_them() {
     .await;
     assert_eq!(legacy.variant(), "w320-webp");
     // Wider than that, or hostile: the tier decides.
-    let wide = get(&f, photo, &[webp, ("ect", "4g"), ("sec-ch-width", "900")]).await;
+    let wide = get(
+        &f.edge,
+        photo,
+        &[webp, ("ect", "4g"), ("sec-ch-width", "900")],
+    )
+    .await;
     assert_eq!(wide.variant(), "w1280-webp");
     let junk = get(
-        &f,
+        &f.edge,
         photo,
         &[
             webp,
@@ -390,7 +350,7 @@ async fn image_hints_size_the_image_and_pages_ask_for_them() {
     // Pages ask for the hints (their subresources get them) but vary only
     // on Accept-Encoding, and never ask for a retry.
     for page in ["/m/m1/index.html", "/"] {
-        let got = get(&f, page, &[("sec-fetch-mode", "navigate")]).await;
+        let got = get(&f.edge, page, &[("sec-fetch-mode", "navigate")]).await;
         assert!(
             got.header("accept-ch").contains("Sec-CH-Width")
                 && got.header("accept-ch").contains("ECT"),
@@ -399,22 +359,22 @@ async fn image_hints_size_the_image_and_pages_ask_for_them() {
         assert_eq!(got.header("critical-ch"), "", "{page}");
     }
     // A navigation straight to a video without ECT asks for it once.
-    let nav = get(&f, LECTURE, &[("sec-fetch-mode", "navigate")]).await;
+    let nav = get(&f.edge, LECTURE, &[("sec-fetch-mode", "navigate")]).await;
     assert_eq!(nav.header("critical-ch"), "ECT");
     let with_ect = get(
-        &f,
+        &f.edge,
         LECTURE,
         &[("sec-fetch-mode", "navigate"), ("ect", "2g")],
     )
     .await;
     assert_eq!(with_ect.header("critical-ch"), "");
-    assert_eq!(get(&f, LECTURE, &[]).await.header("critical-ch"), "");
+    assert_eq!(get(&f.edge, LECTURE, &[]).await.header("critical-ch"), "");
 }
 
 #[tokio::test]
 async fn negotiated_responses_carry_their_headers() {
     let f = fixture().await;
-    let got = get(&f, LECTURE, &[("ect", "2g")]).await;
+    let got = get(&f.edge, LECTURE, &[("ect", "2g")]).await;
     assert!(got.header("vary").contains("ECT") && got.header("vary").contains("Save-Data"));
     assert!(
         got.header("accept-ch").contains("ECT") && got.header("accept-ch").contains("Downlink")
@@ -433,7 +393,7 @@ async fn negotiated_responses_carry_their_headers() {
     assert_eq!(got.header("last-modified"), "Tue, 14 Nov 2023 22:13:20 GMT");
 
     // The immutable object behind Content-Location serves the same bytes.
-    let object = get(&f, got.header("content-location"), &[]).await;
+    let object = get(&f.edge, got.header("content-location"), &[]).await;
     assert_eq!(object.status, StatusCode::OK);
     assert_eq!(object.body, got.body);
     assert_eq!(
@@ -446,7 +406,7 @@ async fn negotiated_responses_carry_their_headers() {
 async fn images_and_pages_negotiate_format_and_coding() {
     let f = fixture().await;
     let webp = get(
-        &f,
+        &f.edge,
         "/m/m1/img/photo.jpg",
         &[("accept", "image/avif,image/webp,*/*"), ("ect", "slow-2g")],
     )
@@ -454,7 +414,7 @@ async fn images_and_pages_negotiate_format_and_coding() {
     assert_eq!(webp.variant(), "w320-webp");
     assert_eq!(webp.header("content-type"), "image/webp");
     let jpeg = get(
-        &f,
+        &f.edge,
         "/m/m1/img/photo.jpg",
         &[("accept", "image/*"), ("ect", "4g")],
     )
@@ -462,18 +422,18 @@ async fn images_and_pages_negotiate_format_and_coding() {
     assert_eq!(jpeg.variant(), "w1280-jpeg");
 
     let br = get(
-        &f,
+        &f.edge,
         "/m/m1/index.html",
         &[("accept-encoding", "gzip, deflate, br")],
     )
     .await;
     assert_eq!((br.variant(), br.header("content-encoding")), ("br", "br"));
-    let gz = get(&f, "/m/m1/index.html", &[("accept-encoding", "gzip")]).await;
+    let gz = get(&f.edge, "/m/m1/index.html", &[("accept-encoding", "gzip")]).await;
     assert_eq!(
         (gz.variant(), gz.header("content-encoding")),
         ("gzip", "gzip")
     );
-    let plain = get(&f, "/m/m1/index.html", &[]).await;
+    let plain = get(&f.edge, "/m/m1/index.html", &[]).await;
     assert_eq!(
         (plain.variant(), plain.header("content-encoding")),
         ("identity", "")
@@ -481,7 +441,7 @@ async fn images_and_pages_negotiate_format_and_coding() {
     assert_eq!(plain.body, f.bodies["index.html#identity"]);
     // The module root serves its index page.
     assert_eq!(
-        get(&f, "/m/m1/", &[]).await.body,
+        get(&f.edge, "/m/m1/", &[]).await.body,
         f.bodies["index.html#identity"]
     );
 }
@@ -489,10 +449,15 @@ async fn images_and_pages_negotiate_format_and_coding() {
 #[tokio::test]
 async fn ranges_and_conditionals() {
     let f = fixture().await;
-    let full = get(&f, LECTURE, &[("ect", "2g")]).await;
+    let full = get(&f.edge, LECTURE, &[("ect", "2g")]).await;
     let etag = full.header("etag").to_owned();
 
-    let part = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=100-199")]).await;
+    let part = get(
+        &f.edge,
+        LECTURE,
+        &[("ect", "2g"), ("range", "bytes=100-199")],
+    )
+    .await;
     assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         part.header("content-range"),
@@ -500,13 +465,18 @@ async fn ranges_and_conditionals() {
     );
     assert_eq!(part.body, full.body.slice(100..200));
 
-    let suffix = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=-10")]).await;
+    let suffix = get(&f.edge, LECTURE, &[("ect", "2g"), ("range", "bytes=-10")]).await;
     assert_eq!(suffix.body, full.body.slice(full.body.len() - 10..));
 
-    let open = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=3990-")]).await;
+    let open = get(&f.edge, LECTURE, &[("ect", "2g"), ("range", "bytes=3990-")]).await;
     assert_eq!(open.body, full.body.slice(3990..));
 
-    let beyond = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=999999-")]).await;
+    let beyond = get(
+        &f.edge,
+        LECTURE,
+        &[("ect", "2g"), ("range", "bytes=999999-")],
+    )
+    .await;
     assert_eq!(beyond.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(
         beyond.header("content-range"),
@@ -514,7 +484,7 @@ async fn ranges_and_conditionals() {
     );
 
     let stale = get(
-        &f,
+        &f.edge,
         LECTURE,
         &[
             ("ect", "2g"),
@@ -528,7 +498,7 @@ async fn ranges_and_conditionals() {
         (StatusCode::OK, full.body.len())
     );
     let fresh = get(
-        &f,
+        &f.edge,
         LECTURE,
         &[("ect", "2g"), ("range", "bytes=0-9"), ("if-range", &etag)],
     )
@@ -538,16 +508,16 @@ async fn ranges_and_conditionals() {
         (StatusCode::PARTIAL_CONTENT, 10)
     );
 
-    let cached = get(&f, LECTURE, &[("ect", "2g"), ("if-none-match", &etag)]).await;
+    let cached = get(&f.edge, LECTURE, &[("ect", "2g"), ("if-none-match", &etag)]).await;
     assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
     assert!(cached.body.is_empty());
     assert_eq!(cached.header("etag"), etag);
     assert!(cached.header("vary").contains("ECT"));
     // A different variant does not match the 2G client's validator.
-    let other = get(&f, LECTURE, &[("ect", "4g"), ("if-none-match", &etag)]).await;
+    let other = get(&f.edge, LECTURE, &[("ect", "4g"), ("if-none-match", &etag)]).await;
     assert_eq!(other.status, StatusCode::OK);
 
-    let head = request(&f, Method::HEAD, LECTURE, &[("ect", "2g")]).await;
+    let head = request(&f.edge, Method::HEAD, LECTURE, &[("ect", "2g")]).await;
     assert_eq!(head.status, StatusCode::OK);
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-length"), full.body.len().to_string());
@@ -577,18 +547,18 @@ async fn errors_are_clear_and_contained() {
         ),
         ("/nothing-here", StatusCode::NOT_FOUND, "not_found"),
     ] {
-        let got = get(&f, uri, &[]).await;
+        let got = get(&f.edge, uri, &[]).await;
         assert_eq!(got.status, status, "{uri}");
         let json: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
         assert_eq!(json["error"], code, "{uri}");
         assert_eq!(got.header("content-type"), "application/json");
     }
-    let post = request(&f, Method::POST, LECTURE, &[]).await;
+    let post = request(&f.edge, Method::POST, LECTURE, &[]).await;
     assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(post.header("allow"), "GET, HEAD");
     // The purge route takes POST only, and says so (it said GET, HEAD).
     for method in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE] {
-        let wrong = request(&f, method.clone(), "/admin/v1/purge/m1", &[]).await;
+        let wrong = request(&f.edge, method.clone(), "/admin/v1/purge/m1", &[]).await;
         assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
         assert_eq!(wrong.header("allow"), "POST", "{method}");
     }
@@ -610,12 +580,9 @@ async fn objects_carry_their_media_type() {
             .unwrap();
         keys.push((ext, key));
     }
-    let f = Fixture {
-        edge: Edge::new(store, EdgeConfig::default()),
-        bodies: std::collections::HashMap::new(),
-    };
+    let edge = Edge::new(store, EdgeConfig::default());
     for (ext, key) in keys {
-        let got = get(&f, &format!("/o/{key}"), &[]).await;
+        let got = get(&edge, &format!("/o/{key}"), &[]).await;
         assert_eq!(got.status, StatusCode::OK, "{ext}");
         let expected = match ext {
             "avif" => "image/avif",
@@ -636,22 +603,22 @@ async fn objects_carry_their_media_type() {
 #[tokio::test]
 async fn api_and_health() {
     let f = fixture().await;
-    let index = get(&f, "/api/v1/modules", &[]).await;
+    let index = get(&f.edge, "/api/v1/modules", &[]).await;
     let json: serde_json::Value = serde_json::from_slice(&index.body).unwrap();
     assert_eq!(json["modules"][0]["id"], "m1");
     assert!(json["modules"][0]["bytes_by_tier"]["2g"].as_u64().unwrap() > 0);
-    let manifest = get(&f, "/api/v1/modules/m1", &[]).await;
+    let manifest = get(&f.edge, "/api/v1/modules/m1", &[]).await;
     let m = Manifest::from_json("api", &manifest.body).unwrap();
     assert_eq!(m.assets.len(), 3);
     let again = get(
-        &f,
+        &f.edge,
         "/api/v1/modules/m1",
         &[("if-none-match", manifest.header("etag"))],
     )
     .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
-    assert_eq!(get(&f, "/healthz", &[]).await.body, "ok\n");
-    let catalog = get(&f, "/", &[]).await;
+    assert_eq!(get(&f.edge, "/healthz", &[]).await.body, "ok\n");
+    let catalog = get(&f.edge, "/", &[]).await;
     let html = String::from_utf8(catalog.body.to_vec()).unwrap();
     assert!(
         html.contains("Module &lt;one&gt;") && html.contains("/m/m1/"),
@@ -664,18 +631,8 @@ async fn serves_over_a_real_socket_with_keep_alive() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let f = fixture().await;
     let expected = f.bodies["lessons/lecture.mp4#144p"].clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let edge = Arc::new(f.edge);
-    let server = tokio::spawn(lowband_edge::serve(
-        edge,
-        listener,
-        Default::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let serving = Serving::start(f.edge, Ipv4Addr::LOCALHOST, ServerConfig::default()).await;
+    let addr = serving.addr;
 
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {LECTURE} HTTP/1.1\r\nHost: x\r\nECT: 2g\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -696,8 +653,7 @@ async fn serves_over_a_real_socket_with_keep_alive() {
         "second request on the same connection answered"
     );
 
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    serving.stop().await;
 }
 
 /// Splits a `multipart/byteranges` body into (Content-Range, bytes) parts.
@@ -744,7 +700,7 @@ async fn multiple_ranges_get_a_multipart_answer() {
     let full = f.bodies["lessons/lecture.mp4#144p"].clone();
     let len = full.len();
     let two = get(
-        &f,
+        &f.edge,
         LECTURE,
         &[("ect", "2g"), ("range", "bytes=3000-3099, 0-9,5-19")],
     )
@@ -764,7 +720,12 @@ async fn multiple_ranges_get_a_multipart_answer() {
     assert!(String::from_utf8_lossy(&two.body).contains("Content-Type: video/mp4\r\n"));
 
     // Ranges that coalesce into one are a plain single-range answer.
-    let one = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=0-9,10-19")]).await;
+    let one = get(
+        &f.edge,
+        LECTURE,
+        &[("ect", "2g"), ("range", "bytes=0-9,10-19")],
+    )
+    .await;
     assert_eq!(one.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(one.header("content-range"), format!("bytes 0-19/{len}"));
     assert_eq!(one.body, full.slice(0..20));
@@ -774,12 +735,12 @@ async fn multiple_ranges_get_a_multipart_answer() {
         .map(|i| format!("{}-{}", i * 100, i * 100))
         .collect();
     let range = format!("bytes={}", many.join(","));
-    let all = get(&f, LECTURE, &[("ect", "2g"), ("range", &range)]).await;
+    let all = get(&f.edge, LECTURE, &[("ect", "2g"), ("range", &range)]).await;
     assert_eq!((all.status, all.body.len()), (StatusCode::OK, len));
 
     // HEAD announces the exact multipart length without reading the object.
     let head = request(
-        &f,
+        &f.edge,
         Method::HEAD,
         LECTURE,
         &[("ect", "2g"), ("range", "bytes=3000-3099, 0-9,5-19")],
@@ -793,7 +754,7 @@ async fn multiple_ranges_get_a_multipart_answer() {
 
     // On an /o/ object too, and unsatisfiable members are dropped.
     let object = get(
-        &f,
+        &f.edge,
         two.header("content-location"),
         &[("range", "bytes=0-1,999999-,-2")],
     )
@@ -816,25 +777,25 @@ async fn last_modified_and_if_modified_since() {
         "/",
         "/m/m1/lessons/lecture.mp4/master.m3u8",
     ] {
-        let got = get(&f, uri, &[]).await;
+        let got = get(&f.edge, uri, &[]).await;
         assert_eq!(got.header("last-modified"), published, "{uri}");
-        let same = get(&f, uri, &[("if-modified-since", published)]).await;
+        let same = get(&f.edge, uri, &[("if-modified-since", published)]).await;
         assert_eq!(same.status, StatusCode::NOT_MODIFIED, "{uri}");
         assert!(same.body.is_empty());
-        let after = get(&f, uri, &[("if-modified-since", later)]).await;
+        let after = get(&f.edge, uri, &[("if-modified-since", later)]).await;
         assert_eq!(after.status, StatusCode::NOT_MODIFIED, "{uri}");
-        let before = get(&f, uri, &[("if-modified-since", earlier)]).await;
+        let before = get(&f.edge, uri, &[("if-modified-since", earlier)]).await;
         assert_eq!(before.status, StatusCode::OK, "{uri}");
         // If-None-Match decides when both are sent (RFC 9110 §13.2.2).
         let stale_tag = get(
-            &f,
+            &f.edge,
             uri,
             &[("if-none-match", "\"stale\""), ("if-modified-since", later)],
         )
         .await;
         assert_eq!(stale_tag.status, StatusCode::OK, "{uri}");
         let good_tag = get(
-            &f,
+            &f.edge,
             uri,
             &[
                 ("if-none-match", got.header("etag")),
@@ -846,15 +807,15 @@ async fn last_modified_and_if_modified_since() {
     }
     // /o/ objects take the store's modification time: a memory store's is
     // the time of the put, which is now-ish and not in the future.
-    let lecture = get(&f, LECTURE, &[("ect", "2g")]).await;
-    let object = get(&f, lecture.header("content-location"), &[]).await;
+    let lecture = get(&f.edge, LECTURE, &[("ect", "2g")]).await;
+    let object = get(&f.edge, lecture.header("content-location"), &[]).await;
     let stored = httpdate::parse_http_date(object.header("last-modified")).unwrap();
     let age = std::time::SystemTime::now()
         .duration_since(stored)
         .expect("Last-Modified is not in the future");
     assert!(age.as_secs() < 600, "{age:?}");
     let revalidated = get(
-        &f,
+        &f.edge,
         lecture.header("content-location"),
         &[("if-modified-since", object.header("last-modified"))],
     )
@@ -865,11 +826,11 @@ async fn last_modified_and_if_modified_since() {
         "public, max-age=31536000, immutable"
     );
 
-    let failed = get(&f, LECTURE, &[("if-match", "\"other\"")]).await;
+    let failed = get(&f.edge, LECTURE, &[("if-match", "\"other\"")]).await;
     assert_eq!(failed.status, StatusCode::PRECONDITION_FAILED);
     let json: serde_json::Value = serde_json::from_slice(&failed.body).unwrap();
     assert_eq!(json["error"], "precondition_failed");
-    let unmodified = get(&f, LECTURE, &[("if-unmodified-since", earlier)]).await;
+    let unmodified = get(&f.edge, LECTURE, &[("if-unmodified-since", earlier)]).await;
     assert_eq!(unmodified.status, StatusCode::PRECONDITION_FAILED);
 }
 
@@ -886,14 +847,14 @@ async fn cache_control_is_long_for_objects_short_for_the_rest() {
         "/",
     ] {
         assert_eq!(
-            get(&f, uri, &[]).await.header("cache-control"),
+            get(&f.edge, uri, &[]).await.header("cache-control"),
             revalidate,
             "{uri}"
         );
     }
     for uri in ["/healthz", "/nothing-here", "/m/m1/missing.mp4"] {
         assert_eq!(
-            get(&f, uri, &[]).await.header("cache-control"),
+            get(&f.edge, uri, &[]).await.header("cache-control"),
             "no-store",
             "{uri}"
         );
@@ -904,14 +865,14 @@ async fn cache_control_is_long_for_objects_short_for_the_rest() {
 async fn no_transform_gets_the_original_where_one_exists() {
     let f = fixture().await;
     let br = [("accept-encoding", "br, gzip")];
-    let usual = get(&f, "/m/m1/index.html", &br).await;
+    let usual = get(&f.edge, "/m/m1/index.html", &br).await;
     assert_eq!(usual.header("content-encoding"), "br");
     // A page's bytes depend on the content-coding (and no-transform) only:
     // the link hints would split a shared cache's entries for nothing.
     assert_eq!(usual.header("vary"), "Accept-Encoding, Cache-Control");
 
     let original = get(
-        &f,
+        &f.edge,
         "/m/m1/index.html",
         &[
             ("accept-encoding", "br, gzip"),
@@ -931,7 +892,7 @@ async fn no_transform_gets_the_original_where_one_exists() {
 
     // A video has no stored original: the usual rung, and the header says so.
     let video = get(
-        &f,
+        &f.edge,
         LECTURE,
         &[("ect", "2g"), ("cache-control", "no-transform")],
     )
@@ -946,7 +907,7 @@ async fn no_transform_gets_the_original_where_one_exists() {
 #[tokio::test]
 async fn readiness_reports_the_store_and_the_index() {
     let f = fixture().await;
-    let ready = get(&f, "/readyz", &[]).await;
+    let ready = get(&f.edge, "/readyz", &[]).await;
     assert_eq!(ready.status, StatusCode::OK);
     let json: serde_json::Value = serde_json::from_slice(&ready.body).unwrap();
     assert_eq!(json, serde_json::json!({ "ready": true, "modules": 1 }));
@@ -958,10 +919,7 @@ async fn readiness_reports_the_store_and_the_index() {
         assert_eq!(json["ready"], false);
         json["reason"].as_str().unwrap().to_owned()
     };
-    let empty = Fixture {
-        edge: Edge::new(Store::open("memory://").unwrap(), EdgeConfig::default()),
-        bodies: Default::default(),
-    };
+    let empty = Edge::new(Store::open("memory://").unwrap(), EdgeConfig::default());
     assert_eq!(reason(&get(&empty, "/readyz", &[]).await), "index_missing");
     // Liveness does not depend on the store.
     assert_eq!(get(&empty, "/healthz", &[]).await.status, StatusCode::OK);
@@ -971,10 +929,7 @@ async fn readiness_reports_the_store_and_the_index() {
     object_store::ObjectStoreExt::put(store.inner().as_ref(), &index, "{not json".into())
         .await
         .unwrap();
-    let corrupt = Fixture {
-        edge: Edge::new(store, EdgeConfig::default()),
-        bodies: Default::default(),
-    };
+    let corrupt = Edge::new(store, EdgeConfig::default());
     assert_eq!(
         reason(&get(&corrupt, "/readyz", &[]).await),
         "index_unreadable"
@@ -997,13 +952,10 @@ async fn readiness_reports_the_store_and_the_index() {
         })
         .build()
         .unwrap();
-    let down = Fixture {
-        edge: Edge::new(
-            Store::from_object_store(Arc::new(s3), "s3://lowband"),
-            EdgeConfig::default(),
-        ),
-        bodies: Default::default(),
-    };
+    let down = Edge::new(
+        Store::from_object_store(Arc::new(s3), "s3://lowband"),
+        EdgeConfig::default(),
+    );
     let got = get(&down, "/readyz", &[]).await;
     assert_eq!(reason(&got), "store_unavailable");
     assert!(!String::from_utf8_lossy(&got.body).contains("127.0.0.1"));
@@ -1012,18 +964,18 @@ async fn readiness_reports_the_store_and_the_index() {
 #[tokio::test]
 async fn metrics_count_requests_bytes_savings_and_store_latency() {
     let f = fixture().await;
-    let two_g = get(&f, LECTURE, &[("ect", "2g")]).await;
-    let _ = get(&f, LECTURE, &[("ect", "2g"), ("range", "bytes=0-9")]).await;
-    let _ = request(&f, Method::HEAD, LECTURE, &[("save-data", "on")]).await;
+    let two_g = get(&f.edge, LECTURE, &[("ect", "2g")]).await;
+    let _ = get(&f.edge, LECTURE, &[("ect", "2g"), ("range", "bytes=0-9")]).await;
+    let _ = request(&f.edge, Method::HEAD, LECTURE, &[("save-data", "on")]).await;
     let absent = lowband_catalog::ObjectKey::for_bytes(b"absent", "mp4");
-    let _ = get(&f, &format!("/o/{absent}"), &[]).await;
+    let _ = get(&f.edge, &format!("/o/{absent}"), &[]).await;
     let _ = get(
-        &f,
+        &f.edge,
         "/m/m1/lessons/lecture.mp4/master.m3u8",
         &[("ect", "4g")],
     )
     .await;
-    let got = get(&f, "/metrics", &[]).await;
+    let got = get(&f.edge, "/metrics", &[]).await;
     assert_eq!(got.status, StatusCode::OK);
     assert!(got
         .header("content-type")

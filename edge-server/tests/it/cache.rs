@@ -6,20 +6,22 @@
 //! concurrent misses, ranges of an object still arriving, an interrupted
 //! `sync`, the admin purge, and an upstream that sends corrupt bytes.
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::testing::{
+    free_port, start_s3s, wait_listening, Process, S3_ACCESS_KEY, S3_SECRET_KEY,
 };
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::support;
 
 const EDGE: &str = env!("CARGO_BIN_EXE_lowband-edge");
 const TOKEN: &str = "provincial-admin-token-0123456789";
@@ -38,40 +40,6 @@ fn noise(seed: u64, len: usize) -> Bytes {
     }
     out.truncate(len);
     Bytes::from(out)
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A child process killed (SIGKILL) on drop.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// The module the tests publish: a page, a video with two rungs and an audio rendition.
@@ -115,10 +83,9 @@ async fn publish(store: &Store, title: &str) -> Module {
             .map(|(name, kind, tier, body, mime, coding)| {
                 let key = ObjectKey::for_bytes(body, "bin");
                 bodies.insert(key.clone(), body.clone());
-                Variant {
-                    encoding: coding.map(Into::into),
-                    ..Variant::new(name, *kind, tier, key, body.len() as u64, mime)
-                }
+                Variant::builder(name, *kind, tier, key, body.len() as u64, mime)
+                    .encoding(*coding)
+                    .build()
             })
             .collect::<Vec<_>>()
     };
@@ -167,35 +134,21 @@ async fn publish(store: &Store, title: &str) -> Module {
             None,
         ),
     ]);
-    let asset = |path: &str, kind, variants: Vec<Variant>| Asset {
-        path: path.into(),
-        kind,
-        source: SourceInfo {
-            bytes: 9_000_000,
-            hash: ContentHash::of(path.as_bytes()),
-            mime: "x".into(),
-        },
-        derivation: ContentHash::of(b"d"),
-        captions: Vec::new(),
-        placeholder: None,
-        duration: None,
-        variants,
+    let asset = |path: &str, kind, variants: Vec<Variant>| {
+        Asset::builder(path, kind)
+            .source(9_000_000, "x")
+            .variants(variants)
     };
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: title.into(),
-            language: Some("km".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![
-            asset("index.html", AssetKind::Page, page_variants),
-            asset("lessons/lecture.mp4", AssetKind::Video, video_variants),
-        ],
-    };
+    let manifest = Manifest::builder("m1")
+        .title(title)
+        .language("km")
+        .asset(asset("index.html", AssetKind::Page, page_variants))
+        .asset(asset(
+            "lessons/lecture.mp4",
+            AssetKind::Video,
+            video_variants,
+        ))
+        .build();
     for (key, body) in &bodies {
         let (stored, _) = store.put_object(body.clone(), "bin").await.unwrap();
         assert_eq!(&stored, key);
@@ -298,7 +251,7 @@ impl Origin {
         let store = Store::open(&format!("file://{}/lowband", s3_root.path().display())).unwrap();
         let module = publish(&store, "Lesson one").await;
         let s3_port = free_port();
-        let s3 = start_s3s(s3_root.path(), s3_port)?;
+        let s3 = start_s3s(s3_root.path(), s3_port, "the cache topology")?;
         let port = free_port();
         let mut origin = Self {
             s3: Some(s3),
@@ -323,8 +276,8 @@ impl Origin {
                 "AWS_ENDPOINT_URL",
                 format!("http://127.0.0.1:{}", self.s3_port),
             )
-            .env("AWS_ACCESS_KEY_ID", "lowband")
-            .env("AWS_SECRET_ACCESS_KEY", "lowband-secret")
+            .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
             .env("AWS_REGION", "us-east-1")
             .env("LOWBAND_LOG", "warn")
             .stdout(Stdio::null())
@@ -348,36 +301,13 @@ impl Origin {
     }
 
     fn restart_s3(&mut self) {
-        self.s3 = start_s3s(self.s3_root.path(), self.s3_port);
+        self.s3 = start_s3s(self.s3_root.path(), self.s3_port, "the cache topology");
     }
 
     /// Object requests the origin has answered so far (any status).
     async fn object_requests(&self) -> u64 {
         let text = get_text(&format!("http://127.0.0.1:{}/metrics", self.port)).await;
         metric_sum(&text, "lowband_edge_requests_total{route=\"object\"")
-    }
-}
-
-fn start_s3s(root: &Path, port: u16) -> Option<Process> {
-    let child = Command::new("s3s-fs")
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", "lowband", "--secret-key", "lowband-secret"])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => {
-            wait_listening(port, "s3s-fs");
-            Some(Process { child })
-        }
-        Err(e) if std::env::var_os("LOWBAND_REQUIRE_S3").is_some() => {
-            panic!("s3s-fs is required (LOWBAND_REQUIRE_S3 is set) but could not start: {e}; run scripts/install-deps.sh --test")
-        }
-        Err(e) => {
-            eprintln!("skipping the cache topology: s3s-fs not available ({e}); scripts/test.sh installs it");
-            None
-        }
     }
 }
 
@@ -996,7 +926,6 @@ async fn corrupt_upstream_bytes_are_never_kept() {
 /// from its length, a whole one that never got renamed is verified and kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_files_left_by_a_crash_are_resumed() {
-    use http_body_util::BodyExt;
     let tmp = tempfile::tempdir().unwrap();
     let store_dir = tmp.path().join("store");
     let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
@@ -1023,11 +952,9 @@ async fn partial_files_left_by_a_crash_are_resumed() {
     let cache = lowband_edge::cache::Cache::open(&config, None).unwrap();
     let edge = lowband_edge::Edge::with_cache(Arc::clone(&cache), Default::default()).unwrap();
     for key in [&cut, &whole] {
-        let request = http::Request::get(format!("/o/{key}")).body(()).unwrap();
-        let response = edge.handle(request).await;
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert!(body == module.body(key), "{key}");
+        let got = support::get(&edge, &format!("/o/{key}"), &[]).await;
+        assert_eq!(got.status, 200);
+        assert!(got.body == module.body(key), "{key}");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(held(&cache_dir, &cut) && held(&cache_dir, &whole));
@@ -1043,7 +970,6 @@ async fn partial_files_left_by_a_crash_are_resumed() {
 /// is refused; the node goes on serving the copy it held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served() {
-    use http_body_util::BodyExt;
     let tmp = tempfile::tempdir().unwrap();
     let store_dir = tmp.path().join("store");
     let store = Store::open(&format!("file://{}", store_dir.display())).unwrap();
@@ -1057,14 +983,8 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
     };
     let cache = lowband_edge::cache::Cache::open(&config, None).unwrap();
     let edge = lowband_edge::Edge::with_cache(Arc::clone(&cache), Default::default()).unwrap();
-    let api = || async {
-        let request = http::Request::get("/api/v1/modules/m1").body(()).unwrap();
-        let response = edge.handle(request).await;
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    };
-    assert!(api().await.1.contains("Lesson one"));
+    let api = || support::get(&edge, "/api/v1/modules/m1", &[]);
+    assert!(api().await.text().contains("Lesson one"));
     let manifest = store_dir.join("modules/m1/manifest.json");
     let other = std::fs::read_to_string(&manifest)
         .unwrap()
@@ -1079,8 +999,9 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
         // Past the edge's own recheck interval (250 ms), so the cache is asked.
         tokio::time::sleep(Duration::from_millis(300)).await;
         for _ in 0..3 {
-            let (status, body) = api().await;
-            assert_eq!(status, 200);
+            let got = api().await;
+            assert_eq!(got.status, 200);
+            let body = got.text();
             assert!(body.contains("Lesson one"), "{hostile:?}: {body}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -1101,5 +1022,5 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
     tokio::time::sleep(Duration::from_millis(2100)).await;
     api().await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(api().await.1.contains("Lesson two"));
+    assert!(api().await.text().contains("Lesson two"));
 }

@@ -10,19 +10,18 @@
 //! `LOWBAND_REDBOT_VERBOSE=1` prints every note, not only the warnings.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
-use lowband_edge::{Edge, EdgeConfig};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
+use lowband_edge::{Edge, EdgeConfig, ServerConfig};
 use serde_json::Value;
+
+use crate::support::{self, put, Serving};
 
 /// One REDbot run may take this long (it makes up to five requests).
 const REDBOT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -49,13 +48,7 @@ fn redbot_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("LOWBAND_REDBOT") {
         return PathBuf::from(path);
     }
-    let tools = std::env::var_os("LOWBAND_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/lowband")
-        });
-    tools.join("redbot-venv/bin/redbot")
+    support::tools_dir().join("redbot-venv/bin/redbot")
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -69,110 +62,80 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 async fn store_with_module() -> (Store, ObjectKey) {
     let store = Store::open("memory://").unwrap();
     let html = Bytes::from_static(PAGE.as_bytes());
-    let jpeg = Bytes::from_static(include_bytes!("data/photo-w320.jpg"));
-    let webp = Bytes::from_static(include_bytes!("data/photo-w320.webp"));
+    let jpeg = Bytes::from_static(include_bytes!("../data/photo-w320.jpg"));
+    let webp = Bytes::from_static(include_bytes!("../data/photo-w320.webp"));
 
-    let put = |bytes: Bytes, ext: &'static str| {
-        let store = store.clone();
-        async move { store.put_object(bytes, ext).await.unwrap().0 }
-    };
-    let html_key = put(html.clone(), "html").await;
-    let gz = Bytes::from(gzip(&html));
+    let html_key = put(&store, html.clone(), "html").await;
+    let gz = gzip(&html);
     let gz_len = gz.len() as u64;
-    let gz_key = put(gz, "gz").await;
-    let jpeg_key = put(jpeg.clone(), "jpg").await;
-    let webp_key = put(webp.clone(), "webp").await;
+    let gz_key = put(&store, gz, "gz").await;
+    let jpeg_key = put(&store, jpeg.clone(), "jpg").await;
+    let webp_key = put(&store, webp.clone(), "webp").await;
 
-    let page = Asset {
-        path: "index.html".into(),
-        kind: AssetKind::Page,
-        source: SourceInfo {
-            bytes: html.len() as u64,
-            hash: ContentHash::of(&html),
-            mime: "text/html".into(),
-        },
-        derivation: ContentHash::of(b"page"),
-        captions: Vec::new(),
-        placeholder: None,
-        duration: None,
-        variants: vec![
-            Variant::new(
-                "identity",
+    let page = Asset::builder("index.html", AssetKind::Page)
+        .source(html.len() as u64, "text/html")
+        .source_hash(ContentHash::of(&html))
+        .derivation(ContentHash::of(b"page"))
+        .variant(Variant::new(
+            "identity",
+            VariantKind::Page,
+            "slow-2g",
+            html_key,
+            html.len() as u64,
+            "text/html; charset=utf-8",
+        ))
+        .variant(
+            Variant::builder(
+                "gzip",
                 VariantKind::Page,
                 "slow-2g",
-                html_key,
-                html.len() as u64,
+                gz_key,
+                gz_len,
                 "text/html; charset=utf-8",
-            ),
-            Variant {
-                encoding: Some("gzip".into()),
-                ..Variant::new(
-                    "gzip",
-                    VariantKind::Page,
-                    "slow-2g",
-                    gz_key,
-                    gz_len,
-                    "text/html; charset=utf-8",
-                )
-            },
-        ],
-    };
-    let image = Asset {
-        path: "img/photo.jpg".into(),
-        kind: AssetKind::Image,
-        source: SourceInfo {
-            bytes: 225_910,
-            hash: ContentHash::of(b"chalkboard.jpg"),
-            mime: "image/jpeg".into(),
-        },
-        derivation: ContentHash::of(b"image"),
-        captions: Vec::new(),
-        placeholder: None,
-        duration: None,
-        variants: vec![
-            Variant {
-                width: Some(320),
-                height: Some(214),
-                ..Variant::new(
-                    "w320-webp",
-                    VariantKind::Image,
-                    "slow-2g",
-                    webp_key,
-                    webp.len() as u64,
-                    "image/webp",
-                )
-            },
-            Variant {
-                width: Some(320),
-                height: Some(214),
-                ..Variant::new(
-                    "w320-jpeg",
-                    VariantKind::Image,
-                    "slow-2g",
-                    jpeg_key.clone(),
-                    jpeg.len() as u64,
-                    "image/jpeg",
-                )
-            },
-        ],
-    };
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m1").unwrap(),
-            title: "Asking good questions".into(),
-            language: Some("en".into()),
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        // A day ago: Last-Modified is the publish time and must not be in the future.
-        published_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            - 86_400,
-        assets: vec![page, image],
-    };
+            )
+            .encoding("gzip"),
+        );
+    let image = Asset::builder("img/photo.jpg", AssetKind::Image)
+        .source(225_910, "image/jpeg")
+        .source_hash(ContentHash::of(b"chalkboard.jpg"))
+        .derivation(ContentHash::of(b"image"))
+        .variant(
+            Variant::builder(
+                "w320-webp",
+                VariantKind::Image,
+                "slow-2g",
+                webp_key,
+                webp.len() as u64,
+                "image/webp",
+            )
+            .width(320)
+            .height(214),
+        )
+        .variant(
+            Variant::builder(
+                "w320-jpeg",
+                VariantKind::Image,
+                "slow-2g",
+                jpeg_key.clone(),
+                jpeg.len() as u64,
+                "image/jpeg",
+            )
+            .width(320)
+            .height(214),
+        );
+    // A day ago: Last-Modified is the publish time and must not be in the future.
+    let a_day_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 86_400;
+    let manifest = Manifest::builder("m1")
+        .title("Asking good questions")
+        .language("en")
+        .published_at(a_day_ago)
+        .asset(page)
+        .asset(image)
+        .build();
     store.publish(&manifest).await.unwrap();
     (store, jpeg_key)
 }
@@ -281,17 +244,9 @@ async fn redbot_finds_no_errors_on_a_page_an_image_and_an_object() {
     );
 
     let (store, jpeg_key) = store_with_module().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(lowband_edge::serve(
-        Arc::new(Edge::new(store, EdgeConfig::default())),
-        listener,
-        Default::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let edge = Edge::new(store, EdgeConfig::default());
+    let serving = Serving::start(edge, Ipv4Addr::LOCALHOST, ServerConfig::default()).await;
+    let addr = serving.addr;
 
     let urls = [
         format!("http://{addr}/m/m1/index.html"),
@@ -310,8 +265,7 @@ async fn redbot_finds_no_errors_on_a_page_an_image_and_an_object() {
     for run in runs {
         notes.extend(run.await.unwrap());
     }
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    serving.stop().await;
 
     // HAR gives each level by its name in httplint's `levels`: GOOD, WARN, BAD, INFO.
     let unknown: Vec<String> = notes

@@ -9,18 +9,15 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use lowband_catalog::manifest::{
-    Asset, AssetKind, Manifest, ModuleInfo, SourceInfo, Variant, VariantKind, MANIFEST_SCHEMA,
-};
-use lowband_catalog::{ContentHash, ModuleId, ObjectKey, Profile, Store};
+use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
+use lowband_catalog::{ContentHash, ObjectKey, Store};
+use lowband_edge::{Edge, EdgeConfig, ServerConfig};
 
-use common::{run, Serving, ShapedLink};
+use crate::support::{put, run, Serving, ShapedLink};
 
 /// The shaped link: 100 kbit/s is a 2G link by the default profile's tiers.
 const RATE: &str = "100kbit";
@@ -31,7 +28,7 @@ const OBJECT_BYTES: usize = 48 * 1024;
 async fn store() -> (Store, ObjectKey) {
     let store = Store::open("memory://").unwrap();
     let big = Bytes::from((0..OBJECT_BYTES).map(|i| (i * 7) as u8).collect::<Vec<_>>());
-    let (big_key, _) = store.put_object(big, "bin").await.unwrap();
+    let big_key = put(&store, big, "bin").await;
     let mut variants = Vec::new();
     for (name, tier) in [
         ("audio", "slow-2g"),
@@ -39,10 +36,7 @@ async fn store() -> (Store, ObjectKey) {
         ("360p", "3g"),
         ("480p", "4g"),
     ] {
-        let (key, _) = store
-            .put_object(Bytes::from(format!("{name} bytes")), "mp4")
-            .await
-            .unwrap();
+        let key = put(&store, format!("{name} bytes"), "mp4").await;
         let kind = if name == "audio" {
             VariantKind::Audio
         } else {
@@ -50,31 +44,11 @@ async fn store() -> (Store, ObjectKey) {
         };
         variants.push(Variant::new(name, kind, tier, key, 10, "video/mp4"));
     }
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        module: ModuleInfo {
-            id: ModuleId::parse("m").unwrap(),
-            title: "m".into(),
-            language: None,
-        },
-        profile: "default".into(),
-        tiers: Profile::builtin_default().tiers,
-        published_at: 1_700_000_000,
-        assets: vec![Asset {
-            path: "v.mp4".into(),
-            kind: AssetKind::Video,
-            source: SourceInfo {
-                bytes: 1,
-                hash: ContentHash::of(b"v"),
-                mime: "video/mp4".into(),
-            },
-            derivation: ContentHash::of(b"d"),
-            duration: None,
-            variants,
-            captions: Vec::new(),
-            placeholder: None,
-        }],
-    };
+    let video = Asset::builder("v.mp4", AssetKind::Video)
+        .source(1, "video/mp4")
+        .source_hash(ContentHash::of(b"v"))
+        .variants(variants);
+    let manifest = Manifest::builder("m").asset(video).build();
     store.publish(&manifest).await.unwrap();
     (store, big_key)
 }
@@ -112,8 +86,9 @@ async fn a_shaped_link_is_measured_slow_and_loopback_fast() {
     });
 
     let (store, big) = store().await;
-    let serving = Serving::start(store).await;
-    let (edge, port) = (Arc::clone(&serving.edge), serving.port);
+    let edge = Edge::new(store, EdgeConfig::default());
+    let serving = Serving::start(edge, Ipv4Addr::UNSPECIFIED, ServerConfig::default()).await;
+    let (edge, port) = (Arc::clone(&serving.edge), serving.addr.port());
 
     // Over the shaped link: a few fetches of the object, two on one
     // connection and one on its own, then a video request without hints.

@@ -22,8 +22,7 @@
 
 #![cfg(target_os = "linux")]
 
-mod common;
-
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -31,9 +30,10 @@ use std::time::Duration;
 
 use lowband_catalog::manifest::Manifest;
 use lowband_catalog::{ModuleId, Profile, Store};
+use lowband_edge::{Edge, EdgeConfig, ServerConfig};
 use serde_json::Value;
 
-use common::{Serving, ShapedLink};
+use crate::support::{self, Serving, ShapedLink};
 
 const MODULE: &str = "teaching-questions";
 const LESSON: &str = "lessons/lecture.mp4";
@@ -57,13 +57,7 @@ fn node_modules() -> PathBuf {
     if let Some(dir) = std::env::var_os("LOWBAND_NODE_MODULES") {
         return PathBuf::from(dir);
     }
-    let tools = std::env::var_os("LOWBAND_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/lowband")
-        });
-    tools.join("browser-node/node_modules")
+    support::tools_dir().join("browser-node/node_modules")
 }
 
 /// Ingests the sample module into a store kept under the target directory;
@@ -227,8 +221,9 @@ async fn lesson_page_plays_the_small_rung_on_2g_and_remembers_a_choice_without_j
     };
 
     // The default tier is 3g: a 2G choice can only come from the measured link.
-    let serving = Serving::start(store).await;
-    let (edge, port) = (Arc::clone(&serving.edge), serving.port);
+    let edge = Edge::new(store, EdgeConfig::default());
+    let serving = Serving::start(edge, Ipv4Addr::UNSPECIFIED, ServerConfig::default()).await;
+    let (edge, port) = (Arc::clone(&serving.edge), serving.addr.port());
 
     // Each visit is a fresh browser (empty cache) on the same link, so the
     // same client address: what earlier visits measured carries over.
