@@ -7,7 +7,7 @@
 #          nats-server 2.9 (JetStream; the queue workers' tests start it on loopback),
 #          REDbot (HTTP lint, run on the edge) in a Python venv at
 #          ${LOWBAND_TOOLS:-~/.cache/lowband}/redbot-venv, versions from scripts/redbot-requirements.txt,
-#          Debian's chromium and Node.js/npm (edge-server/tests/browser.rs), with playwright-core from
+#          Debian's chromium and Node.js/npm (edge-server/tests/it/browser.rs), with playwright-core from
 #          edge-server/tests/browser/package-lock.json installed by npm ci into
 #          ${LOWBAND_TOOLS:-~/.cache/lowband}/browser-node (it drives that chromium; it downloads no browser)
 # Usage: scripts/install-deps.sh [--test]
