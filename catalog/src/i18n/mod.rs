@@ -15,10 +15,12 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource};
+use fluent_bundle::FluentResource;
 use unic_langid::LanguageIdentifier;
 
 pub use choose::{choose, Asked, LANG_COOKIE, LANG_PARAM};
+/// A message's arguments (`{ $size }`), as pages pass them.
+pub use fluent_bundle::FluentArgs;
 
 /// The language every message exists in.
 pub const FALLBACK: &str = "en";

@@ -7,6 +7,7 @@ use maud::{html, Markup};
 
 use super::layout::{clock, document, lesson_name};
 use super::quality::{is_lesson, offers};
+use super::words::Words;
 use crate::choose::signals::Signals;
 
 /// At most this many modules are listed on the catalog page.
@@ -19,22 +20,22 @@ pub struct CatalogEntry<'a> {
 }
 
 /// The catalog: every module, its lessons, and what the whole module costs per choice.
-pub fn catalog_page(modules: &[CatalogEntry<'_>]) -> String {
+pub fn catalog_page(modules: &[CatalogEntry<'_>], w: &Words) -> String {
     let body = html! {
         main {
-            h1 { "Lessons" }
+            h1 { (w.get("catalog-title")) }
             @if modules.is_empty() {
-                p { "Nothing is published yet." }
+                p { (w.get("catalog-empty")) }
             }
             @for entry in modules {
-                (module(entry))
+                (module(entry, w))
             }
         }
     };
     document(
-        "en",
-        "Lessons for teachers, with what each costs in data",
-        "Lessons",
+        w.lang(),
+        &w.get("catalog-description"),
+        &w.get("catalog-title"),
         body,
     )
     .into_string()
@@ -43,7 +44,7 @@ pub fn catalog_page(modules: &[CatalogEntry<'_>]) -> String {
 /// One module: its title, its lessons with what the smallest choice of
 /// each costs, and per choice label the module's total (each lesson at
 /// that choice).
-fn module(entry: &CatalogEntry<'_>) -> Markup {
+fn module(entry: &CatalogEntry<'_>, w: &Words) -> Markup {
     let m = entry.manifest;
     let lang = m.module.language.as_deref().unwrap_or("en");
     let lessons: Vec<(&Asset, Vec<_>)> = m
@@ -54,7 +55,7 @@ fn module(entry: &CatalogEntry<'_>) -> Markup {
         .collect();
     let mut totals: Vec<(String, u64)> = Vec::new();
     for o in lessons.iter().flat_map(|(_, offers)| offers) {
-        let label = o.label(m);
+        let label = o.label(m, w);
         match totals.iter_mut().find(|(l, _)| *l == label) {
             Some((_, b)) => *b += o.variant.bytes,
             None => totals.push((label, o.variant.bytes)),
@@ -64,14 +65,14 @@ fn module(entry: &CatalogEntry<'_>) -> Markup {
         section {
             h2 lang=(lang) { (m.module.title) }
             p {
-                (lessons.len()) " " (if lessons.len() == 1 { "lesson" } else { "lessons" })
+                (w.count("catalog-lessons", lessons.len()))
                 @if m.asset("index.html").is_some() {
-                    " · " a href=(module_url(&m.module.id)) { "Course page" }
+                    " · " a href=(module_url(&m.module.id)) { (w.get("catalog-course-page")) }
                 }
             }
             @if !totals.is_empty() {
                 p class="cost" {
-                    "Data: " (totals.iter().map(|(l, b)| format!("{l} {}", mb(*b))).collect::<Vec<_>>().join(" · "))
+                    (w.with("catalog-data", &[("costs", &totals.iter().map(|(l, b)| format!("{l} {}", mb(*b))).collect::<Vec<_>>().join(" · "))]))
                 }
             }
             ul {
@@ -83,8 +84,8 @@ fn module(entry: &CatalogEntry<'_>) -> Markup {
                         " "
                         small {
                             (asset.duration.map(clock).unwrap_or_default())
-                            " · from "
-                            (mb(offers.iter().map(|o| o.variant.bytes).min().unwrap_or(0)))
+                            " · "
+                            (w.with("catalog-from", &[("size", &mb(offers.iter().map(|o| o.variant.bytes).min().unwrap_or(0)))]))
                         }
                     }
                 }

@@ -9,6 +9,7 @@ use maud::{html, Markup};
 use super::captions;
 use super::layout::{clock, document, lesson_name};
 use super::quality::{Choice, Offer, PICK_PARAM};
+use super::words::Words;
 
 /// Query parameter naming the variant to download.
 pub const VARIANT_PARAM: &str = "v";
@@ -23,6 +24,8 @@ pub struct Lesson<'a> {
     /// anything about the client (hints or a measured link) to decide it.
     pub auto_now: Option<(&'a Variant, bool)>,
     pub accept_webp: bool,
+    /// The page's words, in the reader's language.
+    pub words: Words,
 }
 
 /// The lesson page.
@@ -32,27 +35,29 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
     let title = &m.module.title;
     let name = lesson_name(&l.asset.path);
     let lang = m.module.language.as_deref().unwrap_or("en");
+    let w = &l.words;
+    let ui = w.lang();
     let playing = l
         .offers
         .iter()
         .find(|o| o.choice == l.current && l.current != Choice::Auto);
     let body = html! {
-        nav lang="en" {
-            a href="/" { "All modules" }
+        nav lang=(ui) {
+            a href="/" { (w.get("lesson-all-modules")) }
             @if m.asset("index.html").is_some() {
-                " · " a href=(module_url(&m.module.id)) { "Course page" }
+                " · " a href=(module_url(&m.module.id)) { (w.get("catalog-course-page")) }
             }
         }
         main {
             h1 { (title) }
-            p lang="en" {
-                "Lesson: " b lang=(lang) { (name) } " " (l.asset.duration.map(clock).unwrap_or_default())
+            p lang=(ui) {
+                (w.get("lesson-heading")) " " b lang=(lang) { (name) } " " (l.asset.duration.map(clock).unwrap_or_default())
             }
             (player(l, &video_url, playing))
             // What plays, and what it costs, before anything plays.
-            p class="now" lang="en" id="now" { (now_playing(l, playing)) }
-            p class="cost" lang="en" id="costs" {
-                "Data for the whole lesson: " (costs(l))
+            p class="now" lang=(ui) id="now" { (now_playing(l, playing)) }
+            p class="cost" lang=(ui) id="costs" {
+                (w.with("lesson-costs", &[("costs", &costs(l))]))
             }
             (picker(l, &video_url))
             (downloads(l, &video_url))
@@ -91,33 +96,33 @@ fn player(l: &Lesson<'_>, video_url: &str, playing: Option<&Offer<'_>>) -> Marku
             @for (vtt, srclang, label, default) in tracks {
                 track kind="subtitles" src={ "/o/" (vtt) } srclang=(srclang) label=(label) default[default];
             }
-            span lang="en" { "This browser cannot play the video: download it below." }
+            span lang=(l.words.lang()) { (l.words.get("lesson-cannot-play")) }
         }
     }
 }
 
 /// What plays now and what it costs for the whole lesson.
 fn now_playing(l: &Lesson<'_>, playing: Option<&Offer<'_>>) -> String {
-    match (playing, l.auto_now) {
-        (Some(o), _) => format!(
-            "{} ({}): {} for the whole lesson",
-            o.label(l.manifest),
-            o.detail(),
-            mb(o.variant.bytes)
+    let w = &l.words;
+    let text = match (playing, l.auto_now) {
+        (Some(o), _) => w.with(
+            "lesson-now-chosen",
+            &[
+                ("choice", &o.label(l.manifest, w)),
+                ("detail", &o.detail(w)),
+                ("size", &mb(o.variant.bytes)),
+            ],
         ),
-        (None, Some((v, true))) => format!(
-            "Auto: {} for your connection, {}",
-            offer_label(l, v),
-            mb(v.bytes)
+        (None, Some((v, true))) => w.with(
+            "lesson-now-auto",
+            &[("choice", &offer_label(l, v)), ("size", &mb(v.bytes))],
         ),
         (None, _) => {
             let most = l.offers.iter().map(|o| o.variant.bytes).max().unwrap_or(0);
-            format!(
-                "Auto: chosen for your connection when you press play, at most {}",
-                mb(most)
-            )
+            w.with("lesson-now-auto-later", &[("size", &mb(most))])
         }
-    }
+    };
+    text.into_owned()
 }
 
 /// What each choice costs for the whole lesson.
@@ -125,7 +130,7 @@ fn costs(l: &Lesson<'_>) -> String {
     let costs: Vec<String> = l
         .offers
         .iter()
-        .map(|o| format!("{} {}", o.label(l.manifest), mb(o.variant.bytes)))
+        .map(|o| format!("{} {}", o.label(l.manifest, &l.words), mb(o.variant.bytes)))
         .collect();
     costs.join(" · ")
 }
@@ -133,6 +138,7 @@ fn costs(l: &Lesson<'_>) -> String {
 /// The picker: a GET form, remembered in a cookie.
 fn picker(l: &Lesson<'_>, video_url: &str) -> Markup {
     let m = l.manifest;
+    let w = &l.words;
     let radio = |choice: Choice, label: &str, detail: &str, variant: Option<&Variant>| {
         html! {
             label data-variant=[variant.map(|v| &v.name)] data-bytes=[variant.map(|v| v.bytes)] data-src=[variant.map(|v| format!("/o/{}", v.key))] {
@@ -142,15 +148,15 @@ fn picker(l: &Lesson<'_>, video_url: &str) -> Markup {
         }
     };
     html! {
-        form method="get" action={ (video_url) "/watch" } lang="en" {
+        form method="get" action={ (video_url) "/watch" } lang=(w.lang()) {
             fieldset {
-                legend { "Quality" }
-                (radio(Choice::Auto, "Auto", "picks by your connection", None))
+                legend { (w.get("picker-legend")) }
+                (radio(Choice::Auto, &w.get("picker-auto"), &w.get("picker-auto-detail"), None))
                 @for o in l.offers {
-                    (radio(o.choice, &o.label(m), &format!("{} · {}", o.detail(), mb(o.variant.bytes)), Some(o.variant)))
+                    (radio(o.choice, &o.label(m, w), &format!("{} · {}", o.detail(w), mb(o.variant.bytes)), Some(o.variant)))
                 }
             }
-            button { "Use this quality" }
+            button { (w.get("picker-submit")) }
         }
     }
 }
@@ -158,13 +164,14 @@ fn picker(l: &Lesson<'_>, video_url: &str) -> Markup {
 /// Offline: a plain link per choice; the edge answers ranges, so a cut
 /// download resumes.
 fn downloads(l: &Lesson<'_>, video_url: &str) -> Markup {
+    let w = &l.words;
     html! {
-        h2 lang="en" { "Download to watch offline" }
-        ul lang="en" {
+        h2 lang=(w.lang()) { (w.get("lesson-download-heading")) }
+        ul lang=(w.lang()) {
             @for o in l.offers {
                 li {
                     a href={ (video_url) "/download?" (VARIANT_PARAM) "=" (encode_segment(&o.variant.name)) } download {
-                        (o.label(l.manifest)) " (" (o.detail()) ")"
+                        (o.label(l.manifest, w)) " (" (o.detail(w)) ")"
                     }
                     " " (mb(o.variant.bytes))
                 }
@@ -177,7 +184,7 @@ fn offer_label(l: &Lesson<'_>, v: &Variant) -> String {
     l.offers
         .iter()
         .find(|o| o.variant.key == v.key)
-        .map_or_else(|| v.name.clone(), |o| o.label(l.manifest))
+        .map_or_else(|| v.name.clone(), |o| o.label(l.manifest, &l.words))
 }
 
 /// The poster: WebP where the client takes it, else JPEG.

@@ -10,6 +10,9 @@
 //! ship), the poster the only image. Everything from a manifest (titles,
 //! paths, languages) is escaped: an author's file name cannot break the HTML.
 //!
+//! Their words come from the catalog's Fluent messages in the reader's
+//! language ([`words`]), so a translation is a file in `catalog/locales/`.
+//!
 //! [`hls`] writes the master and subtitle playlists; [`captions`] finds a
 //! caption's WebVTT object for both the pages and the playlists.
 //!
@@ -22,3 +25,4 @@ pub mod hls;
 pub mod layout;
 pub mod lesson;
 pub mod quality;
+pub mod words;

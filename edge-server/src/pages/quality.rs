@@ -8,6 +8,7 @@
 
 use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
 
+use super::words::Words;
 use crate::choose::request::{cookies, query_values};
 use crate::choose::select::{playable, select};
 use crate::choose::signals::{Signals, TIER_COOKIE};
@@ -64,16 +65,20 @@ pub struct Offer<'a> {
 }
 
 impl Offer<'_> {
-    /// What a teacher calls it.
-    pub fn label(&self, manifest: &Manifest) -> String {
+    /// What a teacher calls it: the tiers of the default ladder by name
+    /// (`choice-2g` is "Data saver"), any other tier by its own name.
+    pub fn label(&self, manifest: &Manifest, words: &Words) -> String {
+        let tier = |r: usize| manifest.tiers.get(r).map(|t| t.name.as_str());
         match self.choice {
-            Choice::Auto => "Auto".into(),
-            Choice::Audio => "Audio only".into(),
-            Choice::Tier(_) if self.variant.mode.as_deref() == Some("slides") => "Slides".into(),
-            Choice::Tier(r) => match manifest.tiers.get(r).map(|t| t.name.as_str()) {
-                Some("2g") => "Data saver".into(),
-                Some("3g") => "Standard".into(),
-                Some("4g") => "Better".into(),
+            Choice::Auto => words.get("picker-auto").into_owned(),
+            Choice::Audio => words.get("choice-audio").into_owned(),
+            Choice::Tier(_) if self.variant.mode.as_deref() == Some("slides") => {
+                words.get("choice-slides").into_owned()
+            }
+            Choice::Tier(r) => match tier(r) {
+                Some(name @ ("2g" | "3g" | "4g")) => {
+                    words.get(&format!("choice-{name}")).into_owned()
+                }
                 Some(other) => other.to_owned(),
                 None => String::new(),
             },
@@ -81,10 +86,10 @@ impl Offer<'_> {
     }
 
     /// What the picture is, for the label's detail (`144p`, `sound only`, `slides`).
-    pub fn detail(&self) -> String {
+    pub fn detail(&self, words: &Words) -> String {
         match (self.variant.kind, self.variant.mode.as_deref()) {
-            (VariantKind::Audio, _) => "sound only".into(),
-            (_, Some("slides")) => "pictures when the slide changes".into(),
+            (VariantKind::Audio, _) => words.get("detail-sound-only").into_owned(),
+            (_, Some("slides")) => words.get("detail-slides").into_owned(),
             _ => self
                 .variant
                 .height

@@ -11,6 +11,7 @@ use crate::http::conditional;
 use crate::http::error::EdgeError;
 use crate::http::response::{small_response, ACCEPT_CH};
 use crate::pages::catalog::{catalog_page, CatalogEntry, CATALOG_MODULES};
+use crate::pages::words::Words;
 
 pub async fn catalog<B>(edge: &Edge, req: &Request<B>) -> Result<Response<Body>, EdgeError> {
     let index = edge.manifests.index().await?;
@@ -29,11 +30,15 @@ pub async fn catalog<B>(edge: &Edge, req: &Request<B>) -> Result<Response<Body>,
             signals: &signals,
         })
         .collect();
-    let html = catalog_page(&entries);
+    let words = Words::for_request(req.headers(), req.uri().query(), None);
+    let html = catalog_page(&entries, &words);
     // Often a teacher's first page on this origin: ask for hints here.
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT_CH, ACCEPT_CH_VALUE);
-    headers.insert(header::VARY, HeaderValue::from_static("Accept, Cookie"));
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Cookie, Accept-Language"),
+    );
     small_response(
         req.headers(),
         html.into_bytes(),

@@ -23,6 +23,7 @@ use crate::http::response::{
 use crate::objects::prepared::Prepared;
 use crate::pages::lesson::{lesson_page, Lesson, VARIANT_PARAM};
 use crate::pages::quality::{current_choice, is_media, offers, pick, resolve_choice};
+use crate::pages::words::{Words, VARY_LANGUAGE};
 
 pub async fn lesson<B>(
     edge: &Edge,
@@ -132,12 +133,19 @@ fn watch<B>(
         current,
         auto_now,
         accept_webp: signals.accept_webp,
+        words: Words::for_request(
+            req.headers(),
+            req.uri().query(),
+            manifest.module.language.as_deref(),
+        ),
     });
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT_CH, ACCEPT_CH_VALUE);
+    // The page also speaks the reader's language.
+    let vary = format!("{}, {VARY_LANGUAGE}", signals::vary(AssetKind::Video));
     headers.insert(
         header::VARY,
-        HeaderValue::from_static(signals::vary(AssetKind::Video)),
+        HeaderValue::from_str(&vary).expect("header names are visible ASCII"),
     );
     // It says what this client's link and cookies chose: revalidate every time.
     headers.insert(header::CACHE_CONTROL, PRIVATE_PAGE);
