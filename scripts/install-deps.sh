@@ -2,7 +2,7 @@
 # Installs what building and testing lowband needs on Debian 12, skipping
 # what is already there:
 #   build: FFmpeg 5.1 development libraries, clang/libclang (bindgen), pkg-config, nasm (mozjpeg)
-#   tests: the ffmpeg CLI (ffprobe checks outputs), g++ (builds libFuzzer for the fuzz targets),
+#   tests: rustfmt and clippy (rustup components), the ffmpeg CLI (ffprobe checks outputs), g++ (builds libFuzzer for the fuzz targets),
 #          the brotli CLI (benches/page-bytes.sh), s3s-fs (an S3-compatible server on loopback),
 #          nats-server 2.9 (JetStream; the queue workers' tests start it on loopback),
 #          REDbot (HTTP lint, run on the edge) in a Python venv at
@@ -39,6 +39,11 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
   export PATH="$HOME/.cargo/bin:$PATH"
+  # The test command checks formatting and lints; a minimal rustup profile lacks both.
+  if command -v rustup >/dev/null && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+    echo "installing rustfmt and clippy" >&2
+    rustup component add rustfmt clippy
+  fi
   if ! command -v s3s-fs >/dev/null; then
     echo "installing s3s-fs (S3 test server, a few minutes once)" >&2
     cargo install s3s-fs@0.14.1 --features binary --locked --quiet

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing and runs every test: unit, property and
+# Installs what is missing, checks formatting (cargo fmt) and lints (clippy,
+# warnings as errors), and runs every test: unit, property and
 # integration tests of all crates, against memory://, file:// and a real
 # S3-compatible server (s3s-fs) that the store suite starts on loopback,
 # the upload API and queue workers against a real nats-server (JetStream)
@@ -14,6 +15,9 @@ export LOWBAND_REQUIRE_S3=1
 export LOWBAND_REQUIRE_NATS=1
 # One clean build: incremental state would only add gigabytes to a fresh clone's target dir.
 export CARGO_INCREMENTAL=0
+# Formatting and lints first: they fail in seconds where the tests take minutes.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
 cargo test --workspace --all-targets --locked
 scripts/fuzz.sh
