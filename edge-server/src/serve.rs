@@ -139,6 +139,7 @@ impl Edge {
         let dir = cache.dir().root().display().to_string();
         let store = Store::open(&format!("file://{dir}"))?;
         let mut edge = Self::new(store, config);
+        edge.metrics = Arc::new(Metrics::with_cache(&cache));
         edge.cache = Some(cache);
         Ok(edge)
     }
@@ -239,20 +240,11 @@ impl Edge {
         match route {
             Route::Health => Ok(text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")),
             Route::Ready => Ok(self.ready().await),
-            Route::Metrics => {
-                let mut out = self.metrics.render();
-                if let Some(cache) = &self.cache {
-                    let (objects, bytes) = cache.dir().usage();
-                    cache
-                        .stats()
-                        .render(&mut out, (objects, bytes, cache.dir().budget()));
-                }
-                Ok(text(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    out,
-                ))
-            }
+            Route::Metrics => Ok(text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render(),
+            )),
             // Answered before routing (it takes POST).
             Route::Purge(_) => Err(EdgeError::MethodNotAllowed { allow: "POST" }),
             Route::Index => self.module_index(req.headers()).await,
