@@ -16,7 +16,7 @@ use std::time::Instant;
 use http::StatusCode;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -133,13 +133,14 @@ macro_rules! label_value {
 }
 label_value!(RouteLabel, StoreOp, CloseReason);
 
-fn status_class(status: StatusCode) -> &'static str {
+/// The status class's slot (below [`STATUS_CLASSES`]) and label value.
+fn status_class(status: StatusCode) -> (usize, &'static str) {
     match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => (0, "1xx"),
+        200..=299 => (1, "2xx"),
+        300..=399 => (2, "3xx"),
+        400..=499 => (3, "4xx"),
+        _ => (4, "5xx"),
     }
 }
 
@@ -179,14 +180,56 @@ struct Sample {
     outcome: &'static str,
 }
 
-type Histograms = Family<Op, Histogram, fn() -> Histogram>;
-
 /// A response body's bytes, counted as they are sent.
 impl Meter for Counter {
     fn sent(&mut self, bytes: u64) {
         self.inc_by(bytes);
     }
 }
+
+/// A family whose series the hot path finds by a small index (a route, a
+/// tier's place, a status class...) rather than by its labels: a family's
+/// map hashes its label set with SipHash on every lookup, and the two
+/// lookups of a response cost ~1000 instructions, ~5% of a request
+/// (callgrind, `benches/cache-vs-edge.sh` with INSTRUCTIONS=1). A series is
+/// made in the family the first time its index is used (so the exposition
+/// shows only series that counted); an index past the table takes the
+/// family's own lookup.
+struct Indexed<L, M, C = fn() -> M> {
+    family: Family<L, M, C>,
+    cells: Box<[OnceLock<M>]>,
+}
+
+impl<L, M, C> Indexed<L, M, C>
+where
+    L: Clone + std::hash::Hash + Eq,
+    M: Clone,
+    C: MetricConstructor<M>,
+{
+    fn new(family: Family<L, M, C>, len: usize) -> Self {
+        Self {
+            family,
+            cells: (0..len).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The series at `index`, whose labels are `labels()`.
+    fn get(&self, index: usize, labels: impl FnOnce() -> L) -> M {
+        match self.cells.get(index) {
+            Some(cell) => cell
+                .get_or_init(|| self.family.get_or_create_owned(&labels()))
+                .clone(),
+            None => self.family.get_or_create_owned(&labels()),
+        }
+    }
+}
+
+/// Tier label values: none, other, then the first [`MAX_TIER_LABELS`] seen.
+const TIER_SLOTS: usize = MAX_TIER_LABELS + 2;
+/// Selection reasons given a slot each (the rest are looked up by label).
+const REASON_SLOTS: usize = 16;
+const ROUTES: usize = RouteLabel::Other as usize + 1;
+const STATUS_CLASSES: usize = 5;
 
 /// The edge's metrics and the registry that renders them.
 pub struct Metrics {
@@ -195,14 +238,13 @@ pub struct Metrics {
     /// The labels of no tier and of a tier past the first few.
     none: Label,
     other: Label,
-    requests: Family<Traffic, Counter>,
-    response_bytes: Family<Traffic, Counter>,
-    saved: Family<Tier, Counter>,
-    selections: Family<Selection, Counter>,
-    store: Histograms,
-    /// Each operation's series, in [`StoreOp::ALL`]'s order, once it was
-    /// first timed: a store call then finds its histogram without hashing.
-    store_ops: [OnceLock<Histogram>; StoreOp::ALL.len()],
+    reasons: Mutex<Vec<&'static str>>,
+    requests: Indexed<Traffic, Counter>,
+    response_bytes: Indexed<Traffic, Counter>,
+    saved: Indexed<Tier, Counter>,
+    selections: Indexed<Selection, Counter>,
+    /// By [`StoreOp`], in [`StoreOp::ALL`]'s order.
+    store: Indexed<Op, Histogram>,
     connections_open: Gauge,
     closed: Family<Closed, Counter>,
     samples: Family<Sample, Counter>,
@@ -210,17 +252,20 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        let traffic = ROUTES * TIER_SLOTS * STATUS_CLASSES;
+        let store: Family<Op, Histogram> =
+            Family::new_with_constructor(|| Histogram::new(BUCKETS));
         let metrics = Self {
             registry: Registry::default(),
             tiers: Mutex::default(),
             none: "none".into(),
             other: "other".into(),
-            requests: Family::default(),
-            response_bytes: Family::default(),
-            saved: Family::default(),
-            selections: Family::default(),
-            store: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
-            store_ops: Default::default(),
+            reasons: Mutex::default(),
+            requests: Indexed::new(Family::default(), traffic),
+            response_bytes: Indexed::new(Family::default(), traffic),
+            saved: Indexed::new(Family::default(), TIER_SLOTS),
+            selections: Indexed::new(Family::default(), TIER_SLOTS * REASON_SLOTS),
+            store: Indexed::new(store, StoreOp::ALL.len()),
             connections_open: Gauge::default(),
             closed: Family::default(),
             samples: Family::default(),
@@ -243,27 +288,27 @@ impl Metrics {
         r.register(
             REQUESTS,
             "Responses sent, by route, client tier and status class",
-            self.requests.clone(),
+            self.requests.family.clone(),
         );
         r.register(
             RESPONSE_BYTES,
             "Body bytes sent, by route, client tier and status class",
-            self.response_bytes.clone(),
+            self.response_bytes.family.clone(),
         );
         r.register(
             BYTES_SAVED,
             "Source bytes minus bytes sent, over whole variants served (200), by client tier",
-            self.saved.clone(),
+            self.saved.family.clone(),
         );
         r.register(
             SELECTIONS,
             "Variants chosen, by client tier and the signal that decided the tier",
-            self.selections.clone(),
+            self.selections.family.clone(),
         );
         r.register(
             STORE_SECONDS,
             "Object store call latency (reads: until the first byte can flow), by operation",
-            self.store.clone(),
+            self.store.family.clone(),
         );
         r.register(
             CONNECTIONS_OPEN,
@@ -286,29 +331,51 @@ impl Metrics {
     /// The label value for a tier name: itself if it is one of the first
     /// few well-formed names seen, else `other`; `none` for no tier.
     pub fn tier_label(&self, tier: Option<&str>) -> Label {
+        self.tier(tier).1
+    }
+
+    /// A tier's slot (below [`TIER_SLOTS`]) and label value.
+    fn tier(&self, tier: Option<&str>) -> (usize, Label) {
         let Some(tier) = tier else {
-            return Arc::clone(&self.none);
+            return (0, Arc::clone(&self.none));
         };
+        let other = (1, Arc::clone(&self.other));
         let well_formed = !tier.is_empty()
             && tier.len() <= 16
             && tier
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
         if !well_formed {
-            return Arc::clone(&self.other);
+            return other;
         }
         let Ok(mut known) = self.tiers.lock() else {
-            return Arc::clone(&self.other);
+            return other;
         };
-        if let Some(label) = known.iter().find(|t| ***t == *tier) {
-            return Arc::clone(label);
+        if let Some(i) = known.iter().position(|t| **t == *tier) {
+            return (i + 2, Arc::clone(&known[i]));
         }
         if known.len() < MAX_TIER_LABELS {
             let label: Label = tier.into();
             known.push(Arc::clone(&label));
-            return label;
+            return (known.len() + 1, label);
         }
-        Arc::clone(&self.other)
+        other
+    }
+
+    /// A selection reason's slot: its place among those seen (past
+    /// [`REASON_SLOTS`], the label is looked up instead).
+    fn reason_slot(&self, reason: &'static str) -> usize {
+        let Ok(mut known) = self.reasons.lock() else {
+            return REASON_SLOTS;
+        };
+        if let Some(i) = known.iter().position(|r| *r == reason) {
+            return i;
+        }
+        if known.len() < REASON_SLOTS {
+            known.push(reason);
+            return known.len() - 1;
+        }
+        REASON_SLOTS
     }
 
     /// Counts a response; returns its body wrapped to count the bytes sent.
@@ -319,27 +386,34 @@ impl Metrics {
         status: StatusCode,
         body: Body,
     ) -> Body {
-        let labels = Traffic {
+        let (slot, tier) = self.tier(tier);
+        let (class, status) = status_class(status);
+        let index = (route as usize * TIER_SLOTS + slot) * STATUS_CLASSES + class;
+        let labels = || Traffic {
             route,
-            tier: self.tier_label(tier),
-            status: status_class(status),
+            tier: Arc::clone(&tier),
+            status,
         };
-        self.requests.get_or_create(&labels).inc();
-        let bytes = self.response_bytes.get_or_create_owned(&labels);
+        self.requests.get(index, labels).inc();
+        let bytes = self.response_bytes.get(index, labels);
         http_body_util::BodyExt::boxed_unsync(Metered::new(body, bytes))
     }
 
     /// Bytes a client did not have to fetch: the source's size less what was sent.
     pub fn saved(&self, tier: Option<&str>, bytes: u64) {
-        let tier = self.tier_label(tier);
-        self.saved.get_or_create(&Tier { tier }).inc_by(bytes);
+        let (slot, tier) = self.tier(tier);
+        self.saved.get(slot, || Tier { tier }).inc_by(bytes);
     }
 
     /// One variant chosen, with the reason its tier was.
     pub fn selection(&self, tier: Option<&str>, reason: &'static str) {
-        let tier = self.tier_label(tier);
+        let (slot, tier) = self.tier(tier);
+        let index = match self.reason_slot(reason) {
+            REASON_SLOTS => usize::MAX,
+            r => slot * REASON_SLOTS + r,
+        };
         self.selections
-            .get_or_create(&Selection { tier, reason })
+            .get(index, || Selection { tier, reason })
             .inc();
     }
 
@@ -347,9 +421,9 @@ impl Metrics {
     pub async fn time_store<T>(&self, op: StoreOp, call: impl Future<Output = T>) -> T {
         let start = Instant::now();
         let out = call.await;
-        let histogram =
-            self.store_ops[op as usize].get_or_init(|| self.store.get_or_create_owned(&Op { op }));
-        histogram.observe(start.elapsed().as_secs_f64());
+        self.store
+            .get(op as usize, || Op { op })
+            .observe(start.elapsed().as_secs_f64());
         out
     }
 
