@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 use crate::range::ByteRange;
 use disk::CacheDir;
 use docs::Docs;
-use fill::{Busy, Fill, Job, Progress};
+use fill::{Busy, Fill, FillError, Job, Progress};
 pub use stats::CacheStats;
 use upstream::{Upstream, UpstreamError};
 
@@ -102,12 +102,8 @@ pub enum MissError {
     NotFound,
     #[error(transparent)]
     Upstream(UpstreamError),
-    #[error("cache fill of {key}: {reason}")]
-    Fill {
-        key: String,
-        reason: String,
-        timeout: bool,
-    },
+    #[error("cache fill of {key}: {source}")]
+    Fill { key: String, source: Arc<FillError> },
 }
 
 impl MissError {
@@ -115,7 +111,7 @@ impl MissError {
         match self {
             Self::NotFound => false,
             Self::Upstream(e) => e.is_timeout(),
-            Self::Fill { timeout, .. } => *timeout,
+            Self::Fill { source, .. } => source.is_timeout(),
         }
     }
 }
@@ -124,10 +120,11 @@ impl Cache {
     /// Opens the cache directory (rebuilding its index) and the upstream.
     pub fn open(config: &CacheConfig, rate: Option<u64>) -> Result<Arc<Self>, OpenError> {
         let upstream = Arc::new(Upstream::open(&config.upstream, config.timeout)?);
-        let (dir, scan) = CacheDir::open(&config.dir, config.size).map_err(|source| OpenError::Dir {
-            path: config.dir.clone(),
-            source,
-        })?;
+        let (dir, scan) =
+            CacheDir::open(&config.dir, config.size).map_err(|source| OpenError::Dir {
+                path: config.dir.clone(),
+                source,
+            })?;
         tracing::info!(
             dir = %dir.root().display(),
             objects = scan.objects,
@@ -276,10 +273,9 @@ impl Cache {
                 Ok(Miss::Pass(len))
             }
             Progress::NotFound => Err(MissError::NotFound),
-            Progress::Failed(e) => Err(MissError::Fill {
+            Progress::Failed(source) => Err(MissError::Fill {
                 key: key.to_string(),
-                reason: e.to_string(),
-                timeout: e.is_timeout(),
+                source,
             }),
             Progress::Connecting => Err(MissError::Upstream(self.failed("fill ended early"))),
         }
@@ -390,54 +386,9 @@ impl From<MissError> for crate::error::EdgeError {
     }
 }
 
-/// Reads a size: bytes, or a number with a unit (`kB`, `MB`, `GB`, `TB` in
-/// powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` in powers of 1024).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (say 20GB, 512MiB or a number of bytes)"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ))
-        }
-    };
-    let bytes = number * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(format!("{text:?} is not a usable size (at least 1 byte)"));
-    }
-    Ok(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_with_units() {
-        assert_eq!(parse_bytes("1000"), Ok(1000));
-        assert_eq!(parse_bytes("20GB"), Ok(20_000_000_000));
-        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_bytes(" 1.5 kB "), Ok(1500));
-        for bad in ["", "GB", "-1", "0", "1 parsec", "1e999"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn the_rate_limit_spreads_bytes_over_time() {
