@@ -253,8 +253,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let traffic = ROUTES * TIER_SLOTS * STATUS_CLASSES;
-        let store: Family<Op, Histogram> =
-            Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        let store: Family<Op, Histogram> = Family::new_with_constructor(|| Histogram::new(BUCKETS));
         let metrics = Self {
             registry: Registry::default(),
             tiers: Mutex::default(),
@@ -445,7 +444,8 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
         {
             // Writing to a String fails only if a metric's encoder does.
             tracing::error!(error = %e, "cannot render the metrics");
