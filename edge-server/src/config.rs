@@ -142,8 +142,9 @@ pub struct ConfigError {
     pub origin: String,
     /// The key, or `-` for the whole layer.
     pub key: String,
+    /// Boxed: a TLS or clap error is large, and a `Result` carries its error's size.
     #[source]
-    pub problem: Problem,
+    pub problem: Box<Problem>,
 }
 
 /// What is wrong with a setting.
@@ -187,7 +188,7 @@ impl ConfigError {
         Self {
             origin: origin.to_owned(),
             key: key.to_owned(),
-            problem: problem.into(),
+            problem: Box::new(problem.into()),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! own store; `fill` fetches a missing object once for every request that
 //! wants it; `docs` revalidates manifests and the module index and serves
 //! them stale when the upstream fails; `upstream` speaks to the store or
-//! edge above; `sync` prefetches chosen tiers ahead of need.
+//! edge above; `sync` prefetches chosen tiers ahead of need; `stats` counts
+//! what the cache does, for the edge's `/metrics`.
 
 pub mod disk;
 pub mod docs;
