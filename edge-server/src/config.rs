@@ -1,115 +1,124 @@
-//! The edge's settings: a TOML file (`--config`), environment (`LOWBAND_*`)
-//! and flags, merged with that precedence: flag > environment > file >
-//! default. The binary's clap arguments make one [`Settings`] layer (clap
-//! itself puts a flag over its variable), the file another; [`Settings::over`]
-//! stacks them and [`Settings::resolve`] fills in defaults and checks the
-//! result. Every error names where the value came from, the key and why.
+//! The edge's settings, each declared once in [`Settings`]: its flag and
+//! variable (clap), its key in the TOML file named by `--config` (serde)
+//! and its line in `--print-config` (serde again).
+//!
+//! Layers stack with the precedence flag > environment > file > default:
+//! clap puts a flag over its variable, [`layered`] puts both over the file,
+//! and a key the file leaves out takes its value from [`Settings::default`].
+//! [`Settings::resolve`] then checks the combination and makes the edge's,
+//! the server's and a cache node's configurations. Every error names where
+//! the value came from, the key and why.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::{ArgMatches, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheConfig;
 use crate::server::{ServerConfig, MIN_HEADER_BYTES};
-use crate::tls;
+use crate::tls::{self, TlsError};
 use crate::EdgeConfig;
 
 /// Address the edge listens on when nothing says otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 /// Seconds a cache node waits for its upstream by default.
 pub const DEFAULT_UPSTREAM_TIMEOUT: u64 = 5;
 
-/// Bearer tokens, one per line (blank lines and `#` comments skipped).
-pub fn read_tokens(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
-    if tokens.is_empty() {
-        return Err(format!("{}: holds no token", path.display()));
-    }
-    if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
-        return Err(format!(
-            "{}: a token of {} characters is too easy to guess (at least 16)",
-            path.display(),
-            short.len()
-        ));
-    }
-    Ok(tokens)
-}
+/// The origin of flags and their variables, in errors.
+pub const FLAGS: &str = "command line or environment";
+/// The origin of the layers stacked, in errors.
+const STACKED: &str = "configuration";
 
-#[derive(Debug, thiserror::Error)]
-#[error("{origin}: {key}: {reason}")]
-pub struct ConfigError {
-    /// The file, or "command line or environment".
-    pub origin: String,
-    pub key: String,
-    pub reason: String,
-}
-
-/// One layer of settings; an absent key leaves the decision to the layer below.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The settings of `lowband-edge serve`, as one layer: an absent value
+/// leaves the decision to the layer below. Flags and variables leave out
+/// what they do not set; a file's absent keys take the defaults
+/// ([`Settings::default`], which the `[default: …]` of each help repeats).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Where published modules are: `file://<dir>` (or a bare path),
-    /// `s3://<bucket>[/<prefix>]` (AWS_* variables), `memory://`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where published modules are: file://<dir> (or a bare path), s3://<bucket>[/<prefix>] (AWS_* variables) [default: file://.lowband/store].
+    #[arg(long, env = "LOWBAND_STORE")]
     pub store: Option<String>,
-    /// Address and port to listen on, e.g. `0.0.0.0:8080`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LOWBAND_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Tier for clients that send no network hints (`slow-2g`, `2g`, `3g`, `4g` in the default profile).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Tier for clients that send no network hints (slow-2g, 2g, 3g, 4g in the default profile) [default: 3g].
+    #[arg(long, env = "LOWBAND_DEFAULT_TIER")]
     pub default_tier: Option<String>,
-    /// Seconds a manifest is used before the store is asked again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds a manifest is used before the store is asked again [default: 5].
+    #[arg(long, env = "LOWBAND_MANIFEST_TTL")]
     pub manifest_ttl: Option<u64>,
-    /// Connections served at once; more wait in the kernel's backlog.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Connections served at once [default: 4096].
+    #[arg(long, env = "LOWBAND_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// Seconds a new connection has to finish TLS and send its first request's headers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds a new connection has to finish TLS and send its first request's headers [default: 10].
+    #[arg(long, env = "LOWBAND_HEADER_TIMEOUT")]
     pub header_timeout: Option<u64>,
-    /// Seconds a connection may sit with no request in flight.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds a connection may stay open with no request in flight [default: 30].
+    #[arg(long, env = "LOWBAND_IDLE_TIMEOUT")]
     pub idle_timeout: Option<u64>,
-    /// Requests served on one connection before it is closed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Requests served on one connection before it is closed [default: 1000].
+    #[arg(long, env = "LOWBAND_MAX_REQUESTS_PER_CONNECTION")]
     pub max_requests_per_connection: Option<u64>,
-    /// Bound on one request's header bytes (at least 8192); larger gets 431.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Bound on one request's header bytes, at least 8192 [default: 16384].
+    #[arg(long, env = "LOWBAND_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
-    /// Seconds in-flight responses get to finish at shutdown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds in-flight responses get to finish at shutdown [default: 15].
+    #[arg(long, env = "LOWBAND_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
-    /// PEM certificate chain (leaf first); with `tls_key`, serve HTTPS (HTTP/2 and HTTP/1.1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// PEM certificate chain, leaf first: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN). Needs --tls-key.
+    #[arg(long, env = "LOWBAND_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key of `tls_cert`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "LOWBAND_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
-    /// Run as a cache node in front of this upstream: `s3://<bucket>[/<prefix>]`,
-    /// `file://<dir>` or `http(s)://` of another lowband edge (instead of `store`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Be a cache node of this upstream instead of serving a store: s3://<bucket>[/<prefix>], file://<dir>, or http(s):// of another lowband edge.
+    #[arg(long, env = "LOWBAND_UPSTREAM")]
     pub upstream: Option<String>,
-    /// A cache node's directory (objects, manifests, partial downloads).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A cache node's directory: objects, manifests and partial downloads (kept across restarts).
+    #[arg(long, env = "LOWBAND_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// A cache node's byte budget for objects, e.g. `20GB`, `512MiB` or bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A cache node's byte budget for objects, e.g. 20GB or 512MiB; least recently used go first.
+    #[arg(long, env = "LOWBAND_CACHE_SIZE")]
     pub cache_size: Option<String>,
-    /// Seconds a cache node waits for its upstream's answer (and between its chunks).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Seconds a cache node waits for its upstream before answering 504 (what it holds is still served) [default: 5].
+    #[arg(long, env = "LOWBAND_UPSTREAM_TIMEOUT")]
     pub upstream_timeout: Option<u64>,
-    /// File of bearer tokens (one per line) for the admin routes (`POST /admin/v1/purge/<module>`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// File of bearer tokens (one per line, at least 16 characters) allowed to call POST /admin/v1/purge/<module>.
+    #[arg(long, env = "LOWBAND_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    /// The defaults: those of the edge and the server, and of a cache node.
+    /// The store's depends on the rest (a cache node has none), so
+    /// [`Settings::resolve`] decides it.
+    fn default() -> Self {
+        let edge = EdgeConfig::default();
+        let server = ServerConfig::default();
+        Self {
+            store: None,
+            listen: Some(DEFAULT_LISTEN),
+            default_tier: Some(edge.default_tier),
+            manifest_ttl: Some(edge.manifest_ttl.as_secs()),
+            max_connections: Some(server.max_connections),
+            header_timeout: Some(server.header_timeout.as_secs()),
+            idle_timeout: Some(server.idle_timeout.as_secs()),
+            max_requests_per_connection: Some(server.max_requests_per_connection),
+            max_header_bytes: Some(server.max_header_bytes),
+            shutdown_grace: Some(server.shutdown_grace.as_secs()),
+            tls_cert: None,
+            tls_key: None,
+            upstream: None,
+            cache_dir: None,
+            cache_size: None,
+            upstream_timeout: Some(DEFAULT_UPSTREAM_TIMEOUT),
+            admin_token_file: None,
+        }
+    }
 }
 
 /// Settings with every value decided.
@@ -125,64 +134,104 @@ pub struct Resolved {
     pub settings: Settings,
 }
 
+/// A setting that cannot be used: where it came from, its key, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {key}")]
+pub struct ConfigError {
+    /// The file, [`FLAGS`], or "configuration" for the layers stacked.
+    pub origin: String,
+    /// The key, or `-` for the whole layer.
+    pub key: String,
+    /// Boxed: a TLS or clap error is large, and a `Result` carries its error's size.
+    #[source]
+    pub problem: Box<Problem>,
+}
+
+/// What is wrong with a setting.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("cannot read")]
+    Unreadable(#[source] io::Error),
+    /// The file's TOML, as `lowband_catalog::strict_toml` reads it (with the line).
+    #[error("{0}")]
+    Toml(String),
+    #[error("cannot be read from the command line")]
+    Flags(#[source] clap::Error),
+    #[error("must be at least 1")]
+    Zero,
+    #[error("{0} is below the smallest bound HTTP/1.1 parsing allows, {MIN_HEADER_BYTES}")]
+    HeaderBytes(usize),
+    #[error("is empty")]
+    Empty,
+    #[error("has no value")]
+    Missing,
+    #[error(transparent)]
+    Size(#[from] SizeError),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("tls_cert and tls_key go together: give both or neither")]
+    HalfTls,
+    #[error("a node serves either its own store or a cache of an upstream: give store or upstream, not both")]
+    StoreAndUpstream,
+    #[error("a cache node (upstream) needs a directory for its cache: give --cache-dir (LOWBAND_CACHE_DIR, cache_dir)")]
+    NoCacheDir,
+    #[error("a cache node (upstream) needs a byte budget for its objects: give --cache-size, e.g. 20GB (LOWBAND_CACHE_SIZE, cache_size)")]
+    NoCacheSize,
+    #[error("cache_dir and cache_size are for a cache node: give its --upstream too, or drop them to serve --store")]
+    NoUpstream,
+}
+
+impl ConfigError {
+    fn new(origin: &str, key: &str, problem: impl Into<Problem>) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            problem: Box::new(problem.into()),
+        }
+    }
+}
+
+/// The settings in force: `flags` (clap's reading of the flags and their
+/// variables, `matches`) over the file, if one is named, over the defaults.
+pub fn layered(
+    file: Option<&Path>,
+    flags: &Settings,
+    matches: &ArgMatches,
+) -> Result<Settings, ConfigError> {
+    flags.check(FLAGS)?;
+    let mut settings = match file {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    // Sets exactly the fields a flag or variable gave, as clap read them into `flags`.
+    settings
+        .update_from_arg_matches(matches)
+        .map_err(|e| ConfigError::new(FLAGS, "-", Problem::Flags(e)))?;
+    Ok(settings)
+}
+
 impl Settings {
     /// Reads a TOML file of settings.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
-            key: "-".into(),
-            reason: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&origin, "-", Problem::Unreadable(e)))?;
         Self::from_toml(&origin, &text)
     }
 
-    /// Parses TOML settings; `origin` names them in errors.
+    /// Parses TOML settings (absent keys take the defaults); `origin` names them in errors.
     pub fn from_toml(origin: &str, text: &str) -> Result<Self, ConfigError> {
-        let settings: Settings =
-            lowband_catalog::strict_toml::from_str(text).map_err(|e| ConfigError {
-                origin: origin.to_owned(),
-                key: e.key,
-                reason: e.reason,
-            })?;
+        let settings: Settings = lowband_catalog::strict_toml::from_str(text)
+            .map_err(|e| ConfigError::new(origin, &e.key, Problem::Toml(e.reason)))?;
         settings.check(origin)?;
         Ok(settings)
     }
 
-    /// This layer over `lower`: each key this layer sets wins.
-    pub fn over(self, lower: Settings) -> Settings {
-        Settings {
-            store: self.store.or(lower.store),
-            listen: self.listen.or(lower.listen),
-            default_tier: self.default_tier.or(lower.default_tier),
-            manifest_ttl: self.manifest_ttl.or(lower.manifest_ttl),
-            max_connections: self.max_connections.or(lower.max_connections),
-            header_timeout: self.header_timeout.or(lower.header_timeout),
-            idle_timeout: self.idle_timeout.or(lower.idle_timeout),
-            max_requests_per_connection: self
-                .max_requests_per_connection
-                .or(lower.max_requests_per_connection),
-            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
-            shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
-            tls_cert: self.tls_cert.or(lower.tls_cert),
-            tls_key: self.tls_key.or(lower.tls_key),
-            upstream: self.upstream.or(lower.upstream),
-            cache_dir: self.cache_dir.or(lower.cache_dir),
-            cache_size: self.cache_size.or(lower.cache_size),
-            upstream_timeout: self.upstream_timeout.or(lower.upstream_timeout),
-            admin_token_file: self.admin_token_file.or(lower.admin_token_file),
-        }
-    }
-
     /// Checks the values this layer sets; `origin` names it in errors.
     pub fn check(&self, origin: &str) -> Result<(), ConfigError> {
-        let fail = |key: &str, reason: String| {
-            Err(ConfigError {
-                origin: origin.to_owned(),
-                key: key.to_owned(),
-                reason,
-            })
-        };
+        let fail = |key: &str, problem: Problem| Err(ConfigError::new(origin, key, problem));
         for (key, value) in [
             ("max_connections", self.max_connections.map(|n| n as u64)),
             ("upstream_timeout", self.upstream_timeout),
@@ -194,165 +243,100 @@ impl Settings {
             ),
         ] {
             if value == Some(0) {
-                return fail(key, "must be at least 1".into());
+                return fail(key, Problem::Zero);
             }
         }
         if let Some(n) = self.max_header_bytes.filter(|&n| n < MIN_HEADER_BYTES) {
-            return fail(
-                "max_header_bytes",
-                format!(
-                    "{n} is below the smallest bound HTTP/1.1 parsing allows, {MIN_HEADER_BYTES}"
-                ),
-            );
+            return fail("max_header_bytes", Problem::HeaderBytes(n));
         }
         if self.default_tier.as_deref() == Some("") {
-            return fail("default_tier", "is empty".into());
+            return fail("default_tier", Problem::Empty);
         }
         if let Some(size) = &self.cache_size {
-            if let Err(reason) = crate::cache::parse_bytes(size) {
-                return fail("cache_size", reason);
+            if let Err(e) = parse_bytes(size) {
+                return fail("cache_size", e.into());
             }
         }
         Ok(())
     }
 
-    /// Fills in defaults, checks the combination and loads the TLS identity.
-    pub fn resolve(self) -> Result<Resolved, ConfigError> {
-        let fail = |key: &str, reason: &str| ConfigError {
-            origin: "configuration".into(),
-            key: key.into(),
-            reason: reason.into(),
-        };
-        let cache = match (&self.upstream, &self.cache_dir, &self.cache_size) {
-            (Some(_), _, _) if self.store.is_some() => {
-                return Err(fail(
-                    "upstream",
-                    "a node serves either its own store or a cache of an upstream: give store or upstream, not both",
-                ))
-            }
-            (Some(upstream), Some(dir), Some(size)) => Some(CacheConfig {
-                upstream: upstream.clone(),
-                dir: dir.clone(),
-                size: crate::cache::parse_bytes(size).map_err(|r| fail("cache_size", &r))?,
-                timeout: Duration::from_secs(self.upstream_timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT)),
-                ttl: Duration::from_secs(
-                    self.manifest_ttl
-                        .unwrap_or(EdgeConfig::default().manifest_ttl.as_secs()),
-                ),
-            }),
-            (Some(_), None, _) => return Err(fail("cache_dir", "a cache node (upstream) needs a directory for its cache: give --cache-dir (LOWBAND_CACHE_DIR, cache_dir)")),
-            (Some(_), _, None) => return Err(fail("cache_size", "a cache node (upstream) needs a byte budget for its objects: give --cache-size, e.g. 20GB (LOWBAND_CACHE_SIZE, cache_size)")),
-            (None, _, _) if self.cache_dir.is_some() || self.cache_size.is_some() => {
-                return Err(fail("upstream", "cache_dir and cache_size are for a cache node: give its --upstream too, or drop them to serve --store"))
-            }
-            (None, _, _) => None,
-        };
+    /// Checks the combination, decides what depends on it (a cache node or
+    /// a store; its timeout), reads the admin tokens and the TLS identity.
+    pub fn resolve(mut self) -> Result<Resolved, ConfigError> {
+        let cache = self.cache_node()?;
+        if cache.is_some() {
+            self.store = None;
+        } else {
+            let store = self.store.take();
+            self.store =
+                Some(store.unwrap_or_else(|| lowband_catalog::store::DEFAULT_STORE_URL.into()));
+            self.upstream_timeout = None;
+        }
         let admin_tokens = match &self.admin_token_file {
-            Some(path) => read_tokens(path).map_err(|r| fail("admin_token_file", &r))?,
+            Some(path) => {
+                read_tokens(path).map_err(|e| ConfigError::new(STACKED, "admin_token_file", e))?
+            }
             None => Vec::new(),
         };
-        let edge_default = EdgeConfig::default();
-        let server_default = ServerConfig::default();
-        let secs = |s: u64| Duration::from_secs(s);
-        let listen = match self.listen {
-            Some(a) => a,
-            None => DEFAULT_LISTEN.parse().map_err(|e| ConfigError {
-                origin: "default".into(),
-                key: "listen".into(),
-                reason: format!("{e}"),
-            })?,
-        };
-        let settings = Settings {
-            store: match cache {
-                Some(_) => None,
-                None => Some(
-                    self.store
-                        .unwrap_or_else(|| lowband_catalog::store::DEFAULT_STORE_URL.into()),
-                ),
-            },
-            listen: Some(listen),
-            default_tier: Some(self.default_tier.unwrap_or(edge_default.default_tier)),
-            manifest_ttl: Some(
-                self.manifest_ttl
-                    .unwrap_or(edge_default.manifest_ttl.as_secs()),
-            ),
-            max_connections: Some(
-                self.max_connections
-                    .unwrap_or(server_default.max_connections),
-            ),
-            header_timeout: Some(
-                self.header_timeout
-                    .unwrap_or(server_default.header_timeout.as_secs()),
-            ),
-            idle_timeout: Some(
-                self.idle_timeout
-                    .unwrap_or(server_default.idle_timeout.as_secs()),
-            ),
-            max_requests_per_connection: Some(
-                self.max_requests_per_connection
-                    .unwrap_or(server_default.max_requests_per_connection),
-            ),
-            max_header_bytes: Some(
-                self.max_header_bytes
-                    .unwrap_or(server_default.max_header_bytes),
-            ),
-            shutdown_grace: Some(
-                self.shutdown_grace
-                    .unwrap_or(server_default.shutdown_grace.as_secs()),
-            ),
-            tls_cert: self.tls_cert,
-            tls_key: self.tls_key,
-            upstream: self.upstream,
-            cache_dir: self.cache_dir,
-            cache_size: self.cache_size,
-            upstream_timeout: cache.as_ref().map(|c| c.timeout.as_secs()),
-            admin_token_file: self.admin_token_file,
-        };
-        settings.check("configuration")?;
-        let tls = match (&settings.tls_cert, &settings.tls_key) {
-            (Some(cert), Some(key)) => {
-                Some(tls::server_config(cert, key).map_err(|e| ConfigError {
-                    origin: "configuration".into(),
-                    key: "tls_cert".into(),
-                    reason: e.to_string(),
-                })?)
-            }
-            (None, None) => None,
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(ConfigError {
-                    origin: "configuration".into(),
-                    key: if settings.tls_cert.is_some() {
-                        "tls_key"
-                    } else {
-                        "tls_cert"
-                    }
-                    .into(),
-                    reason: "tls_cert and tls_key go together: give both or neither".into(),
-                })
-            }
-        };
+        self.check(STACKED)?;
+        let tls = self.tls()?;
+        let secs = |key, value| given(key, value).map(Duration::from_secs);
         let edge = EdgeConfig {
-            default_tier: settings.default_tier.clone().unwrap_or_default(),
-            manifest_ttl: secs(settings.manifest_ttl.unwrap_or_default()),
+            default_tier: given("default_tier", self.default_tier.clone())?,
+            manifest_ttl: secs("manifest_ttl", self.manifest_ttl)?,
             admin_tokens,
         };
         let server = ServerConfig {
-            max_connections: settings.max_connections.unwrap_or(1),
-            header_timeout: secs(settings.header_timeout.unwrap_or(1)),
-            idle_timeout: secs(settings.idle_timeout.unwrap_or(1)),
-            max_requests_per_connection: settings.max_requests_per_connection.unwrap_or(1),
-            max_header_bytes: settings.max_header_bytes.unwrap_or(MIN_HEADER_BYTES),
-            shutdown_grace: secs(settings.shutdown_grace.unwrap_or_default()),
+            max_connections: given("max_connections", self.max_connections)?,
+            header_timeout: secs("header_timeout", self.header_timeout)?,
+            idle_timeout: secs("idle_timeout", self.idle_timeout)?,
+            max_requests_per_connection: given(
+                "max_requests_per_connection",
+                self.max_requests_per_connection,
+            )?,
+            max_header_bytes: given("max_header_bytes", self.max_header_bytes)?,
+            shutdown_grace: secs("shutdown_grace", self.shutdown_grace)?,
             tls,
         };
         Ok(Resolved {
-            store: settings.store.clone().unwrap_or_default(),
-            listen,
+            store: self.store.clone().unwrap_or_default(),
+            listen: given("listen", self.listen)?,
             edge,
             server,
             cache,
-            settings,
+            settings: self,
         })
+    }
+
+    /// A cache node's configuration, when the settings make one.
+    fn cache_node(&self) -> Result<Option<CacheConfig>, ConfigError> {
+        let fail = |key, problem| Err(ConfigError::new(STACKED, key, problem));
+        match (&self.upstream, &self.cache_dir, &self.cache_size) {
+            (Some(_), _, _) if self.store.is_some() => fail("upstream", Problem::StoreAndUpstream),
+            (Some(upstream), Some(dir), Some(size)) => Ok(Some(CacheConfig {
+                upstream: upstream.clone(),
+                dir: dir.clone(),
+                size: parse_bytes(size).map_err(|e| ConfigError::new(STACKED, "cache_size", e))?,
+                timeout: Duration::from_secs(given("upstream_timeout", self.upstream_timeout)?),
+                ttl: Duration::from_secs(given("manifest_ttl", self.manifest_ttl)?),
+            })),
+            (Some(_), None, _) => fail("cache_dir", Problem::NoCacheDir),
+            (Some(_), _, None) => fail("cache_size", Problem::NoCacheSize),
+            (None, None, None) => Ok(None),
+            (None, _, _) => fail("upstream", Problem::NoUpstream),
+        }
+    }
+
+    /// The TLS identity, if the settings name one.
+    fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => tls::server_config(cert, key)
+                .map(Some)
+                .map_err(|e| ConfigError::new(STACKED, "tls_cert", e)),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::new(STACKED, "tls_key", Problem::HalfTls)),
+            (None, Some(_)) => Err(ConfigError::new(STACKED, "tls_cert", Problem::HalfTls)),
+        }
     }
 
     /// The layer as TOML.
@@ -361,39 +345,145 @@ impl Settings {
     }
 }
 
+/// A value the defaults always give, unless a caller built settings without them.
+fn given<T>(key: &str, value: Option<T>) -> Result<T, ConfigError> {
+    value.ok_or_else(|| ConfigError::new(STACKED, key, Problem::Missing))
+}
+
+/// Why a file of admin tokens cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{}: cannot read", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: holds no token", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}: a token of {len} characters is too easy to guess (at least 16)", path.display())]
+    Short { path: PathBuf, len: usize },
+}
+
+/// Bearer tokens, one per line (blank lines and `#` comments skipped).
+pub fn read_tokens(path: &Path) -> Result<Vec<String>, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if tokens.is_empty() {
+        return Err(TokenError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
+        return Err(TokenError::Short {
+            path: path.to_owned(),
+            len: short.len(),
+        });
+    }
+    Ok(tokens)
+}
+
+/// Why a text is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("{0:?} is not a size (say 20GB, 512MiB or a number of bytes)")]
+    NotANumber(String),
+    #[error("{text:?}: unknown unit {unit:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("{0:?} is not a usable size (at least 1 byte)")]
+    Unusable(String),
+}
+
+/// Reads a size: bytes, or a number with a unit (`kB`, `MB`, `GB`, `TB` in
+/// powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` in powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<u64, SizeError> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| SizeError::NotANumber(text.to_owned()))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(SizeError::UnknownUnit {
+                text: text.to_owned(),
+                unit: other.to_owned(),
+            })
+        }
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(SizeError::Unusable(text.to_owned()));
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Args;
+
+    /// The error and its causes, as the binary prints them.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    }
+
+    /// `args` read as `serve`'s flags would be (variables ignored).
+    fn flags(args: &[&str]) -> (Settings, ArgMatches) {
+        let command = Settings::augment_args(clap::Command::new("serve"))
+            .mut_args(|arg| arg.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap();
+        (Settings::from_arg_matches(&matches).unwrap(), matches)
+    }
 
     #[test]
     fn file_errors_name_the_file_key_and_reason() {
         let e = Settings::from_toml("edge.toml", "listen = \"0.0.0.0:80\"\nmax_conections = 5\n")
-            .unwrap_err()
-            .to_string();
+            .unwrap_err();
+        let e = chain(&e);
         assert!(e.starts_with("edge.toml: "), "{e}");
         assert!(
             e.contains("unknown field `max_conections`") && e.contains("line 2"),
             "{e}"
         );
 
-        let e = Settings::from_toml("edge.toml", "idle_timeout = \"soon\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = chain(&Settings::from_toml("edge.toml", "idle_timeout = \"soon\"\n").unwrap_err());
         assert!(e.starts_with("edge.toml: idle_timeout: "), "{e}");
 
-        let e = Settings::from_toml("edge.toml", "max_header_bytes = 100\n")
-            .unwrap_err()
-            .to_string();
+        let e = chain(&Settings::from_toml("edge.toml", "max_header_bytes = 100\n").unwrap_err());
         assert_eq!(e, "edge.toml: max_header_bytes: 100 is below the smallest bound HTTP/1.1 parsing allows, 8192");
 
-        let e = Settings::from_toml("edge.toml", "header_timeout = 0\n")
-            .unwrap_err()
-            .to_string();
+        let e = chain(&Settings::from_toml("edge.toml", "header_timeout = 0\n").unwrap_err());
         assert_eq!(e, "edge.toml: header_timeout: must be at least 1");
 
-        let e = Settings::from_file(Path::new("/nonexistent/edge.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = chain(&Settings::from_file(Path::new("/nonexistent/edge.toml")).unwrap_err());
         assert!(
             e.starts_with("/nonexistent/edge.toml: -: cannot read"),
             "{e}"
@@ -402,16 +492,18 @@ mod tests {
 
     #[test]
     fn layers_stack_and_defaults_fill_in() {
-        let file = Settings::from_toml(
-            "edge.toml",
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("edge.toml");
+        std::fs::write(
+            &file,
             "listen = \"0.0.0.0:9000\"\nidle_timeout = 7\ndefault_tier = \"2g\"\n",
         )
         .unwrap();
-        let cli = Settings {
-            idle_timeout: Some(3),
-            ..Settings::default()
-        };
-        let resolved = cli.over(file).resolve().unwrap();
+        let (cli, matches) = flags(&["--idle-timeout", "3"]);
+        let resolved = layered(Some(&file), &cli, &matches)
+            .unwrap()
+            .resolve()
+            .unwrap();
         assert_eq!(resolved.listen, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(resolved.server.idle_timeout, Duration::from_secs(3));
         assert_eq!(resolved.edge.default_tier, "2g");
@@ -420,9 +512,12 @@ mod tests {
             ServerConfig::default().header_timeout
         );
         assert!(resolved.server.tls.is_none());
-        // The printed configuration reads back as the same settings.
-        let again = Settings::from_toml("printed", &resolved.settings.to_toml()).unwrap();
-        assert_eq!(again, resolved.settings);
+        // The printed configuration, given as the file, makes the same settings.
+        let again = Settings::from_toml("printed", &resolved.settings.to_toml())
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(again.settings, resolved.settings);
     }
 
     #[test]
@@ -431,10 +526,48 @@ mod tests {
             tls_cert: Some("cert.pem".into()),
             ..Settings::default()
         };
-        let e = half.resolve().unwrap_err().to_string();
+        let e = chain(&half.resolve().unwrap_err());
         assert!(
             e.contains("tls_key: tls_cert and tls_key go together"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_help_shows_the_defaults_in_force() {
+        let defaults = toml::Table::try_from(Settings::default()).unwrap();
+        let mut shown = 0;
+        for arg in Settings::augment_args(clap::Command::new("serve")).get_arguments() {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let Some(default) = help
+                .split_once("[default: ")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map(|(default, _)| default)
+            else {
+                continue;
+            };
+            let key = arg.get_id().as_str();
+            let value = match key {
+                "store" => lowband_catalog::store::DEFAULT_STORE_URL.to_owned(),
+                key => match &defaults[key] {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            };
+            assert_eq!(default, value, "--{key}");
+            shown += 1;
+        }
+        assert_eq!(shown, 11, "every setting with a default shows it");
+    }
+
+    #[test]
+    fn sizes_read_with_units() {
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("20GB"), Ok(20_000_000_000));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes(" 1.5 kB "), Ok(1500));
+        for bad in ["", "GB", "-1", "0", "1 parsec", "1e999"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -69,7 +69,7 @@ pub struct Edge {
 
 impl Edge {
     pub fn new(store: Store, config: EdgeConfig) -> Self {
-        Self::build(store, None, config)
+        Self::build(store, None, Metrics::default(), config)
     }
 
     /// A cache node: objects from `cache`'s directory, fetched from its
@@ -77,11 +77,18 @@ impl Edge {
     pub fn with_cache(cache: Arc<Cache>, config: EdgeConfig) -> Result<Self, EdgeError> {
         let dir = cache.dir().root().display().to_string();
         let store = Store::open(&format!("file://{dir}"))?;
-        Ok(Self::build(store, Some(cache), config))
+        // One registry: the cache's series are scraped beside the edge's.
+        let metrics = Metrics::with_cache(&cache);
+        Ok(Self::build(store, Some(cache), metrics, config))
     }
 
-    fn build(store: Store, cache: Option<Arc<Cache>>, config: EdgeConfig) -> Self {
-        let metrics = Arc::new(Metrics::default());
+    fn build(
+        store: Store,
+        cache: Option<Arc<Cache>>,
+        metrics: Metrics,
+        config: EdgeConfig,
+    ) -> Self {
+        let metrics = Arc::new(metrics);
         Self {
             files: store.local_dir().map(OpenFiles::new),
             manifests: Manifests::new(

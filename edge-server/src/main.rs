@@ -3,7 +3,6 @@
 //! Settings come from flags, then `LOWBAND_*` variables, then the TOML file
 //! named by `--config`, then defaults (see `lowband_edge::config`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,11 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use lowband_catalog::{ModuleId, Store};
 use lowband_edge::cache::sync::{Counters, SyncPlan};
-use lowband_edge::cache::{parse_bytes, Cache, CacheConfig};
-use lowband_edge::config::{Resolved, Settings};
+use lowband_edge::cache::{Cache, CacheConfig};
+use lowband_edge::config::{self, parse_bytes, Resolved, Settings};
 use lowband_edge::Edge;
 
 /// mimalloc instead of glibc's malloc: a request makes a few dozen small,
@@ -78,8 +78,9 @@ struct SyncArgs {
     upstream_timeout: u64,
 }
 
-/// Every setting is optional here: what a flag or variable leaves out comes
-/// from `--config`, then the default shown.
+/// `serve`'s settings are declared in `lowband_edge::config::Settings`
+/// (flag, variable, file key); what a flag or variable leaves out comes from
+/// `--config`, then the default shown.
 #[derive(Args)]
 struct ServeArgs {
     /// TOML file of settings (keys as the flags, with `_`: `max_connections = 512`).
@@ -88,96 +89,14 @@ struct ServeArgs {
     /// Print the settings in force as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// Where published modules are: file://<dir> (or a bare path), s3://<bucket>[/<prefix>] (AWS_* variables) [default: file://.lowband/store].
-    #[arg(long, env = "LOWBAND_STORE")]
-    store: Option<String>,
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "LOWBAND_LISTEN")]
-    listen: Option<SocketAddr>,
-    /// Tier for clients that send no network hints (slow-2g, 2g, 3g, 4g in the default profile) [default: 3g].
-    #[arg(long, env = "LOWBAND_DEFAULT_TIER")]
-    default_tier: Option<String>,
-    /// Seconds a manifest is used before the store is asked again [default: 5].
-    #[arg(long, env = "LOWBAND_MANIFEST_TTL")]
-    manifest_ttl: Option<u64>,
-    /// Connections served at once [default: 4096].
-    #[arg(long, env = "LOWBAND_MAX_CONNECTIONS")]
-    max_connections: Option<usize>,
-    /// Seconds a new connection has to finish TLS and send its first request's headers [default: 10].
-    #[arg(long, env = "LOWBAND_HEADER_TIMEOUT")]
-    header_timeout: Option<u64>,
-    /// Seconds a connection may stay open with no request in flight [default: 30].
-    #[arg(long, env = "LOWBAND_IDLE_TIMEOUT")]
-    idle_timeout: Option<u64>,
-    /// Requests served on one connection before it is closed [default: 1000].
-    #[arg(long, env = "LOWBAND_MAX_REQUESTS_PER_CONNECTION")]
-    max_requests_per_connection: Option<u64>,
-    /// Bound on one request's header bytes, at least 8192 [default: 16384].
-    #[arg(long, env = "LOWBAND_MAX_HEADER_BYTES")]
-    max_header_bytes: Option<usize>,
-    /// Seconds in-flight responses get to finish at shutdown [default: 15].
-    #[arg(long, env = "LOWBAND_SHUTDOWN_GRACE")]
-    shutdown_grace: Option<u64>,
-    /// PEM certificate chain, leaf first: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN). Needs --tls-key.
-    #[arg(long, env = "LOWBAND_TLS_CERT")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
-    #[arg(long, env = "LOWBAND_TLS_KEY")]
-    tls_key: Option<PathBuf>,
-    /// Be a cache node of this upstream instead of serving a store: s3://<bucket>[/<prefix>], file://<dir>, or http(s):// of another lowband edge.
-    #[arg(long, env = "LOWBAND_UPSTREAM")]
-    upstream: Option<String>,
-    /// A cache node's directory: objects, manifests and partial downloads (kept across restarts).
-    #[arg(long, env = "LOWBAND_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
-    /// A cache node's byte budget for objects, e.g. 20GB or 512MiB; least recently used go first.
-    #[arg(long, env = "LOWBAND_CACHE_SIZE")]
-    cache_size: Option<String>,
-    /// Seconds a cache node waits for its upstream before answering 504 (what it holds is still served) [default: 5].
-    #[arg(long, env = "LOWBAND_UPSTREAM_TIMEOUT")]
-    upstream_timeout: Option<u64>,
-    /// File of bearer tokens (one per line, at least 16 characters) allowed to call POST /admin/v1/purge/<module>.
-    #[arg(long, env = "LOWBAND_ADMIN_TOKEN_FILE")]
-    admin_token_file: Option<PathBuf>,
-}
-
-impl ServeArgs {
-    /// Flags and environment as one settings layer (clap puts a flag over its variable).
-    fn layer(&self) -> Settings {
-        Settings {
-            store: self.store.clone(),
-            listen: self.listen,
-            default_tier: self.default_tier.clone(),
-            manifest_ttl: self.manifest_ttl,
-            max_connections: self.max_connections,
-            header_timeout: self.header_timeout,
-            idle_timeout: self.idle_timeout,
-            max_requests_per_connection: self.max_requests_per_connection,
-            max_header_bytes: self.max_header_bytes,
-            shutdown_grace: self.shutdown_grace,
-            tls_cert: self.tls_cert.clone(),
-            tls_key: self.tls_key.clone(),
-            upstream: self.upstream.clone(),
-            cache_dir: self.cache_dir.clone(),
-            cache_size: self.cache_size.clone(),
-            upstream_timeout: self.upstream_timeout,
-            admin_token_file: self.admin_token_file.clone(),
-        }
-    }
-
-    fn resolve(&self) -> anyhow::Result<Resolved> {
-        let cli = self.layer();
-        cli.check("command line or environment")?;
-        let file = match &self.config {
-            Some(path) => Settings::from_file(path)?,
-            None => Settings::default(),
-        };
-        Ok(cli.over(file).resolve()?)
-    }
+    #[command(flatten)]
+    settings: Settings,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches are kept: the settings layered over `--config` are those they hold.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
@@ -185,14 +104,20 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Serve(args) => args.resolve().and_then(|resolved| {
-            if args.print_config {
-                print!("{}", resolved.settings.to_toml());
-                Ok(())
-            } else {
-                serve(resolved)
-            }
-        }),
+        Command::Serve(args) => {
+            let flags = matches.subcommand_matches("serve").unwrap_or(&matches);
+            config::layered(args.config.as_deref(), &args.settings, flags)
+                .and_then(Settings::resolve)
+                .map_err(anyhow::Error::from)
+                .and_then(|resolved| {
+                    if args.print_config {
+                        print!("{}", resolved.settings.to_toml());
+                        Ok(())
+                    } else {
+                        serve(resolved)
+                    }
+                })
+        }
         Command::Sync(args) => sync(args),
     };
     match result {
@@ -228,7 +153,7 @@ fn serve(resolved: Resolved) -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let scheme = if server.tls.is_some() {
             "https"
         } else {
@@ -255,20 +180,18 @@ fn serve(resolved: Resolved) -> anyhow::Result<()> {
 
 fn sync(args: SyncArgs) -> anyhow::Result<()> {
     let size = match &args.cache_size {
-        Some(s) => parse_bytes(s).map_err(|e| anyhow::anyhow!("--cache-size: {e}"))?,
+        Some(s) => parse_bytes(s).context("--cache-size")?,
         None => u64::MAX,
     };
     let rate = match &args.rate {
-        Some(r) => Some(
-            parse_bytes(r.trim_end_matches("/s")).map_err(|e| anyhow::anyhow!("--rate: {e}"))?,
-        ),
+        Some(r) => Some(parse_bytes(r.trim_end_matches("/s")).context("--rate")?),
         None => None,
     };
     let modules = match &args.modules {
         Some(names) => Some(
             names
                 .iter()
-                .map(|m| ModuleId::parse(m).map_err(|e| anyhow::anyhow!("--modules: {m:?}: {e}")))
+                .map(|m| ModuleId::parse(m).with_context(|| format!("--modules: {m:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?,
         ),
         None => None,

@@ -41,6 +41,10 @@ pub struct CacheDir {
     lru: Mutex<Lru>,
 }
 
+/// Not a moka cache: the budget is in bytes of objects that may pass 4 GiB
+/// (moka weighs an entry in `u32`), an eviction must delete the file and be
+/// counted before `install` returns, and the order is rebuilt from the files'
+/// modification times at start.
 #[derive(Default)]
 struct Lru {
     /// Size, place in `order`, and when its file's mtime was last set.

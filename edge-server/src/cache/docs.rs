@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use lowband_catalog::manifest::{Manifest, ModuleIndex};
+use lowband_catalog::manifest::{Manifest, ManifestError, ModuleIndex};
 use lowband_catalog::ModuleId;
 
 use super::disk::CacheDir;
@@ -32,17 +32,27 @@ pub enum Held {
     Absent,
 }
 
+/// Why a document from the upstream cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error(transparent)]
+    Parse(#[from] ManifestError),
+    #[error("{key}: names module {found}")]
+    OtherModule { key: String, found: ModuleId },
+}
+
 impl Held {
-    fn parse(doc: &Doc, bytes: &[u8]) -> Result<Self, String> {
+    fn parse(doc: &Doc, bytes: &[u8]) -> Result<Self, Unreadable> {
         let key = doc.key();
         match doc {
-            Doc::Index => ModuleIndex::from_json(&key, bytes)
-                .map(|i| Self::Index(Arc::new(i)))
-                .map_err(|e| e.to_string()),
+            Doc::Index => Ok(Self::Index(Arc::new(ModuleIndex::from_json(&key, bytes)?))),
             Doc::Manifest(id) => {
-                let manifest = Manifest::from_json(&key, bytes).map_err(|e| e.to_string())?;
+                let manifest = Manifest::from_json(&key, bytes)?;
                 if &manifest.module.id != id {
-                    return Err(format!("{key}: names module {}", manifest.module.id));
+                    return Err(Unreadable::OtherModule {
+                        key,
+                        found: manifest.module.id,
+                    });
                 }
                 Ok(Self::Manifest(Arc::new(manifest)))
             }

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
+use lowband_catalog::keys::ContentHasher;
 use lowband_catalog::{ContentHash, ObjectKey};
 use tokio::sync::watch;
 
@@ -244,50 +245,78 @@ impl Fill {
     }
 }
 
-/// Fetches the object into the partial file, verifies and installs it.
-async fn run(
-    job: &Job,
-    file: &Arc<File>,
-    tx: &watch::Sender<Progress>,
-) -> Result<Progress, FillError> {
-    let upstream_url = || format!("{}/{}", job.upstream.url(), job.key);
-    // Resume what an earlier fill left: hash it first.
-    let (mut hasher, mut written) = {
-        let file = Arc::clone(file);
-        tokio::task::spawn_blocking(move || -> io::Result<_> {
+/// What the partial file holds: its bytes so far and their hash.
+struct Partial {
+    file: Arc<File>,
+    hasher: ContentHasher,
+    written: u64,
+}
+
+impl Partial {
+    /// Hashes what an earlier fill left in `file`, to resume after it.
+    async fn resume(file: &Arc<File>) -> io::Result<Self> {
+        let reading = Arc::clone(file);
+        let (hasher, written) = tokio::task::spawn_blocking(move || -> io::Result<_> {
             let mut hasher = ContentHash::hasher();
-            let mut reader = &*file;
+            let mut reader = &*reading;
             reader.seek(SeekFrom::Start(0))?;
             let mut buf = vec![0u8; 256 * 1024];
-            let mut n_total = 0u64;
+            let mut written = 0u64;
             loop {
                 let n = reader.read(&mut buf)?;
                 if n == 0 {
                     break;
                 }
                 hasher.update(&buf[..n]);
-                n_total += n as u64;
+                written += n as u64;
             }
-            Ok((hasher, n_total))
+            Ok((hasher, written))
         })
         .await
-        .map_err(io::Error::other)??
-    };
+        .map_err(io::Error::other)??;
+        Ok(Self {
+            file: Arc::clone(file),
+            hasher,
+            written,
+        })
+    }
+
+    /// Empties the file, to fetch the object from its start.
+    fn restart(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.hasher = ContentHash::hasher();
+        self.written = 0;
+        Ok(())
+    }
+
+    /// Hashes `chunk` and writes it after what the file holds (off the runtime's threads).
+    async fn append(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.hasher.update(&chunk);
+        let (file, at, n) = (Arc::clone(&self.file), self.written, chunk.len() as u64);
+        tokio::task::spawn_blocking(move || file.write_all_at(&chunk, at))
+            .await
+            .map_err(io::Error::other)??;
+        self.written += n;
+        Ok(())
+    }
+}
+
+/// Fetches the object into the partial file, verifies and installs it.
+/// An interrupted transfer is resumed from the bytes held, [`RESUMES`] times.
+async fn run(
+    job: &Job,
+    file: &Arc<File>,
+    tx: &watch::Sender<Progress>,
+) -> Result<Progress, FillError> {
+    let mut partial = Partial::resume(file).await?;
     let mut len: Option<u64> = None;
     let mut attempt = 0;
-    loop {
-        if let Some(len) = len {
-            if written == len {
-                break;
-            }
-        }
+    while len != Some(partial.written) {
         job.stats.upstream_request();
         // Resuming, ask again for the last byte held: the range is then valid
         // even when the partial file is whole (a crash before its rename).
-        let from = written.saturating_sub(1);
-        let mut skip = written - from;
-        let opened = job.upstream.object(&job.key, from, None, job.timeout).await;
-        let body = match opened {
+        let from = partial.written.saturating_sub(1);
+        let body = match job.upstream.object(&job.key, from, None, job.timeout).await {
             Ok(Some(body)) => body,
             Ok(None) => {
                 let _ = file.set_len(0);
@@ -295,134 +324,146 @@ async fn run(
             }
             // Resuming what an earlier fill left failed (a range past the end
             // of the object, an upstream that refuses ranges): start over once.
-            Err(e) if written > 0 && len.is_none() => {
+            Err(e) if partial.written > 0 && len.is_none() => {
                 tracing::debug!(key = %job.key, error = %e, "cannot resume a partial object: fetching it whole");
-                file.set_len(0)?;
-                hasher = ContentHash::hasher();
-                written = 0;
+                partial.restart()?;
                 continue;
             }
             Err(e) if attempt < RESUMES && len.is_some() => {
                 job.stats.upstream_error_kind(e.kind());
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                back_off(attempt).await;
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
-        match len {
-            None => {
-                if body.len > job.dir.budget() {
-                    let _ = file.set_len(0);
-                    return Ok(Progress::Pass { len: body.len });
-                }
-                if written > body.len {
-                    file.set_len(0)?;
-                    hasher = ContentHash::hasher();
-                    written = 0;
-                    continue;
-                }
-                len = Some(body.len);
-                let _ = tx.send(Progress::Writing {
-                    len: body.len,
-                    written,
-                });
+        let total = match len {
+            None if body.len > job.dir.budget() => {
+                let _ = file.set_len(0);
+                return Ok(Progress::Pass { len: body.len });
             }
+            None if partial.written > body.len => {
+                partial.restart()?;
+                continue;
+            }
+            None => body.len,
             Some(expected) if expected != body.len => {
                 return Err(FillError::LengthChanged {
-                    url: upstream_url(),
+                    url: upstream_url(job),
                     expected,
                     found: body.len,
                 })
             }
-            Some(_) => {}
+            Some(expected) => expected,
+        };
+        if len.is_none() {
+            len = Some(total);
+            publish(tx, total, partial.written);
         }
-        let total = len.unwrap_or(body.len);
-        let mut chunks = body.chunks;
-        let mut unpublished = 0u64;
-        let mut failure = None;
-        loop {
-            let next = tokio::time::timeout(job.timeout, chunks.next()).await;
-            let chunk = match next {
-                Ok(Some(Ok(chunk))) => chunk,
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    failure = Some(e);
-                    break;
-                }
-                Err(_) => {
-                    failure = Some(UpstreamError::Timeout {
-                        url: upstream_url(),
-                        secs: job.timeout.as_secs_f64(),
-                    });
-                    break;
-                }
-            };
-            let chunk = if skip > 0 {
-                let n = skip.min(chunk.len() as u64);
-                skip -= n;
-                job.stats.upstream_bytes(n);
-                chunk.slice(n as usize..)
-            } else {
-                chunk
-            };
-            if chunk.is_empty() {
-                continue;
-            }
-            if written + chunk.len() as u64 > total {
-                return Err(FillError::LengthChanged {
-                    url: upstream_url(),
-                    expected: total,
-                    found: written + chunk.len() as u64,
-                });
-            }
-            if let Some(rate) = &job.rate {
-                rate.take(chunk.len() as u64).await;
-            }
-            hasher.update(&chunk);
-            let at = written;
-            let file = Arc::clone(file);
-            let n = chunk.len() as u64;
-            tokio::task::spawn_blocking(move || file.write_all_at(&chunk, at))
-                .await
-                .map_err(io::Error::other)??;
-            written += n;
-            job.stats.upstream_bytes(n);
-            unpublished += n;
-            if unpublished >= PUBLISH_EVERY || written == total {
-                unpublished = 0;
-                let _ = tx.send(Progress::Writing {
-                    len: total,
-                    written,
-                });
-            }
-        }
-        let _ = tx.send(Progress::Writing {
-            len: total,
-            written,
-        });
-        if written == total {
+        let skip = partial.written - from;
+        let cut = copy(job, &mut partial, tx, body.chunks, skip, total).await?;
+        publish(tx, total, partial.written);
+        if partial.written == total {
             break;
         }
-        let e = failure.unwrap_or_else(|| UpstreamError::Failed {
-            url: upstream_url(),
-            reason: format!("the body ended after {written} of {total} bytes"),
+        let e = cut.unwrap_or_else(|| UpstreamError::Failed {
+            url: upstream_url(job),
+            reason: format!("the body ended after {} of {total} bytes", partial.written),
         });
         if attempt >= RESUMES {
             return Err(e.into());
         }
         job.stats.upstream_error_kind(e.kind());
         attempt += 1;
-        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+        back_off(attempt).await;
     }
-    let len = written;
+    install(job, partial).await
+}
+
+fn upstream_url(job: &Job) -> String {
+    format!("{}/{}", job.upstream.url(), job.key)
+}
+
+/// Waits longer after each failed attempt: 0.5 s, 1 s, 2 s.
+async fn back_off(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+}
+
+fn publish(tx: &watch::Sender<Progress>, len: u64, written: u64) {
+    let _ = tx.send(Progress::Writing { len, written });
+}
+
+/// Appends `chunks` (less their first `skip` bytes, which the file holds
+/// already) to the partial file of a `total`-byte object, publishing
+/// progress as it goes. Returns the upstream's failure that cut the body
+/// short, if one did.
+async fn copy(
+    job: &Job,
+    partial: &mut Partial,
+    tx: &watch::Sender<Progress>,
+    mut chunks: BoxStream<'static, Result<Bytes, UpstreamError>>,
+    mut skip: u64,
+    total: u64,
+) -> Result<Option<UpstreamError>, FillError> {
+    let mut unpublished = 0u64;
+    loop {
+        let chunk = match tokio::time::timeout(job.timeout, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => return Ok(Some(e)),
+            Err(_) => {
+                return Ok(Some(UpstreamError::Timeout {
+                    url: upstream_url(job),
+                    secs: job.timeout.as_secs_f64(),
+                }))
+            }
+        };
+        let chunk = if skip > 0 {
+            let n = skip.min(chunk.len() as u64);
+            skip -= n;
+            job.stats.upstream_bytes(n);
+            chunk.slice(n as usize..)
+        } else {
+            chunk
+        };
+        if chunk.is_empty() {
+            continue;
+        }
+        let n = chunk.len() as u64;
+        if partial.written + n > total {
+            return Err(FillError::LengthChanged {
+                url: upstream_url(job),
+                expected: total,
+                found: partial.written + n,
+            });
+        }
+        if let Some(rate) = &job.rate {
+            rate.take(n).await;
+        }
+        partial.append(chunk).await?;
+        job.stats.upstream_bytes(n);
+        unpublished += n;
+        if unpublished >= PUBLISH_EVERY || partial.written == total {
+            unpublished = 0;
+            publish(tx, total, partial.written);
+        }
+    }
+}
+
+/// Checks the whole object against its key, then makes it durable and
+/// moves it into `objects/` (evicting what the budget then requires).
+async fn install(job: &Job, partial: Partial) -> Result<Progress, FillError> {
+    let Partial {
+        file,
+        hasher,
+        written: len,
+    } = partial;
     if hasher.finish() != job.key.hash() {
         return Err(FillError::Corrupt {
-            url: upstream_url(),
+            url: upstream_url(job),
             found: len,
         });
     }
-    let file = Arc::clone(file);
     let dir = Arc::clone(&job.dir);
     let key = job.key.clone();
     let stats = Arc::clone(&job.stats);

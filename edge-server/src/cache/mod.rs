@@ -6,29 +6,29 @@
 //! own store; `fill` fetches a missing object once for every request that
 //! wants it; `docs` revalidates manifests and the module index and serves
 //! them stale when the upstream fails; `upstream` speaks to the store or
-//! edge above; `sync` prefetches chosen tiers ahead of need.
+//! edge above; `sync` prefetches chosen tiers ahead of need; `stats` counts
+//! what the cache does, for the edge's `/metrics`.
 
 pub mod disk;
 pub mod docs;
 pub mod fill;
+pub mod stats;
 pub mod sync;
 pub mod upstream;
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use lowband_catalog::ObjectKey;
+use prometheus_client::registry::Registry;
 
-use crate::files::RecentMap;
 use crate::range::ByteRange;
 use disk::CacheDir;
 use docs::Docs;
-use fill::{Busy, Fill, Job, Progress};
+use fill::{Busy, Fill, FillError, Job, Progress};
+pub use stats::CacheStats;
 use upstream::{Upstream, UpstreamError};
 
 /// A range starting this far past what a fill has written is fetched on
@@ -41,8 +41,8 @@ const AHEAD: u64 = 1024 * 1024;
 /// upstream lacks, and such a key should not cost an upstream request each
 /// time; a purge forgets them at once.
 const ABSENT_TTL: Duration = Duration::from_secs(10);
-/// Absent keys remembered at most (then forgotten all at once).
-const ABSENT_MAX: usize = 4096;
+/// Absent keys remembered at most (past that, moka keeps those asked for most).
+const ABSENT_MAX: u64 = 4096;
 
 /// What an operator sets for a cache node.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ pub struct Cache {
     docs: Arc<Docs>,
     fills: Mutex<crate::files::KeyMap<Arc<Fill>>>,
     /// Keys the upstream lately said it does not have.
-    absent: RecentMap<()>,
+    absent: moka::sync::Cache<ObjectKey, ()>,
     stats: Arc<CacheStats>,
     timeout: Duration,
     /// Bounds what fills read from the upstream (`sync`), if set.
@@ -83,6 +83,19 @@ pub enum Miss {
     Pass(u64),
 }
 
+/// Why a cache cannot open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("cache directory {}", path.display())]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Why an object cannot be had.
 #[derive(Debug, thiserror::Error)]
 pub enum MissError {
@@ -90,12 +103,8 @@ pub enum MissError {
     NotFound,
     #[error(transparent)]
     Upstream(UpstreamError),
-    #[error("cache fill of {key}: {reason}")]
-    Fill {
-        key: String,
-        reason: String,
-        timeout: bool,
-    },
+    #[error("cache fill of {key}: {source}")]
+    Fill { key: String, source: Arc<FillError> },
 }
 
 impl MissError {
@@ -103,17 +112,20 @@ impl MissError {
         match self {
             Self::NotFound => false,
             Self::Upstream(e) => e.is_timeout(),
-            Self::Fill { timeout, .. } => *timeout,
+            Self::Fill { source, .. } => source.is_timeout(),
         }
     }
 }
 
 impl Cache {
     /// Opens the cache directory (rebuilding its index) and the upstream.
-    pub fn open(config: &CacheConfig, rate: Option<u64>) -> anyhow::Result<Arc<Self>> {
+    pub fn open(config: &CacheConfig, rate: Option<u64>) -> Result<Arc<Self>, OpenError> {
         let upstream = Arc::new(Upstream::open(&config.upstream, config.timeout)?);
-        let (dir, scan) = CacheDir::open(&config.dir, config.size)
-            .map_err(|e| anyhow::anyhow!("cache directory {}: {e}", config.dir.display()))?;
+        let (dir, scan) =
+            CacheDir::open(&config.dir, config.size).map_err(|source| OpenError::Dir {
+                path: config.dir.clone(),
+                source,
+            })?;
         tracing::info!(
             dir = %dir.root().display(),
             objects = scan.objects,
@@ -139,7 +151,10 @@ impl Cache {
             dir,
             docs,
             fills: Mutex::default(),
-            absent: RecentMap::new(ABSENT_TTL, ABSENT_MAX),
+            absent: moka::sync::Cache::builder()
+                .max_capacity(ABSENT_MAX)
+                .time_to_live(ABSENT_TTL)
+                .build(),
             stats,
             timeout: config.timeout,
             rate: rate.map(|r| Arc::new(RateLimit::new(r))),
@@ -167,10 +182,14 @@ impl Cache {
         &self.upstream
     }
 
+    /// Registers the cache's metrics in its edge's registry.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        self.stats.register(registry, Arc::clone(&self.dir));
+    }
+
     /// A request for `bytes` of the `len`-byte `key` is served from the cache directory.
     pub fn hit(&self, key: &ObjectKey, len: u64, bytes: u64) {
-        self.stats.hits.fetch_add(1, Ordering::Relaxed);
-        self.stats.cache_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.stats.hit(bytes);
         for (_, evicted) in self.dir.touch(key, len) {
             self.stats.evicted(evicted);
         }
@@ -179,7 +198,7 @@ impl Cache {
     /// Starts (or joins) the fetch of `key` and waits until its size is known.
     pub async fn miss(self: &Arc<Self>, key: &ObjectKey) -> Result<Miss, MissError> {
         if self.absent.get(key).is_some() {
-            self.stats.absent.fetch_add(1, Ordering::Relaxed);
+            self.stats.absent.inc();
             return Err(MissError::NotFound);
         }
         let result = self.fetch(key).await;
@@ -192,7 +211,7 @@ impl Cache {
     /// Forgets which objects the upstream lacked (a module was purged: it
     /// may name objects published since).
     pub fn forget_absent(&self) {
-        self.absent.clear();
+        self.absent.invalidate_all();
     }
 
     /// A fill for `key` (started or joined), or a read-through.
@@ -204,7 +223,7 @@ impl Cache {
                 .map_err(|_| MissError::Upstream(self.failed("cache state poisoned")))?;
             match fills.get(key) {
                 Some(fill) => {
-                    self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
+                    self.stats.coalesced.inc();
                     Some(Arc::clone(fill))
                 }
                 None => {
@@ -230,7 +249,7 @@ impl Cache {
                     };
                     match Fill::start(job, on_end) {
                         Ok(fill) => {
-                            self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                            self.stats.misses.inc();
                             fills.insert(key.clone(), Arc::clone(&fill));
                             Some(fill)
                         }
@@ -251,14 +270,13 @@ impl Cache {
             Progress::Writing { len, .. } => Ok(Miss::Filling(fill, len)),
             Progress::Done { .. } => Ok(Miss::Stored),
             Progress::Pass { len } => {
-                self.stats.passes.fetch_add(1, Ordering::Relaxed);
+                self.stats.passes.inc();
                 Ok(Miss::Pass(len))
             }
             Progress::NotFound => Err(MissError::NotFound),
-            Progress::Failed(e) => Err(MissError::Fill {
+            Progress::Failed(source) => Err(MissError::Fill {
                 key: key.to_string(),
-                reason: e.to_string(),
-                timeout: e.is_timeout(),
+                source,
             }),
             Progress::Connecting => Err(MissError::Upstream(self.failed("fill ended early"))),
         }
@@ -266,7 +284,7 @@ impl Cache {
 
     /// The size of an object read through, from the upstream's answer.
     async fn pass_len(&self, key: &ObjectKey) -> Result<Miss, MissError> {
-        self.stats.passes.fetch_add(1, Ordering::Relaxed);
+        self.stats.passes.inc();
         self.stats.upstream_request();
         match self.upstream.object(key, 0, Some(0), self.timeout).await {
             Ok(Some(body)) => Ok(Miss::Pass(body.len)),
@@ -357,183 +375,6 @@ impl RateLimit {
     }
 }
 
-/// The cache's counters, for `/metrics`.
-#[derive(Default)]
-pub struct CacheStats {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    coalesced: AtomicU64,
-    passes: AtomicU64,
-    /// Answered 404 from the keys the upstream lately said it lacks.
-    absent: AtomicU64,
-    cache_bytes: AtomicU64,
-    upstream_bytes: AtomicU64,
-    upstream_requests: AtomicU64,
-    errors: Mutex<HashMap<&'static str, u64>>,
-    stale: Mutex<HashMap<&'static str, u64>>,
-    evictions: AtomicU64,
-    evicted_bytes: AtomicU64,
-}
-
-impl CacheStats {
-    pub fn upstream_request(&self) {
-        self.upstream_requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn upstream_bytes_total(&self) -> u64 {
-        self.upstream_bytes.load(Ordering::Relaxed)
-    }
-
-    pub fn upstream_bytes(&self, n: u64) {
-        self.upstream_bytes.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn upstream_error(&self, e: &fill::FillError) {
-        let kind = match e {
-            fill::FillError::Upstream(e) => e.kind(),
-            fill::FillError::Corrupt { .. } => "corrupt",
-            fill::FillError::LengthChanged { .. } => "length_changed",
-            fill::FillError::Disk(_) => "disk",
-        };
-        self.upstream_error_kind(kind);
-    }
-
-    pub fn upstream_error_kind(&self, kind: &'static str) {
-        if let Ok(mut errors) = self.errors.lock() {
-            *errors.entry(kind).or_default() += 1;
-        }
-    }
-
-    /// A manifest or index served past its TTL, and why.
-    pub fn stale(&self, why: &'static str) {
-        if let Ok(mut stale) = self.stale.lock() {
-            *stale.entry(why).or_default() += 1;
-        }
-    }
-
-    pub fn evicted(&self, bytes: u64) {
-        self.evictions.fetch_add(1, Ordering::Relaxed);
-        self.evicted_bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    /// The Prometheus text of the cache's metrics; `usage` is (objects, bytes, budget).
-    pub fn render(&self, out: &mut String, usage: (u64, u64, u64)) {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (hits, misses, coalesced, passes) = (
-            get(&self.hits),
-            get(&self.misses),
-            get(&self.coalesced),
-            get(&self.passes),
-        );
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "{name}{labels} {value}");
-            }
-        };
-        metric(
-            "lowband_cache_requests_total",
-            "counter",
-            "Object lookups by outcome: hit (on disk), miss (started a fill), coalesced (joined one), pass (read through, not kept), absent (404: the upstream said it lacks the key within the last 10 s).",
-            &[
-                ("{result=\"hit\"}", hits as f64),
-                ("{result=\"miss\"}", misses as f64),
-                ("{result=\"coalesced\"}", coalesced as f64),
-                ("{result=\"pass\"}", passes as f64),
-                ("{result=\"absent\"}", get(&self.absent) as f64),
-            ],
-        );
-        let lookups = hits + misses + coalesced + passes;
-        let ratio = if lookups == 0 {
-            0.0
-        } else {
-            hits as f64 / lookups as f64
-        };
-        metric(
-            "lowband_cache_hit_ratio",
-            "gauge",
-            "Share of object lookups answered from disk since start.",
-            &[("", ratio)],
-        );
-        metric(
-            "lowband_cache_bytes_total",
-            "counter",
-            "Bytes of objects sent from the cache directory, and read from the upstream.",
-            &[
-                ("{source=\"cache\"}", get(&self.cache_bytes) as f64),
-                ("{source=\"upstream\"}", get(&self.upstream_bytes) as f64),
-            ],
-        );
-        metric(
-            "lowband_cache_upstream_requests_total",
-            "counter",
-            "Requests made to the upstream (objects, manifests, the index).",
-            &[("", get(&self.upstream_requests) as f64)],
-        );
-        let errors = labelled(&self.errors, "kind");
-        let errors: Vec<(&str, f64)> = errors.iter().map(|(l, n)| (l.as_str(), *n)).collect();
-        metric(
-            "lowband_cache_upstream_errors_total",
-            "counter",
-            "Upstream failures by kind (timeout, status, failed, corrupt, length_changed, disk).",
-            &errors,
-        );
-        let stale = labelled(&self.stale, "why");
-        let stale: Vec<(&str, f64)> = stale.iter().map(|(l, n)| (l.as_str(), *n)).collect();
-        metric(
-            "lowband_cache_stale_total",
-            "counter",
-            "Manifests and indexes served past their TTL: while revalidating, or because the upstream failed.",
-            &stale,
-        );
-        metric(
-            "lowband_cache_evictions_total",
-            "counter",
-            "Objects evicted to stay within the byte budget.",
-            &[("", get(&self.evictions) as f64)],
-        );
-        metric(
-            "lowband_cache_evicted_bytes_total",
-            "counter",
-            "Bytes evicted to stay within the byte budget.",
-            &[("", get(&self.evicted_bytes) as f64)],
-        );
-        let (objects, bytes, budget) = usage;
-        metric(
-            "lowband_cache_objects",
-            "gauge",
-            "Objects in the cache directory.",
-            &[("", objects as f64)],
-        );
-        metric(
-            "lowband_cache_size_bytes",
-            "gauge",
-            "Bytes of objects in the cache directory.",
-            &[("", bytes as f64)],
-        );
-        metric(
-            "lowband_cache_budget_bytes",
-            "gauge",
-            "The byte budget (--cache-size).",
-            &[("", budget as f64)],
-        );
-    }
-}
-
-/// `{label="value"}` and count of each entry, sorted.
-fn labelled(counts: &Mutex<HashMap<&'static str, u64>>, label: &str) -> Vec<(String, f64)> {
-    let mut out: Vec<_> = counts
-        .lock()
-        .map(|c| {
-            c.iter()
-                .map(|(value, n)| (format!("{{{label}=\"{value}\"}}"), *n as f64))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
 impl From<MissError> for crate::error::EdgeError {
     fn from(e: MissError) -> Self {
         match e {
@@ -543,54 +384,9 @@ impl From<MissError> for crate::error::EdgeError {
     }
 }
 
-/// Reads a size: bytes, or a number with a unit (`kB`, `MB`, `GB`, `TB` in
-/// powers of 1000; `KiB`, `MiB`, `GiB`, `TiB` in powers of 1024).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (say 20GB, 512MiB or a number of bytes)"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown unit {other:?} (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ))
-        }
-    };
-    let bytes = number * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(format!("{text:?} is not a usable size (at least 1 byte)"));
-    }
-    Ok(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_with_units() {
-        assert_eq!(parse_bytes("1000"), Ok(1000));
-        assert_eq!(parse_bytes("20GB"), Ok(20_000_000_000));
-        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_bytes(" 1.5 kB "), Ok(1500));
-        for bad in ["", "GB", "-1", "0", "1 parsec", "1e999"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn the_rate_limit_spreads_bytes_over_time() {

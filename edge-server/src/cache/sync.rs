@@ -17,7 +17,8 @@ use lowband_catalog::manifest::{Manifest, Variant, VariantKind};
 use lowband_catalog::{ModuleId, ObjectKey};
 
 use super::docs::Held;
-use super::upstream::Doc;
+use super::fill::FillError;
+use super::upstream::{Doc, UpstreamError};
 use super::{disk, Cache, Miss, MissError};
 
 /// What to prefetch.
@@ -41,7 +42,8 @@ pub struct Summary {
     pub fetched_bytes: u64,
     /// Already held and verified.
     pub skipped: u64,
-    pub failed: Vec<(String, String)>,
+    /// What failed (a module, an object's key), and why.
+    pub failed: Vec<(String, Failure)>,
     pub elapsed: Duration,
 }
 
@@ -89,6 +91,26 @@ pub enum SyncError {
     OverBudget { need: u64, budget: u64 },
 }
 
+/// Why one module or object could not be synced.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("listed in the index, but has no manifest")]
+    NoManifest,
+    #[error(transparent)]
+    Manifest(UpstreamError),
+    /// Hashing the copy held failed.
+    #[error(transparent)]
+    Verify(std::io::Error),
+    #[error(transparent)]
+    Fill(Arc<FillError>),
+    #[error("{len} bytes: larger than the cache's budget, or being fetched by another process")]
+    NotKept { len: u64 },
+    #[error("the upstream has no such object")]
+    NotFound,
+    #[error(transparent)]
+    Miss(MissError),
+}
+
 /// Runs the sync; `counters` follow its progress.
 pub async fn run(
     cache: &Arc<Cache>,
@@ -96,47 +118,12 @@ pub async fn run(
     counters: &Counters,
 ) -> Result<Summary, SyncError> {
     let start = Instant::now();
-    let docs = cache.docs();
-    let index = match docs.current(Doc::Index).await {
-        Ok(Held::Index(index)) => index,
-        Ok(_) => Arc::new(Default::default()),
-        Err(e) => {
-            return Err(SyncError::Index {
-                upstream: cache.upstream().url().to_owned(),
-                reason: e.to_string(),
-            })
-        }
-    };
-    let modules: Vec<ModuleId> = match &plan.modules {
-        Some(chosen) => {
-            for id in chosen {
-                if !index.modules.iter().any(|m| &m.id == id) {
-                    return Err(SyncError::UnknownModule(id.clone()));
-                }
-            }
-            chosen.clone()
-        }
-        None => index.modules.iter().map(|m| m.id.clone()).collect(),
-    };
+    let modules = chosen_modules(cache, plan).await?;
     let mut summary = Summary {
         modules: modules.len(),
         ..Summary::default()
     };
-    let mut wanted = BTreeMap::new();
-    for id in &modules {
-        match docs.current(Doc::Manifest(id.clone())).await {
-            Ok(Held::Manifest(manifest)) => {
-                for (key, bytes) in objects_for(&manifest, plan.tiers.as_deref())? {
-                    wanted.insert(key, bytes);
-                }
-            }
-            Ok(_) => summary.failed.push((
-                id.to_string(),
-                "listed in the index, but has no manifest".into(),
-            )),
-            Err(e) => summary.failed.push((id.to_string(), e.to_string())),
-        }
-    }
+    let wanted = wanted_objects(cache, &modules, plan, &mut summary).await?;
     let need: u64 = wanted.values().sum();
     if need > cache.dir().budget() {
         return Err(SyncError::OverBudget {
@@ -166,11 +153,58 @@ pub async fn run(
                 summary.fetched_bytes += bytes;
             }
             Ok(Got::Held) => summary.skipped += 1,
-            Err(reason) => summary.failed.push((key.to_string(), reason)),
+            Err(failure) => summary.failed.push((key.to_string(), failure)),
         }
     }
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// The modules the plan names (each checked against the upstream's index), or all it lists.
+async fn chosen_modules(cache: &Cache, plan: &SyncPlan) -> Result<Vec<ModuleId>, SyncError> {
+    let index = match cache.docs().current(Doc::Index).await {
+        Ok(Held::Index(index)) => index,
+        Ok(_) => Arc::new(Default::default()),
+        Err(e) => {
+            return Err(SyncError::Index {
+                upstream: cache.upstream().url().to_owned(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    match &plan.modules {
+        Some(chosen) => {
+            for id in chosen {
+                if !index.modules.iter().any(|m| &m.id == id) {
+                    return Err(SyncError::UnknownModule(id.clone()));
+                }
+            }
+            Ok(chosen.clone())
+        }
+        None => Ok(index.modules.iter().map(|m| m.id.clone()).collect()),
+    }
+}
+
+/// The objects (and their sizes) the plan's tiers need from `modules`'
+/// current manifests; a module whose manifest cannot be had is a failure
+/// in `summary`.
+async fn wanted_objects(
+    cache: &Cache,
+    modules: &[ModuleId],
+    plan: &SyncPlan,
+    summary: &mut Summary,
+) -> Result<BTreeMap<ObjectKey, u64>, SyncError> {
+    let mut wanted = BTreeMap::new();
+    for id in modules {
+        match cache.docs().current(Doc::Manifest(id.clone())).await {
+            Ok(Held::Manifest(manifest)) => {
+                wanted.extend(objects_for(&manifest, plan.tiers.as_deref())?);
+            }
+            Ok(_) => summary.failed.push((id.to_string(), Failure::NoManifest)),
+            Err(e) => summary.failed.push((id.to_string(), Failure::Manifest(e))),
+        }
+    }
+    Ok(wanted)
 }
 
 enum Got {
@@ -179,15 +213,15 @@ enum Got {
 }
 
 /// Makes sure `key` is held and verified.
-async fn one(cache: &Arc<Cache>, key: &ObjectKey) -> Result<Got, String> {
+async fn one(cache: &Arc<Cache>, key: &ObjectKey) -> Result<Got, Failure> {
     let path = cache.dir().object_path(key);
     if path.is_file() {
         let check = path.clone();
         let want = key.clone();
         let good = tokio::task::spawn_blocking(move || disk::verify(&check, &want))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Verify(std::io::Error::other(e)))?
+            .map_err(Failure::Verify)?;
         if good {
             if let Ok(meta) = std::fs::metadata(&path) {
                 cache.dir().touch(key, meta.len());
@@ -203,12 +237,10 @@ async fn one(cache: &Arc<Cache>, key: &ObjectKey) -> Result<Got, String> {
             .done()
             .await
             .map(|_| Got::Fetched)
-            .map_err(|e| e.to_string()),
-        Ok(Miss::Pass(len)) => Err(format!(
-            "{len} bytes: larger than the cache's budget, or being fetched by another process"
-        )),
-        Err(MissError::NotFound) => Err("the upstream has no such object".into()),
-        Err(e) => Err(e.to_string()),
+            .map_err(Failure::Fill),
+        Ok(Miss::Pass(len)) => Err(Failure::NotKept { len }),
+        Err(MissError::NotFound) => Err(Failure::NotFound),
+        Err(e) => Err(Failure::Miss(e)),
     }
 }
 

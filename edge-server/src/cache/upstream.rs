@@ -154,70 +154,8 @@ impl Upstream {
     ) -> Result<Fetched, UpstreamError> {
         let read = async {
             match self {
-                Self::Store(store) => {
-                    let key = doc.key();
-                    let options = GetOptions {
-                        if_none_match: etag.map(str::to_owned),
-                        ..Default::default()
-                    };
-                    let url = format!("{}/{key}", store.url());
-                    match store.inner().get_opts(&StorePath::from(key), options).await {
-                        Ok(result) if result.meta.size > MAX_DOC_BYTES => Err(too_large(&url)),
-                        Ok(result) => {
-                            let etag = result.meta.e_tag.clone();
-                            let bytes = result
-                                .bytes()
-                                .await
-                                .map_err(|e| UpstreamError::failed(&url, e))?;
-                            Ok(Fetched::Body { bytes, etag })
-                        }
-                        Err(object_store::Error::NotModified { .. }) => Ok(Fetched::NotModified),
-                        Err(object_store::Error::NotFound { .. }) => Ok(Fetched::NotFound),
-                        Err(e) => Err(UpstreamError::failed(&url, e)),
-                    }
-                }
-                Self::Edge { client, base } => {
-                    let url = format!("{base}{}", doc.edge_path());
-                    let mut request = client.get(&url);
-                    if let Some(etag) = etag {
-                        request = request.header(http::header::IF_NONE_MATCH, etag);
-                    }
-                    let response = request
-                        .send()
-                        .await
-                        .map_err(|e| request_error(&url, e, timeout))?;
-                    match response.status() {
-                        StatusCode::NOT_MODIFIED => Ok(Fetched::NotModified),
-                        StatusCode::NOT_FOUND => Ok(Fetched::NotFound),
-                        StatusCode::OK => {
-                            let etag = response
-                                .headers()
-                                .get(http::header::ETAG)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_owned);
-                            let mut response = response;
-                            let mut body = bytes::BytesMut::new();
-                            while let Some(chunk) = response
-                                .chunk()
-                                .await
-                                .map_err(|e| request_error(&url, e, timeout))?
-                            {
-                                if (body.len() + chunk.len()) as u64 > MAX_DOC_BYTES {
-                                    return Err(too_large(&url));
-                                }
-                                body.extend_from_slice(&chunk);
-                            }
-                            Ok(Fetched::Body {
-                                bytes: body.freeze(),
-                                etag,
-                            })
-                        }
-                        status => Err(UpstreamError::Status {
-                            url,
-                            status: status.as_u16(),
-                        }),
-                    }
-                }
+                Self::Store(store) => store_doc(store, doc, etag).await,
+                Self::Edge { client, base } => edge_doc(client, base, doc, etag, timeout).await,
             }
         };
         tokio::time::timeout(timeout, read)
@@ -247,78 +185,8 @@ impl Upstream {
         let open = async {
             let url = url.clone();
             match self {
-                Self::Store(store) => {
-                    let range = match to {
-                        Some(to) => GetRange::Bounded(from..to + 1),
-                        None => GetRange::Offset(from),
-                    };
-                    let options = GetOptions {
-                        range: (from > 0 || to.is_some()).then_some(range),
-                        ..Default::default()
-                    };
-                    let path = StorePath::from(key.to_string());
-                    match store.inner().get_opts(&path, options).await {
-                        Ok(result) => {
-                            let len = result.meta.size;
-                            let chunks = result
-                                .into_stream()
-                                .map_err({
-                                    let url = url.clone();
-                                    move |e| UpstreamError::failed(&url, e)
-                                })
-                                .boxed();
-                            Ok(Some(ObjectBody { len, chunks }))
-                        }
-                        Err(object_store::Error::NotFound { .. }) => Ok(None),
-                        Err(e) => Err(UpstreamError::failed(&url, e)),
-                    }
-                }
-                Self::Edge { client, .. } => {
-                    let mut request = client.get(&url);
-                    if from > 0 || to.is_some() {
-                        let end = to.map(|t| t.to_string()).unwrap_or_default();
-                        request =
-                            request.header(http::header::RANGE, format!("bytes={from}-{end}"));
-                    }
-                    let response = request
-                        .send()
-                        .await
-                        .map_err(|e| request_error(&url, e, timeout))?;
-                    let len = match response.status() {
-                        StatusCode::NOT_FOUND => return Ok(None),
-                        StatusCode::OK if from == 0 => response.content_length(),
-                        StatusCode::PARTIAL_CONTENT => response
-                            .headers()
-                            .get(http::header::CONTENT_RANGE)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| content_range(v, from)),
-                        status => {
-                            return Err(UpstreamError::Status {
-                                url,
-                                status: status.as_u16(),
-                            })
-                        }
-                    };
-                    let Some(len) = len else {
-                        return Err(UpstreamError::failed(
-                            &url,
-                            "the answer does not say the object's size (Content-Length or Content-Range)",
-                        ));
-                    };
-                    let chunks = stream::unfold(Some(response), move |response| {
-                        let url = url.clone();
-                        async move {
-                            let mut response = response?;
-                            match response.chunk().await {
-                                Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
-                                Ok(None) => None,
-                                Err(e) => Some((Err(request_error(&url, e, timeout)), None)),
-                            }
-                        }
-                    })
-                    .boxed();
-                    Ok(Some(ObjectBody { len, chunks }))
-                }
+                Self::Store(store) => store_object(store, key, url, from, to).await,
+                Self::Edge { client, .. } => edge_object(client, url, from, to, timeout).await,
             }
         };
         let timed_out = UpstreamError::Timeout {
@@ -329,6 +197,164 @@ impl Upstream {
             .await
             .unwrap_or(Err(timed_out))
     }
+}
+
+/// `doc` from a store, unless its ETag is still `etag`.
+async fn store_doc(store: &Store, doc: &Doc, etag: Option<&str>) -> Result<Fetched, UpstreamError> {
+    let key = doc.key();
+    let options = GetOptions {
+        if_none_match: etag.map(str::to_owned),
+        ..Default::default()
+    };
+    let url = format!("{}/{key}", store.url());
+    match store.inner().get_opts(&StorePath::from(key), options).await {
+        Ok(result) if result.meta.size > MAX_DOC_BYTES => Err(too_large(&url)),
+        Ok(result) => {
+            let etag = result.meta.e_tag.clone();
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| UpstreamError::failed(&url, e))?;
+            Ok(Fetched::Body { bytes, etag })
+        }
+        Err(object_store::Error::NotModified { .. }) => Ok(Fetched::NotModified),
+        Err(object_store::Error::NotFound { .. }) => Ok(Fetched::NotFound),
+        Err(e) => Err(UpstreamError::failed(&url, e)),
+    }
+}
+
+/// `doc` from an edge's API, asked `If-None-Match: etag`; at most [`MAX_DOC_BYTES`].
+async fn edge_doc(
+    client: &reqwest::Client,
+    base: &str,
+    doc: &Doc,
+    etag: Option<&str>,
+    timeout: Duration,
+) -> Result<Fetched, UpstreamError> {
+    let url = format!("{base}{}", doc.edge_path());
+    let mut request = client.get(&url);
+    if let Some(etag) = etag {
+        request = request.header(http::header::IF_NONE_MATCH, etag);
+    }
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| request_error(&url, e, timeout))?;
+    match response.status() {
+        StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
+        StatusCode::NOT_FOUND => return Ok(Fetched::NotFound),
+        StatusCode::OK => {}
+        status => {
+            return Err(UpstreamError::Status {
+                url,
+                status: status.as_u16(),
+            })
+        }
+    }
+    let etag = response
+        .headers()
+        .get(http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| request_error(&url, e, timeout))?
+    {
+        if (body.len() + chunk.len()) as u64 > MAX_DOC_BYTES {
+            return Err(too_large(&url));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched::Body {
+        bytes: body.freeze(),
+        etag,
+    })
+}
+
+/// Bytes `from`..=`to` of `key` in a store (`url` names it in errors).
+async fn store_object(
+    store: &Store,
+    key: &ObjectKey,
+    url: String,
+    from: u64,
+    to: Option<u64>,
+) -> Result<Option<ObjectBody>, UpstreamError> {
+    let range = match to {
+        Some(to) => GetRange::Bounded(from..to + 1),
+        None => GetRange::Offset(from),
+    };
+    let options = GetOptions {
+        range: (from > 0 || to.is_some()).then_some(range),
+        ..Default::default()
+    };
+    let path = StorePath::from(key.to_string());
+    match store.inner().get_opts(&path, options).await {
+        Ok(result) => {
+            let len = result.meta.size;
+            let chunks = result
+                .into_stream()
+                .map_err(move |e| UpstreamError::failed(&url, e))
+                .boxed();
+            Ok(Some(ObjectBody { len, chunks }))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(UpstreamError::failed(&url, e)),
+    }
+}
+
+/// Bytes `from`..=`to` of the object at an edge's `url` (`/o/<key>`), with `Range`.
+async fn edge_object(
+    client: &reqwest::Client,
+    url: String,
+    from: u64,
+    to: Option<u64>,
+    timeout: Duration,
+) -> Result<Option<ObjectBody>, UpstreamError> {
+    let mut request = client.get(&url);
+    if from > 0 || to.is_some() {
+        let end = to.map(|t| t.to_string()).unwrap_or_default();
+        request = request.header(http::header::RANGE, format!("bytes={from}-{end}"));
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| request_error(&url, e, timeout))?;
+    let len = match response.status() {
+        StatusCode::NOT_FOUND => return Ok(None),
+        StatusCode::OK if from == 0 => response.content_length(),
+        StatusCode::PARTIAL_CONTENT => response
+            .headers()
+            .get(http::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| content_range(v, from)),
+        status => {
+            return Err(UpstreamError::Status {
+                url,
+                status: status.as_u16(),
+            })
+        }
+    };
+    let Some(len) = len else {
+        return Err(UpstreamError::failed(
+            &url,
+            "the answer does not say the object's size (Content-Length or Content-Range)",
+        ));
+    };
+    let chunks = stream::unfold(Some(response), move |response| {
+        let url = url.clone();
+        async move {
+            let mut response = response?;
+            match response.chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+                Ok(None) => None,
+                Err(e) => Some((Err(request_error(&url, e, timeout)), None)),
+            }
+        }
+    })
+    .boxed();
+    Ok(Some(ObjectBody { len, chunks }))
 }
 
 fn too_large(url: &str) -> UpstreamError {

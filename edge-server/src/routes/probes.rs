@@ -18,19 +18,13 @@ pub fn health() -> Response<Body> {
     text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
 }
 
-/// `/metrics`: the edge's metrics and, on a cache node, its cache's.
+/// `/metrics`: the edge's metrics and, on a cache node, its cache's (one
+/// registry holds both).
 pub fn metrics(edge: &Edge) -> Response<Body> {
-    let mut out = edge.metrics().render();
-    if let Some(cache) = edge.cache() {
-        let (objects, bytes) = cache.dir().usage();
-        cache
-            .stats()
-            .render(&mut out, (objects, bytes, cache.dir().budget()));
-    }
     text(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        out,
+        edge.metrics().render(),
     )
 }
 

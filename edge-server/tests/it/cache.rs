@@ -960,8 +960,7 @@ async fn partial_files_left_by_a_crash_are_resumed() {
     assert!(held(&cache_dir, &cut) && held(&cache_dir, &whole));
     // Only the cut object's missing part came from the upstream (and the
     // last byte held of each, asked again so that the range is never empty).
-    let mut out = String::new();
-    cache.stats().render(&mut out, (0, 0, 0));
+    let out = edge.metrics().render();
     let fetched = metric_sum(&out, "lowband_cache_bytes_total{source=\"upstream\"}");
     assert_eq!(fetched, 1_500_000 - 600_000 + 2, "{out}");
 }
@@ -1007,8 +1006,7 @@ async fn unreadable_manifests_from_upstream_are_refused_and_the_held_copy_served
         }
         tokio::time::sleep(Duration::from_millis(2100)).await; // past the retry pause
     }
-    let mut out = String::new();
-    cache.stats().render(&mut out, (0, 0, 0));
+    let out = edge.metrics().render();
     assert!(
         metric_sum(&out, "lowband_cache_upstream_errors_total{kind=\"failed\"}") >= 4,
         "{out}"
