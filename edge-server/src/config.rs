@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgMatches, FromArgMatches};
+use lowband_catalog::tokens::{Tokens, TokensError};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheConfig;
-use crate::server::{ServerConfig, MIN_HEADER_BYTES};
-use crate::tls::{self, TlsError};
+use crate::http::server::{ServerConfig, MIN_HEADER_BYTES};
+use crate::http::tls::{self, TlsError};
 use crate::EdgeConfig;
 
 /// Address the edge listens on when nothing says otherwise.
@@ -87,7 +88,7 @@ pub struct Settings {
     /// Seconds a cache node waits for its upstream before answering 504 (what it holds is still served) [default: 5].
     #[arg(long, env = "LOWBAND_UPSTREAM_TIMEOUT")]
     pub upstream_timeout: Option<u64>,
-    /// File of bearer tokens (one per line, at least 16 characters) allowed to call POST /admin/v1/purge/<module>.
+    /// File of bearer tokens allowed to call POST /admin/v1/purge/<module>: one per line, `<token> [name]`, at least 16 characters.
     #[arg(long, env = "LOWBAND_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 }
@@ -168,7 +169,7 @@ pub enum Problem {
     #[error(transparent)]
     Size(#[from] SizeError),
     #[error(transparent)]
-    Tokens(#[from] TokenError),
+    Tokens(#[from] TokensError),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("tls_cert and tls_key go together: give both or neither")]
@@ -273,10 +274,9 @@ impl Settings {
             self.upstream_timeout = None;
         }
         let admin_tokens = match &self.admin_token_file {
-            Some(path) => {
-                read_tokens(path).map_err(|e| ConfigError::new(STACKED, "admin_token_file", e))?
-            }
-            None => Vec::new(),
+            Some(path) => Tokens::from_file(path)
+                .map_err(|e| ConfigError::new(STACKED, "admin_token_file", e))?,
+            None => Tokens::default(),
         };
         self.check(STACKED)?;
         let tls = self.tls()?;
@@ -348,47 +348,6 @@ impl Settings {
 /// A value the defaults always give, unless a caller built settings without them.
 fn given<T>(key: &str, value: Option<T>) -> Result<T, ConfigError> {
     value.ok_or_else(|| ConfigError::new(STACKED, key, Problem::Missing))
-}
-
-/// Why a file of admin tokens cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("{}: cannot read", path.display())]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{}: holds no token", path.display())]
-    Empty { path: PathBuf },
-    #[error("{}: a token of {len} characters is too easy to guess (at least 16)", path.display())]
-    Short { path: PathBuf, len: usize },
-}
-
-/// Bearer tokens, one per line (blank lines and `#` comments skipped).
-pub fn read_tokens(path: &Path) -> Result<Vec<String>, TokenError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokenError::Unreadable {
-        path: path.to_owned(),
-        source,
-    })?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
-    if tokens.is_empty() {
-        return Err(TokenError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    if let Some(short) = tokens.iter().find(|t| t.len() < 16) {
-        return Err(TokenError::Short {
-            path: path.to_owned(),
-            len: short.len(),
-        });
-    }
-    Ok(tokens)
 }
 
 /// Why a text is not a size.

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use http::Request;
 use lowband_catalog::manifest::Manifest;
+use lowband_catalog::tokens::Tokens;
 use lowband_catalog::Store;
 
 use crate::cache::Cache;
@@ -33,7 +34,7 @@ pub struct EdgeConfig {
     /// How long a manifest is used before the store is asked again.
     pub manifest_ttl: Duration,
     /// Bearer tokens that may call the admin routes (none: no admin routes).
-    pub admin_tokens: Vec<String>,
+    pub admin_tokens: Tokens,
 }
 
 impl Default for EdgeConfig {
@@ -41,7 +42,7 @@ impl Default for EdgeConfig {
         Self {
             default_tier: "3g".into(),
             manifest_ttl: Duration::from_secs(5),
-            admin_tokens: Vec::new(),
+            admin_tokens: Tokens::default(),
         }
     }
 }

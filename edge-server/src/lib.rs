@@ -39,10 +39,3 @@ pub mod routes;
 
 pub use self::http::server::{serve, ServerConfig};
 pub use edge::{ClientAddr, Edge, EdgeConfig};
-
-// The paths these modules had before they were grouped, for the fuzz
-// targets, the integration tests and the code that still names them.
-pub use self::http::{body, conditional, error, multipart, range, server, tls};
-pub use choose::{estimate, signals};
-pub use objects::files;
-pub use routes::table as paths;

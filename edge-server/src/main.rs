@@ -118,7 +118,7 @@ fn main() -> ExitCode {
                     }
                 })
         }
-        Command::Sync(args) => sync(args),
+        Command::Sync(args) => sync(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,7 +145,7 @@ fn serve(resolved: Resolved) -> anyhow::Result<()> {
     // pool. Left at its default (512 threads), a busy edge grew ~60 of them
     // and spent ~40% of its core switching between them; a small pool per
     // core queues those short calls instead.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS_PER_CORE * cores)
@@ -178,7 +178,7 @@ fn serve(resolved: Resolved) -> anyhow::Result<()> {
     })
 }
 
-fn sync(args: SyncArgs) -> anyhow::Result<()> {
+fn sync(args: &SyncArgs) -> anyhow::Result<()> {
     let size = match &args.cache_size {
         Some(s) => parse_bytes(s).context("--cache-size")?,
         None => u64::MAX,
@@ -254,11 +254,10 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
+        let terminate = tokio::signal::unix::SignalKind::terminate();
+        let Ok(mut term) = tokio::signal::unix::signal(terminate) else {
+            return std::future::pending().await;
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

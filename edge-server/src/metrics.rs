@@ -21,8 +21,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::body::{Body, Meter, Metered};
 use crate::cache::Cache;
+use crate::http::body::{Body, Meter, Metered};
 
 /// Registered without the `_total` that the text format adds to a counter's name.
 const REQUESTS: &str = "lowband_edge_requests";
@@ -436,7 +436,7 @@ impl Metrics {
     }
 
     /// One `TCP_INFO` sample taken, by what the estimate made of it
-    /// ([`crate::estimate::Recorded::as_str`]).
+    /// ([`crate::choose::estimate::Recorded::as_str`]).
     pub fn connection_sample(&self, outcome: &'static str) {
         self.samples.get_or_create(&Sample { outcome }).inc();
     }
@@ -466,14 +466,14 @@ mod tests {
             RouteLabel::Asset,
             Some("2g"),
             StatusCode::PARTIAL_CONTENT,
-            crate::body::full("hello"),
+            crate::http::body::full("hello"),
         );
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
         let _ = m.response(
             RouteLabel::Object,
             None,
             StatusCode::NOT_FOUND,
-            crate::body::empty(),
+            crate::http::body::empty(),
         );
         m.saved(Some("2g"), 1000);
         m.selection(Some("2g"), "ect");

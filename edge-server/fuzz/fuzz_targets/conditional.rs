@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{IF_MATCH, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_UNMODIFIED_SINCE};
 use libfuzzer_sys::fuzz_target;
-use lowband_edge::conditional::{evaluate, last_modified, Outcome};
+use lowband_edge::http::conditional::{evaluate, last_modified, Outcome};
 use lowband_edge_fuzz::{headers, lines};
 
 const ETAG: &str = "\"e3b0c442\"";

@@ -7,8 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use lowband_catalog::{ModuleId, ObjectKey};
-use lowband_edge::error::EdgeError;
-use lowband_edge::paths::{route, Route};
+use lowband_edge::http::error::EdgeError;
+use lowband_edge::routes::table::{route, Route};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// What must be escaped for a segment to stay one segment of a path.

@@ -9,8 +9,8 @@
 
 use http::header::{HeaderMap, HeaderValue, IF_RANGE, RANGE};
 use libfuzzer_sys::fuzz_target;
-use lowband_edge::multipart::Multipart;
-use lowband_edge::range::{self, ByteRange, Ranged, MAX_RANGES};
+use lowband_edge::http::multipart::Multipart;
+use lowband_edge::http::range::{self, ByteRange, Ranged, MAX_RANGES};
 use lowband_edge_fuzz::lines;
 
 const ETAG: &str = "\"e3b0c442\"";

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use lowband_catalog::{Profile, Tier};
-use lowband_edge::signals::{client_tier, Reason, Signals};
+use lowband_edge::choose::signals::{client_tier, Reason, Signals};
 use lowband_edge_fuzz::{headers, lines};
 
 fn tiers() -> &'static [Tier] {

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -48,7 +48,7 @@ pub struct CacheDir {
 #[derive(Default)]
 struct Lru {
     /// Size, place in `order`, and when its file's mtime was last set.
-    entries: crate::files::KeyMap<Entry>,
+    entries: crate::objects::files::KeyMap<Entry>,
     /// Least recently used first.
     order: BTreeMap<u64, ObjectKey>,
     next: u64,
@@ -96,13 +96,13 @@ impl CacheDir {
     /// Opens (creating) the cache at `root` and rebuilds its index.
     pub fn open(root: &Path, budget: u64) -> io::Result<(Self, Scan)> {
         for sub in ["objects", "modules", "partial"] {
-            fs::create_dir_all(root.join(sub)).map_err(|e| with_path(e, &root.join(sub)))?;
+            fs::create_dir_all(root.join(sub)).map_err(|e| with_path(&e, &root.join(sub)))?;
         }
-        let root = root.canonicalize().map_err(|e| with_path(e, root))?;
+        let root = root.canonicalize().map_err(|e| with_path(&e, root))?;
         let mut found = Vec::new();
         let mut scan = Scan::default();
         let objects = root.join("objects");
-        for shard in fs::read_dir(&objects).map_err(|e| with_path(e, &objects))? {
+        for shard in fs::read_dir(&objects).map_err(|e| with_path(&e, &objects))? {
             let shard = shard?;
             if !shard.file_type()?.is_dir() {
                 remove_stray(&shard.path(), "not a cached object", &mut scan);
@@ -133,7 +133,7 @@ impl CacheDir {
         }
         found.sort_by_key(|a| a.0);
         let partial = root.join("partial");
-        for file in fs::read_dir(&partial).map_err(|e| with_path(e, &partial))? {
+        for file in fs::read_dir(&partial).map_err(|e| with_path(&e, &partial))? {
             let file = file?;
             let meta = file.metadata()?;
             let age = meta
@@ -237,9 +237,9 @@ impl CacheDir {
     ) -> io::Result<Vec<(ObjectKey, u64)>> {
         let path = self.object_path(key);
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
+            fs::create_dir_all(parent).map_err(|e| with_path(&e, parent))?;
         }
-        fs::rename(partial, &path).map_err(|e| with_path(e, partial))?;
+        fs::rename(partial, &path).map_err(|e| with_path(&e, partial))?;
         if let Some(parent) = path.parent() {
             sync_dir(parent)?;
         }
@@ -316,17 +316,7 @@ impl CacheDir {
 
 /// Hashes the file at `path`; true when it holds what `key` names.
 pub fn verify(path: &Path, key: &ObjectKey) -> io::Result<bool> {
-    let mut file = File::open(path)?;
-    let mut hasher = ContentHash::hasher();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish() == key.hash())
+    Ok(ContentHash::of_file(path)?.0 == key.hash())
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsynced, then renamed.
@@ -334,23 +324,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let parent = path
         .parent()
         .ok_or_else(|| io::Error::other(format!("{}: no parent directory", path.display())))?;
-    fs::create_dir_all(parent).map_err(|e| with_path(e, parent))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| with_path(e, parent))?;
-    io::Write::write_all(&mut tmp, bytes).map_err(|e| with_path(e, path))?;
-    tmp.as_file().sync_all().map_err(|e| with_path(e, path))?;
-    tmp.persist(path).map_err(|e| with_path(e.error, path))?;
+    fs::create_dir_all(parent).map_err(|e| with_path(&e, parent))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| with_path(&e, parent))?;
+    io::Write::write_all(&mut tmp, bytes).map_err(|e| with_path(&e, path))?;
+    tmp.as_file().sync_all().map_err(|e| with_path(&e, path))?;
+    tmp.persist(path).map_err(|e| with_path(&e.error, path))?;
     sync_dir(parent)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| with_path(e, dir))
+        .map_err(|e| with_path(&e, dir))
 }
 
 fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(with_path(e, path)),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(with_path(&e, path)),
         _ => Ok(()),
     }
 }
@@ -368,7 +358,7 @@ fn remove_stray(path: &Path, why: &str, scan: &mut Scan) {
 }
 
 /// The error with the path it concerns.
-pub fn with_path(e: io::Error, path: &Path) -> io::Error {
+pub fn with_path(e: &io::Error, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 

@@ -12,8 +12,13 @@
 //! A partial file is locked (`flock`) while filled, so a `sync` and a
 //! serving node sharing a directory never write one file twice.
 
+#![allow(
+    unsafe_code,
+    reason = "flock on a fill's partial file, so two cache nodes sharing a directory do not write it at once"
+)]
+
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
@@ -27,8 +32,8 @@ use tokio::sync::watch;
 
 use super::upstream::{Upstream, UpstreamError};
 use super::{CacheStats, RateLimit};
-use crate::files::CHUNK;
-use crate::range::ByteRange;
+use crate::http::range::ByteRange;
+use crate::objects::files::CHUNK;
 
 /// Times an interrupted transfer is resumed (with `Range`) before the fill fails.
 const RESUMES: u32 = 3;
@@ -116,7 +121,7 @@ impl Fill {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| Busy::Disk(super::disk::with_path(e, &path)))?;
+            .map_err(|e| Busy::Disk(super::disk::with_path(&e, &path)))?;
         // SAFETY: flock on a descriptor we own; no memory is involved.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = io::Error::last_os_error();
@@ -260,16 +265,7 @@ impl Partial {
             let mut hasher = ContentHash::hasher();
             let mut reader = &*reading;
             reader.seek(SeekFrom::Start(0))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut written = 0u64;
-            loop {
-                let n = reader.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                written += n as u64;
-            }
+            let written = hasher.read_from(reader)?;
             Ok((hasher, written))
         })
         .await

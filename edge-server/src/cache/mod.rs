@@ -24,7 +24,7 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use lowband_catalog::ObjectKey;
 use prometheus_client::registry::Registry;
 
-use crate::range::ByteRange;
+use crate::http::range::ByteRange;
 use disk::CacheDir;
 use docs::Docs;
 use fill::{Busy, Fill, FillError, Job, Progress};
@@ -63,7 +63,7 @@ pub struct Cache {
     upstream: Arc<Upstream>,
     dir: Arc<CacheDir>,
     docs: Arc<Docs>,
-    fills: Mutex<crate::files::KeyMap<Arc<Fill>>>,
+    fills: Mutex<crate::objects::files::KeyMap<Arc<Fill>>>,
     /// Keys the upstream lately said it does not have.
     absent: moka::sync::Cache<ObjectKey, ()>,
     stats: Arc<CacheStats>,
@@ -375,7 +375,7 @@ impl RateLimit {
     }
 }
 
-impl From<MissError> for crate::error::EdgeError {
+impl From<MissError> for crate::http::error::EdgeError {
     fn from(e: MissError) -> Self {
         match e {
             MissError::NotFound => Self::NotFound,

@@ -198,26 +198,26 @@ impl Collector for Usage {
             &mut encoder,
             "lowband_cache_hit_ratio",
             "Share of object lookups answered from disk since start.",
-            ConstGauge::new(ratio),
+            &ConstGauge::new(ratio),
         )?;
         let (objects, bytes) = self.dir.usage();
         gauge(
             &mut encoder,
             "lowband_cache_objects",
             "Objects in the cache directory.",
-            ConstGauge::new(objects),
+            &ConstGauge::new(objects),
         )?;
         gauge(
             &mut encoder,
             "lowband_cache_size_bytes",
             "Bytes of objects in the cache directory.",
-            ConstGauge::new(bytes),
+            &ConstGauge::new(bytes),
         )?;
         gauge(
             &mut encoder,
             "lowband_cache_budget_bytes",
             "The byte budget (--cache-size).",
-            ConstGauge::new(self.dir.budget()),
+            &ConstGauge::new(self.dir.budget()),
         )
     }
 }
@@ -226,7 +226,7 @@ fn gauge<N>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: ConstGauge<N>,
+    value: &ConstGauge<N>,
 ) -> std::fmt::Result
 where
     ConstGauge<N>: EncodeMetric,

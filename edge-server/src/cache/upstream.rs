@@ -239,7 +239,7 @@ async fn edge_doc(
     let mut response = request
         .send()
         .await
-        .map_err(|e| request_error(&url, e, timeout))?;
+        .map_err(|e| request_error(&url, &e, timeout))?;
     match response.status() {
         StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
         StatusCode::NOT_FOUND => return Ok(Fetched::NotFound),
@@ -260,7 +260,7 @@ async fn edge_doc(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| request_error(&url, e, timeout))?
+        .map_err(|e| request_error(&url, &e, timeout))?
     {
         if (body.len() + chunk.len()) as u64 > MAX_DOC_BYTES {
             return Err(too_large(&url));
@@ -320,7 +320,7 @@ async fn edge_object(
     let response = request
         .send()
         .await
-        .map_err(|e| request_error(&url, e, timeout))?;
+        .map_err(|e| request_error(&url, &e, timeout))?;
     let len = match response.status() {
         StatusCode::NOT_FOUND => return Ok(None),
         StatusCode::OK if from == 0 => response.content_length(),
@@ -349,7 +349,7 @@ async fn edge_object(
             match response.chunk().await {
                 Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
                 Ok(None) => None,
-                Err(e) => Some((Err(request_error(&url, e, timeout)), None)),
+                Err(e) => Some((Err(request_error(&url, &e, timeout)), None)),
             }
         }
     })
@@ -373,7 +373,7 @@ fn content_range(value: &str, from: u64) -> Option<u64> {
         .flatten()
 }
 
-fn request_error(url: &str, e: reqwest::Error, timeout: Duration) -> UpstreamError {
+fn request_error(url: &str, e: &reqwest::Error, timeout: Duration) -> UpstreamError {
     if e.is_timeout() {
         UpstreamError::Timeout {
             url: url.to_owned(),

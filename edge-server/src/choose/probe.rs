@@ -7,6 +7,11 @@
 //! [`MIN_SAMPLE_INTERVAL`] and only once [`MIN_BYTES_ACKED`] more could
 //! have been acknowledged, so small responses cost no system call.
 
+#![allow(
+    unsafe_code,
+    reason = "getsockopt(TCP_INFO) on the connection's socket, which std does not offer"
+)]
+
 use std::net::IpAddr;
 use std::time::Instant;
 

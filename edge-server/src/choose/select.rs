@@ -503,7 +503,7 @@ mod tests {
             ],
         );
         let enc = |list: &[&str]| Signals {
-            encodings: list.iter().map(|s| s.to_string()).collect(),
+            encodings: list.iter().map(std::string::ToString::to_string).collect(),
             ..Default::default()
         };
         assert_eq!(pick(&a, 1, &enc(&["gzip", "br"])), "br");

@@ -29,7 +29,7 @@ pub enum TlsError {
 /// A server configuration from PEM files: `cert` holds the chain, leaf first.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .and_then(std::iter::Iterator::collect::<Result<Vec<_>, _>>)
         .map_err(|source| TlsError::Certificate {
             path: cert.to_owned(),
             source,

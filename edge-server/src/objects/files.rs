@@ -25,6 +25,11 @@
 //! send). Stored objects are only ever replaced by rename, never truncated
 //! in place: a mapping then keeps the bytes it was made from.
 
+#![allow(
+    unsafe_code,
+    reason = "preadv2 with RWF_NOWAIT (read only if cached) and posix_fadvise, which std does not offer"
+)]
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;

@@ -6,6 +6,11 @@
 //! range. memmap2 makes the mapping; the residency check stays here, a
 //! `mincore` call on its pages.
 
+#![allow(
+    unsafe_code,
+    reason = "mapping a file (memmap2 needs the file not to shrink under it: objects are immutable and replaced only by rename) and asking mincore which of its pages are resident"
+)]
+
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -36,7 +36,7 @@ pub fn catalog_page(modules: &[CatalogEntry<'_>], w: &Words) -> String {
         w.lang(),
         &w.get("catalog-description"),
         &w.get("catalog-title"),
-        body,
+        &body,
     )
     .into_string()
 }

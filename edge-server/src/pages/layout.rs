@@ -28,7 +28,7 @@ static STYLE_WITH_FONTS: LazyLock<String> = LazyLock::new(|| STYLE.replace("FONT
 
 /// A whole page: `body` in a document of language `lang`, with its
 /// description, title and the pages' style.
-pub fn document(lang: &str, description: &str, title: &str, body: Markup) -> Markup {
+pub fn document(lang: &str, description: &str, title: &str, body: &Markup) -> Markup {
     html! {
         (PreEscaped("<!doctype html>"))
         html lang=(lang) {

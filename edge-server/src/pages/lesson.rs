@@ -64,7 +64,7 @@ pub fn lesson_page(l: &Lesson<'_>) -> String {
         }
     };
     let description = format!("{name}: {title}");
-    document(lang, &description, &format!("{name} · {title}"), body).into_string()
+    document(lang, &description, &format!("{name} · {title}"), &body).into_string()
 }
 
 /// The player: nothing is fetched before a tap but the poster (and the

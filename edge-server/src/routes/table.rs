@@ -312,7 +312,7 @@ mod tests {
         ] {
             let r = route(raw);
             assert!(
-                matches!(r, Err(EdgeError::BadRequest(_)) | Err(EdgeError::NotFound)),
+                matches!(r, Err(EdgeError::BadRequest(_) | EdgeError::NotFound)),
                 "{raw} routed to {r:?}"
             );
         }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use lowband_catalog::manifest::{Asset, AssetKind, Manifest, Variant, VariantKind};
 use lowband_catalog::{ContentHash, Store};
-use lowband_edge::estimate::TcpSample;
+use lowband_edge::choose::estimate::TcpSample;
 use lowband_edge::{ClientAddr, Edge, EdgeConfig, ServerConfig};
 
 use crate::support::{get, request, Got, Serving};

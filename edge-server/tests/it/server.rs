@@ -2,6 +2,11 @@
 //! and greedy clients, many keep-alive connections at once, and TLS with
 //! HTTP/1.1 and HTTP/2 by ALPN.
 
+#![allow(
+    unsafe_code,
+    reason = "getrlimit, to size the many-connections test to the descriptors allowed"
+)]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -79,7 +84,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8
     loop {
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(seen),
+            Ok(Ok(0) | Err(_)) => return Some(seen),
             Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
         }
     }
@@ -399,7 +404,7 @@ async fn tls_serves_http2_and_http1_by_alpn() {
     let payload = Bytes::from_static(b"a lesson over TLS");
     let (object, _): (ObjectKey, bool) = store.put_object(payload.clone(), "txt").await.unwrap();
     let config = ServerConfig {
-        tls: Some(lowband_edge::tls::server_config(&cert, &key).unwrap()),
+        tls: Some(lowband_edge::http::tls::server_config(&cert, &key).unwrap()),
         ..ServerConfig::default()
     };
     let server = start(store, config).await;

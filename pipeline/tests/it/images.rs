@@ -73,12 +73,12 @@ fn png(image: &DynamicImage, icc: Option<Vec<u8>>) -> Vec<u8> {
 }
 
 /// A PNG chunk with its CRC.
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+fn chunk(kind: [u8; 4], data: &[u8]) -> Vec<u8> {
     let mut crc = flate2::Crc::new();
-    crc.update(kind);
+    crc.update(&kind);
     crc.update(data);
     let mut c = (data.len() as u32).to_be_bytes().to_vec();
-    c.extend_from_slice(kind);
+    c.extend_from_slice(&kind);
     c.extend_from_slice(data);
     c.extend_from_slice(&crc.sum().to_be_bytes());
     c
@@ -90,12 +90,12 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     let mut ihdr = w.to_be_bytes().to_vec();
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    p.extend(chunk(b"IHDR", &ihdr));
+    p.extend(chunk(*b"IHDR", &ihdr));
     p.extend(chunk(
-        b"IDAT",
+        *b"IDAT",
         &[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
     ));
-    p.extend(chunk(b"IEND", &[]));
+    p.extend(chunk(*b"IEND", &[]));
     p
 }
 

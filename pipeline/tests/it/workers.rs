@@ -271,7 +271,7 @@ async fn killed_worker_mid_transcode_still_completes_the_module_once() {
         assert_ne!(s.state, JobState::Done, "the module finished before a transcode could be interrupted: make the test videos longer");
         s.assets
             .iter()
-            .find(|a| a.state == JobState::Running && a.fraction > 0.0 && a.fraction < 0.9 && a.path.ends_with(".mp4"))
+            .find(|a| a.state == JobState::Running && a.fraction > 0.0 && a.fraction < 0.9 && a.path.to_ascii_lowercase().ends_with(".mp4"))
             .map(|a| (a.path.clone(), a.pid.unwrap()))
     })
     .await;
@@ -457,7 +457,7 @@ async fn a_job_that_always_fails_ends_on_the_dead_letter_subject() {
         .headers
         .as_ref()
         .and_then(|h| h.get("Lowband-Error"))
-        .map(|v| v.to_string());
+        .map(std::string::ToString::to_string);
     let letter: DeadLetter = serde_json::from_slice(&letter.payload).unwrap();
     assert_eq!(letter.path.as_deref(), Some("lessons/bad.mp4"));
     assert_eq!(letter.attempts, 3);
