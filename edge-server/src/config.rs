@@ -19,8 +19,8 @@ use lowband_catalog::tokens::{Tokens, TokensError};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::CacheConfig;
-use crate::http::server::{ServerConfig, MIN_HEADER_BYTES};
 use crate::http::tls::{self, TlsError};
+use crate::server::{ServerConfig, MIN_HEADER_BYTES};
 use crate::EdgeConfig;
 
 /// Address the edge listens on when nothing says otherwise.

@@ -5,7 +5,7 @@
 //! each client's connections measured. It answers requests through the
 //! route table ([`crate::routes`]): [`Edge::handle`] takes a plain
 //! `http::Request` and returns a response, so tests drive it without
-//! sockets; [`crate::http::server`] wires it to hyper.
+//! sockets; [`crate::server`] wires it to hyper.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

@@ -14,14 +14,20 @@
 //!   lesson pages (maud templates) and the HLS playlists.
 //! - [`objects`]: sending stored objects: headers prepared per manifest,
 //!   files read straight from a `file://` store, validators, ranges, bodies.
-//! - [`http`]: HTTP apart from lowband: the server and its connections,
-//!   TLS, bodies, the RFC 9110 rules for ranges and validators, how
-//!   responses are made, and the one place errors become responses.
+//! - [`server`]: the port and its connections over hyper, within their
+//!   limits; it hands each request to the [`Edge`].
+//! - [`http`]: HTTP apart from lowband, at the bottom: TLS identities,
+//!   bodies, the RFC 9110 rules for ranges and validators, how responses
+//!   are made, and the one place errors become responses.
 //! - [`edge`] is the state every request shares ([`Edge`]); [`manifests`]
 //!   the manifests and index as last read; [`bounded`] the maps the request
 //!   path looks up (and why they are not moka); [`cache`] a cache node's
 //!   disk cache of an upstream; [`config`] the settings; [`metrics`] what
 //!   is counted.
+//!
+//! The modules only point down: `http`, `bounded` and `choose` at the
+//! bottom; then `cache`, `metrics`, `objects`, `manifests`; then `edge`,
+//! `pages`, `routes`; `server` and `config` on top.
 //!
 //! The edge never links FFmpeg.
 
@@ -36,6 +42,7 @@ pub mod metrics;
 pub mod objects;
 pub mod pages;
 pub mod routes;
+pub mod server;
 
-pub use self::http::server::{serve, ServerConfig};
 pub use edge::{ClientAddr, Edge, EdgeConfig};
+pub use server::{serve, ServerConfig};

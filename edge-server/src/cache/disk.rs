@@ -48,7 +48,7 @@ pub struct CacheDir {
 #[derive(Default)]
 struct Lru {
     /// Size, place in `order`, and when its file's mtime was last set.
-    entries: crate::objects::files::KeyMap<Entry>,
+    entries: crate::bounded::KeyMap<Entry>,
     /// Least recently used first.
     order: BTreeMap<u64, ObjectKey>,
     next: u64,

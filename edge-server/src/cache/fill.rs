@@ -32,8 +32,8 @@ use tokio::sync::watch;
 
 use super::upstream::{Upstream, UpstreamError};
 use super::{CacheStats, RateLimit};
+use crate::http::body::CHUNK;
 use crate::http::range::ByteRange;
-use crate::objects::files::CHUNK;
 
 /// Times an interrupted transfer is resumed (with `Range`) before the fill fails.
 const RESUMES: u32 = 3;

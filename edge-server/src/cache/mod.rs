@@ -63,7 +63,7 @@ pub struct Cache {
     upstream: Arc<Upstream>,
     dir: Arc<CacheDir>,
     docs: Arc<Docs>,
-    fills: Mutex<crate::objects::files::KeyMap<Arc<Fill>>>,
+    fills: Mutex<crate::bounded::KeyMap<Arc<Fill>>>,
     /// Keys the upstream lately said it does not have.
     absent: moka::sync::Cache<ObjectKey, ()>,
     stats: Arc<CacheStats>,

@@ -5,6 +5,10 @@ use futures::{Stream, TryStreamExt};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
 
+/// Largest piece read at once: a body is streamed in pieces of this size,
+/// so a connection holds at most one of them.
+pub const CHUNK: u64 = 256 * 1024;
+
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {

@@ -30,7 +30,6 @@
     reason = "preadv2 with RWF_NOWAIT (read only if cached) and posix_fadvise, which std does not offer"
 )]
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -46,17 +45,9 @@ use lowband_catalog::ObjectKey;
 
 use super::mapped::Mapped;
 use crate::bounded::Bounded;
+use crate::http::body::CHUNK;
 use crate::http::conditional;
 use crate::http::range::ByteRange;
-
-/// A map keyed by object keys. Keys are SHA-256 digests, so a fast hash
-/// (foldhash, seeded per process) does: SipHash was ~1.5% of a hot
-/// edge's instructions.
-pub type KeyMap<V> = HashMap<ObjectKey, V, foldhash::fast::RandomState>;
-
-/// Largest piece read at once: a body is streamed in pieces of this size,
-/// so a connection holds at most one of them.
-pub const CHUNK: u64 = 256 * 1024;
 
 /// Objects up to this size keep their bytes in memory while their
 /// descriptor is cached.
@@ -83,21 +74,17 @@ const OPEN_TTL: Duration = Duration::from_secs(10);
 /// which connections share).
 const OPEN_MAX: usize = 256;
 
-/// Values for object keys, each good for a while (a cache node's keys its
-/// upstream lacks).
-pub type RecentMap<V> = Bounded<ObjectKey, V, foldhash::fast::RandomState>;
-
 /// Recently opened objects of one `file://` store, shared by all requests.
 pub struct OpenFiles {
     dir: PathBuf,
-    open: RecentMap<LocalObject>,
+    open: Bounded<ObjectKey, LocalObject, foldhash::fast::RandomState>,
 }
 
 impl OpenFiles {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
-            open: RecentMap::new(OPEN_TTL, OPEN_MAX),
+            open: Bounded::new(OPEN_TTL, OPEN_MAX),
         }
     }
 

@@ -17,11 +17,11 @@ use lowband_catalog::{media_type, ObjectKey, Store, StoreError};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
-use super::files::{self, LocalObject, OpenFiles};
+use super::files::{LocalObject, OpenFiles};
 use super::prepared::ObjectHeaders;
 use crate::cache::fill::Fill;
 use crate::cache::{Cache, Miss};
-use crate::http::body::{self, Body};
+use crate::http::body::{self, Body, CHUNK};
 use crate::http::conditional;
 use crate::http::error::EdgeError;
 use crate::http::multipart::{self, Multipart};
@@ -337,12 +337,12 @@ async fn local_body(
             }
         }
     };
-    if range.len() <= files::CHUNK {
+    if range.len() <= CHUNK {
         return Ok(body::full(read(range).await?));
     }
     let first = ByteRange {
         start: range.start,
-        end: range.start + files::CHUNK - 1,
+        end: range.start + CHUNK - 1,
     };
     let head = read(first).await?;
     let rest = object.stream(ByteRange {

@@ -19,8 +19,8 @@ use hyper_util::server::conn::auto;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
-use super::body::{Meter, Metered};
 use crate::choose::probe::Probe;
+use crate::http::body::{Meter, Metered};
 use crate::metrics::CloseReason;
 use crate::Edge;
 

@@ -15,6 +15,8 @@
 //! edge's per-client estimate of the link; each request is handled with
 //! the peer's address so the estimate can be looked up.
 
+pub mod conn;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,10 +28,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-use super::conn::{self, Conn, Limits, Stop, CLOSE_GRACE};
 use crate::choose::probe::Probe;
 use crate::metrics::CloseReason;
 use crate::Edge;
+use conn::{Conn, Limits, Stop, CLOSE_GRACE};
 
 /// Smallest header bound hyper accepts (its minimum read buffer).
 pub const MIN_HEADER_BYTES: usize = 8192;
