@@ -74,13 +74,19 @@ fn local_path(url: &str) -> &FsPath {
 }
 
 /// Creates a store directory if needed; its absolute path.
-fn open_dir(dir: &FsPath) -> Result<PathBuf, String> {
+fn open_dir(url: &str, dir: &FsPath) -> Result<PathBuf, StoreError> {
+    let fail = |reason: String| StoreError::Url {
+        url: url.to_owned(),
+        reason,
+        source: None,
+    };
     if dir.as_os_str().is_empty() {
-        return Err("no directory".into());
+        return Err(fail("no directory".into()));
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     dir.canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))
+        .map_err(|e| fail(format!("cannot resolve {}: {e}", dir.display())))
 }
 
 /// A store behind a URL object_store knows: its own parser recognises the
@@ -139,17 +145,12 @@ pub struct Store {
 impl Store {
     /// Opens a store from its URL (see the module documentation).
     pub fn open(url: &str) -> Result<Self, StoreError> {
-        let bad = |reason: String| StoreError::Url {
-            url: url.to_owned(),
-            reason,
-            source: None,
-        };
         let mut local_dir = None;
         let inner: Arc<dyn ObjectStore> = if url == "memory://" {
             Arc::new(InMemory::new())
         } else if url.starts_with("file://") || !url.contains("://") {
             let dir = local_path(url);
-            local_dir = Some(open_dir(dir).map_err(bad)?);
+            local_dir = Some(open_dir(url, dir)?);
             let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Url {
                 url: url.to_owned(),
                 reason: "cannot open the directory".into(),
