@@ -41,3 +41,8 @@ choice-3g = Standard
 choice-4g = Better
 detail-sound-only = sound only
 detail-slides = pictures when the slide changes
+
+## A course page as the pipeline rewrites it
+
+# After a video in an author's page: a link to its lesson page.
+course-lesson-link = Lesson page: choose the quality, from { $size }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lowband_catalog::manifest::{Asset, AssetKind, Caption, Manifest, ModuleInfo, MANIFEST_SCHEMA};
-use lowband_catalog::{ModuleId, Profile, Store, StoreError};
+use lowband_catalog::{Profile, Store, StoreError};
 
 use super::asset::{render_asset, Tally};
 use super::context::Context;
@@ -41,7 +41,7 @@ pub async fn publish_module(
     info: &ModuleInfo,
     slots: Vec<Slot>,
 ) -> Result<Finished, IngestError> {
-    let (mut assets, pages) = render_pages(ctx, &info.id, slots).await?;
+    let (mut assets, pages) = render_pages(ctx, info, slots).await?;
     link_captions(&mut assets);
     let published_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -73,7 +73,7 @@ pub async fn publish_module(
 /// Every slot as an asset, the pages rendered against what the rest became.
 async fn render_pages(
     ctx: &Context<'_>,
-    module: &ModuleId,
+    module: &ModuleInfo,
     slots: Vec<Slot>,
 ) -> Result<(Vec<Asset>, Tally), IngestError> {
     let mut tally = Tally::default();
@@ -107,7 +107,7 @@ async fn render_pages(
 /// What pages can point at: the module's other assets, and the videos'
 /// placeholders read back from the store to be inlined as posters.
 async fn module_view(
-    module: &ModuleId,
+    module: &ModuleInfo,
     profile: &Profile,
     done: &[&Asset],
     store: &Store,
@@ -127,7 +127,8 @@ async fn module_view(
         }
     }
     Ok(ModuleView {
-        id: module.to_string(),
+        id: module.id.to_string(),
+        language: module.language.clone(),
         tiers: profile.tiers.iter().map(|t| t.name.clone()).collect(),
         assets: done
             .iter()

@@ -35,6 +35,8 @@ pub use lowband_catalog::manifest::ORIGINAL_VARIANT as ORIGINAL;
 #[derive(Debug, Clone, Default)]
 pub struct ModuleView {
     pub id: String,
+    /// The module's language (BCP 47), which what a rewrite adds is written in.
+    pub language: Option<String>,
     /// Tier names, slowest first.
     pub tiers: Vec<String>,
     /// Every rendered asset that is not a page, by logical path.
@@ -48,9 +50,10 @@ impl ModuleView {
     /// derivation: change an image and the pages showing it are re-rendered.
     pub fn digest(&self) -> ContentHash {
         let mut text = format!(
-            "{}\n{}\n{}\n",
+            "{}\n{}\n{}\n{}\n",
             rewrite::REWRITE_VERSION,
             self.id,
+            self.language.as_deref().unwrap_or_default(),
             self.tiers.join(",")
         );
         for (path, asset) in &self.assets {

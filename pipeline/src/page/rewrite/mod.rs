@@ -37,6 +37,7 @@ use lol_html::{
     doc_text, element, end, DocumentContentHandlers, ElementContentHandlers, EndTagHandler,
     HandlerResult, RewriteStrSettings, Selector,
 };
+use lowband_catalog::i18n;
 use lowband_catalog::manifest::{AssetKind, VariantKind};
 use lowband_catalog::urls::{asset_url, megabytes};
 
@@ -347,10 +348,21 @@ impl Ctx<'_> {
         // After the player, a link to the edge's lesson page for this video:
         // what each quality costs, a choice, captions, a download.
         if let Some((url, from)) = path.as_deref().and_then(|p| self.lesson(p)) {
+            let messages = i18n::messages();
+            let asked = i18n::Asked {
+                module: self.module.language.as_deref(),
+                ..i18n::Asked::default()
+            };
+            let lang = i18n::choose(messages, &asked);
+            let mut args = i18n::FluentArgs::new();
+            args.set("size", from);
+            let text = messages.text_with(lang, "course-lesson-link", &args);
             el.after(
                 &format!(
-                    "<p lang=\"en\"><a href=\"{}\">Lesson page: choose the quality, from {from}</a></p>",
-                    escape(&url)
+                    "<p lang=\"{}\"><a href=\"{}\">{}</a></p>",
+                    messages.tag(lang),
+                    escape(&url),
+                    escape(&text)
                 ),
                 ContentType::Html,
             );
@@ -394,7 +406,11 @@ impl Ctx<'_> {
     }
 }
 
-/// Escapes text for a double-quoted attribute value.
+/// Escapes text for a double-quoted attribute value or element text. The
+/// rewrite inserts raw HTML around an author's element (an `<a>` opened
+/// before it and closed after it, a `<picture>`'s sources): halves of
+/// elements that a template crate cannot write, so the few values it
+/// inserts are escaped here.
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('"', "&quot;")
@@ -469,6 +485,7 @@ mod tests {
         }
         ModuleView {
             id: "tq".into(),
+            language: None,
             tiers: ["slow-2g", "2g", "3g", "4g"].map(String::from).to_vec(),
             assets,
             posters: [(
