@@ -14,6 +14,7 @@ pub mod keys;
 pub mod manifest;
 pub mod media_type;
 pub mod profile;
+pub mod report;
 pub mod store;
 pub mod strict_toml;
 #[cfg(feature = "test-support")]

@@ -123,7 +123,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lowband-edge: {e:#}");
+            eprintln!(
+                "lowband-edge: {}",
+                lowband_catalog::report::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }

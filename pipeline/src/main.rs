@@ -186,26 +186,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lowband-pipeline: {}", story(&e));
+            eprintln!(
+                "lowband-pipeline: {}",
+                lowband_catalog::report::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, each cause said once: the library's
-/// messages already include their cause's text, a context added here does
-/// not. A cause told over several lines adds its first.
-fn story(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        let first = cause.lines().next().unwrap_or_default();
-        if !first.is_empty() && !text.contains(first) {
-            text.push_str(": ");
-            text.push_str(first);
-        }
-    }
-    text
 }
 
 fn ingest(
