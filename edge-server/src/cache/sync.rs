@@ -333,65 +333,32 @@ pub fn objects_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lowband_catalog::manifest::{
-        Asset, AssetKind, Caption, ModuleInfo, SourceInfo, VariantKind, MANIFEST_SCHEMA,
-    };
-    use lowband_catalog::{ContentHash, Profile};
+    use lowband_catalog::manifest::{Asset, AssetKind, Caption, VariantKind};
 
     fn manifest() -> Manifest {
-        let v = |name: &str, kind: VariantKind, tier: &str, bytes: u64| Variant {
-            playlist: Some(ObjectKey::for_bytes(
-                format!("{name}.m3u8").as_bytes(),
-                "m3u8",
-            )),
-            ..Variant::new(
-                name,
-                kind,
-                tier,
-                ObjectKey::for_bytes(name.as_bytes(), "mp4"),
-                bytes,
-                "video/mp4",
-            )
+        let v = |name: &str, kind: VariantKind, tier: &str, bytes: u64| {
+            let key = ObjectKey::for_bytes(name.as_bytes(), "mp4");
+            let playlist = ObjectKey::for_bytes(format!("{name}.m3u8").as_bytes(), "m3u8");
+            Variant::builder(name, kind, tier, key, bytes, "video/mp4").playlist(playlist)
         };
-        Manifest {
-            schema: MANIFEST_SCHEMA,
-            module: ModuleInfo {
-                id: ModuleId::parse("m").unwrap(),
-                title: "m".into(),
-                language: Some("km".into()),
-            },
-            profile: "default".into(),
-            tiers: Profile::builtin_default().tiers,
-            published_at: 0,
-            assets: vec![Asset {
-                path: "intro.mkv".into(),
-                kind: AssetKind::Video,
-                source: SourceInfo {
-                    bytes: 1,
-                    hash: ContentHash::of(b""),
-                    mime: "video/x-matroska".into(),
-                },
-                derivation: ContentHash::of(b""),
-                duration: Some(60.0),
-                captions: vec![Caption {
-                    path: "intro.mkv#2".into(),
-                    language: Some("eng".into()),
-                    key: Some(ObjectKey::for_bytes(b"WEBVTT", "vtt")),
-                }],
-                placeholder: None,
-                variants: vec![
-                    v("144p", VariantKind::Video, "2g", 400),
-                    v("480p", VariantKind::Video, "4g", 3000),
-                    v("audio-aac", VariantKind::Audio, "slow-2g", 200),
-                    // Of a faster tier than the main audio: it must not displace it.
-                    Variant {
-                        language: Some("eng".into()),
-                        alternate: true,
-                        ..v("audio-eng", VariantKind::Audio, "2g", 150)
-                    },
-                ],
-            }],
-        }
+        let intro = Asset::builder("intro.mkv", AssetKind::Video)
+            .duration(60.0)
+            .caption(Caption {
+                path: "intro.mkv#2".into(),
+                language: Some("eng".into()),
+                key: Some(ObjectKey::for_bytes(b"WEBVTT", "vtt")),
+            })
+            .variants([
+                v("144p", VariantKind::Video, "2g", 400).build(),
+                v("480p", VariantKind::Video, "4g", 3000).build(),
+                v("audio-aac", VariantKind::Audio, "slow-2g", 200).build(),
+                // Of a faster tier than the main audio: it must not displace it.
+                v("audio-eng", VariantKind::Audio, "2g", 150)
+                    .language("eng")
+                    .alternate(true)
+                    .build(),
+            ]);
+        Manifest::builder("m").language("km").asset(intro).build()
     }
 
     fn names(m: &Manifest, tiers: &[&str]) -> Vec<String> {
